@@ -1,0 +1,1 @@
+"""mvtools.calibration"""

@@ -1,0 +1,238 @@
+"""Camera geometry on batched numpy arrays.
+
+Conventions (used everywhere in mvtools):
+- World frame: millimetres. Camera frame: x right, y down, z forward (OpenCV); points in front have z > 0.
+- Extrinsics are world->camera: ``X_cam = R @ X_world + t`` with ``t`` in mm (an OpenCV tvec).
+  The camera centre in world mm is ``C = -R.T @ t``.
+- Intrinsics in pixels: fx, fy, cx, cy. Distortion model is either ``"h36m"`` (the Human3.6M /
+  VideoPose3D formula, coefficients k1, k2, k3 radial and p1, p2 = VideoPose3D's tangential_distortion
+  [t0, t1]), ``"opencv"`` (Brown-Conrady as in cv2.projectPoints, k1, k2, p1, p2, k3) or ``"none"``.
+- Relative transform between two cameras in the paper's form (Li et al., eq. 3-4):
+  ``Y_2 = R_1to2 @ (Y_1 - t_1to2)`` with ``R_1to2 = R_2 R_1^T`` and ``t_1to2 = R_1 (C_2 - C_1)`` (mm).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+
+# ----------------------------------------------------------------------------- rotations
+def quat_to_rotmat(q: np.ndarray) -> np.ndarray:
+    """Unit quaternions (..., 4) as [w, x, y, z] -> rotation matrices (..., 3, 3)."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+    ], -2)
+
+
+def rodrigues(rvec: np.ndarray) -> np.ndarray:
+    """Rotation vectors (..., 3) in radians -> rotation matrices (..., 3, 3) (same as cv2.Rodrigues)."""
+    rvec = np.asarray(rvec, dtype=np.float64)
+    theta = np.linalg.norm(rvec, axis=-1, keepdims=True)
+    k = np.where(theta > 1e-12, rvec / np.maximum(theta, 1e-300), 0.0)
+    kx, ky, kz = np.moveaxis(k, -1, 0)
+    zero = np.zeros_like(kx)
+    K = np.stack([np.stack([zero, -kz, ky], -1), np.stack([kz, zero, -kx], -1),
+                  np.stack([-ky, kx, zero], -1)], -2)
+    th = theta[..., None]
+    eye = np.broadcast_to(np.eye(3), K.shape)
+    return eye + np.sin(th) * K + (1 - np.cos(th)) * (K @ K)
+
+
+def rotmat_to_rodrigues(R: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) -> rotation vectors (..., 3) in radians."""
+    R = np.asarray(R, dtype=np.float64)
+    flat = R.reshape(-1, 3, 3)
+    out = np.empty((flat.shape[0], 3))
+    import cv2  # local: OpenCV handles the angle-near-pi cases robustly
+
+    for i, r in enumerate(flat):
+        out[i] = cv2.Rodrigues(np.ascontiguousarray(r))[0][:, 0]
+    return out.reshape(R.shape[:-2] + (3,))
+
+
+def rotation_angle_deg(R_a: np.ndarray, R_b: np.ndarray) -> np.ndarray:
+    """Geodesic angle (degrees) between rotations (..., 3, 3)."""
+    M = np.swapaxes(R_a, -1, -2) @ R_b
+    c = (np.trace(M, axis1=-2, axis2=-1) - 1) / 2
+    return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
+
+
+def angle_between_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angle (degrees) between vectors (..., 3)."""
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1.0, 1.0)))
+
+
+def look_at(C: np.ndarray, target: np.ndarray, up: np.ndarray = (0.0, 0.0, 1.0)) -> np.ndarray:
+    """World->camera rotation (..., 3, 3) of cameras at C (..., 3) looking at target, with no roll.
+
+    The camera z axis points at the target; the image y axis (down) lies in the vertical plane, pointing
+    towards world -up.
+    """
+    C = np.asarray(C, dtype=np.float64)
+    z = np.asarray(target, dtype=np.float64) - C
+    z = z / np.linalg.norm(z, axis=-1, keepdims=True)
+    up = np.broadcast_to(np.asarray(up, dtype=np.float64), z.shape)
+    x = np.cross(z, up)
+    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    y = np.cross(z, x)
+    return np.stack([x, y, z], axis=-2)
+
+
+# ----------------------------------------------------------------------------- rigid transforms
+def world_to_camera(X: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """World points (..., 3) mm -> camera frame (..., 3) mm with world->camera R (3,3), t (3,)."""
+    return X @ np.asarray(R).T + np.asarray(t)
+
+
+def camera_to_world(Xc: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Camera-frame points (..., 3) mm -> world (..., 3) mm."""
+    return (Xc - np.asarray(t)) @ np.asarray(R)
+
+
+def camera_center(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Camera centre C = -R^T t (..., 3) in world mm."""
+    return -np.einsum("...ji,...j->...i", R, t)
+
+
+def tvec_from_center(R: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Translation t = -R C (..., 3) of a camera with world->camera R and centre C."""
+    return -np.einsum("...ij,...j->...i", R, C)
+
+
+def relative_transform(R1, t1, R2, t2):
+    """Paper eq. 4: (R_1to2 (..., 3, 3), t_1to2 (..., 3) mm) with ``Y_2 = R_1to2 (Y_1 - t_1to2)``."""
+    C1, C2 = camera_center(R1, t1), camera_center(R2, t2)
+    R12 = R2 @ np.swapaxes(R1, -1, -2)
+    t12 = np.einsum("...ij,...j->...i", R1, C2 - C1)
+    return R12, t12
+
+
+def apply_relative(Y: np.ndarray, R12: np.ndarray, t12: np.ndarray) -> np.ndarray:
+    """Paper eq. 3: tau(Y) = R_1to2 (Y - t_1to2) for points (..., J, 3), R (..., 3, 3), t (..., 3)."""
+    return np.einsum("...ij,...kj->...ki", R12, Y - np.asarray(t12)[..., None, :])
+
+
+# ----------------------------------------------------------------------------- projection
+def project_pinhole(Xc: np.ndarray, intr: np.ndarray) -> np.ndarray:
+    """Paper eq. 1. Camera-frame points (..., 3) mm, intrinsics (..., 4) [fx, fy, cx, cy] px -> (..., 2) px.
+
+    ``intr`` broadcasts against the point batch without its last axis, e.g. (N, 1, 4) for (N, J, 3).
+    """
+    intr = np.asarray(intr)
+    xy = Xc[..., :2] / Xc[..., 2:3]
+    return xy * intr[..., 0:2] + intr[..., 2:4]
+
+
+def distort_normalized(xy: np.ndarray, k: np.ndarray, p: np.ndarray, model: str) -> np.ndarray:
+    """Apply lens distortion to normalised image coordinates (..., 2).
+
+    k = (k1, k2, k3) radial, p = (p1, p2) tangential in the convention of ``model``.
+    """
+    if model == "none":
+        return xy
+    k1, k2, k3 = k
+    p1, p2 = p
+    if model == "h36m":
+        # Human3.6M / VideoPose3D project_to_2d: clamp, radial, and its own tangential form.
+        xy = np.clip(xy, -1.0, 1.0)
+        r2 = (xy ** 2).sum(-1, keepdims=True)
+        radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
+        tan = p1 * xy[..., :1] + p2 * xy[..., 1:2]
+        return xy * (radial + tan) + np.array([p1, p2]) * r2
+    if model == "opencv":
+        x, y = xy[..., 0], xy[..., 1]
+        r2 = x * x + y * y
+        radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
+        xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+        yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+        return np.stack([xd, yd], -1)
+    raise ValueError(f"unknown distortion model {model!r} (expected h36m, opencv or none)")
+
+
+def undistort_normalized(xyd: np.ndarray, k, p, model: str, iters: int = 30) -> np.ndarray:
+    """Invert ``distort_normalized`` by fixed-point iteration (vectorised), (..., 2) -> (..., 2)."""
+    if model == "none" or (not np.any(k) and not np.any(p)):
+        return np.array(xyd, dtype=np.float64)
+    xyd = np.asarray(xyd, dtype=np.float64)
+    xy = xyd.copy()
+    for _ in range(iters):
+        err = distort_normalized(xy, k, p, model) - xyd
+        xy = xy - err
+    return xy
+
+
+@dataclass(frozen=True)
+class Camera:
+    """One row of ``cameras.parquet``: a calibrated camera of one subject's rig (units mm, px)."""
+
+    camera: str
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    R: np.ndarray = field(repr=False)  # (3, 3) world->camera
+    t: np.ndarray = field(repr=False)  # (3,) mm
+    k: tuple = (0.0, 0.0, 0.0)
+    p: tuple = (0.0, 0.0)
+    distortion_model: str = "none"
+    subject: str = ""
+    source: str = "given"
+
+    @property
+    def C(self) -> np.ndarray:
+        return camera_center(self.R, self.t)
+
+    @property
+    def intrinsics(self) -> np.ndarray:
+        """[fx, fy, cx, cy] px."""
+        return np.array([self.fx, self.fy, self.cx, self.cy])
+
+    @property
+    def K(self) -> np.ndarray:
+        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1.0]])
+
+    def with_extrinsics(self, R, t, source: str | None = None) -> "Camera":
+        return replace(self, R=np.asarray(R, float), t=np.asarray(t, float), source=source or self.source)
+
+    def opencv_distortion(self) -> np.ndarray:
+        """Closest OpenCV [k1, k2, p1, p2, k3] (exact for ``opencv``/``none``; for ``h36m`` the
+        tangential terms differ slightly, see docs/data-model.md)."""
+        k1, k2, k3 = self.k
+        p1, p2 = self.p
+        if self.distortion_model == "h36m":
+            return np.array([k1, k2, p2, p1, k3])
+        if self.distortion_model == "none":
+            return np.zeros(5)
+        return np.array([k1, k2, p1, p2, k3])
+
+
+def project(X_world: np.ndarray, cam: Camera, distort: bool = True) -> np.ndarray:
+    """World points (..., 3) mm -> pixels (..., 2) through ``cam`` (with its lens distortion)."""
+    Xc = world_to_camera(X_world, cam.R, cam.t)
+    return project_camera_frame(Xc, cam, distort)
+
+
+def project_camera_frame(Xc: np.ndarray, cam: Camera, distort: bool = True) -> np.ndarray:
+    """Camera-frame points (..., 3) mm -> pixels (..., 2)."""
+    xy = Xc[..., :2] / Xc[..., 2:3]
+    if distort:
+        xy = distort_normalized(xy, cam.k, cam.p, cam.distortion_model)
+    return xy * np.array([cam.fx, cam.fy]) + np.array([cam.cx, cam.cy])
+
+
+def undistort_pixels(uv: np.ndarray, cam: Camera) -> np.ndarray:
+    """Distorted pixels (..., 2) -> the pixels an ideal pinhole camera with the same K would see."""
+    f = np.array([cam.fx, cam.fy])
+    c = np.array([cam.cx, cam.cy])
+    xy = undistort_normalized((np.asarray(uv, np.float64) - c) / f, cam.k, cam.p, cam.distortion_model)
+    return xy * f + c

@@ -1,0 +1,29 @@
+"""Shared CLI helpers: turning library errors into clear messages and a non-zero exit."""
+from __future__ import annotations
+
+import functools
+
+import click
+
+from mvtools.dataset import DatasetError
+
+
+def split_list(value: str | None) -> list[str] | None:
+    """'S1,S5' -> ['S1', 'S5']; None stays None."""
+    if value is None or value == "":
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def friendly_errors(fn):
+    """Report DatasetError / ValueError / FileNotFoundError as 'Error: ...' with exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (DatasetError, ValueError, FileNotFoundError, KeyError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            raise click.ClickException(str(msg)) from None
+
+    return wrapper

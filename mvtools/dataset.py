@@ -1,0 +1,474 @@
+"""The on-disk data model (see docs/data-model.md).
+
+A dataset is a directory::
+
+    manifest.json            format version, joint layout, units, conventions, splits, row counts, producer
+    cameras.parquet          one row per (subject, camera, source)
+    poses3d/subject=S1/*.parquet   action, subaction, raw_name, frame, joints3d (51 float32, world mm)
+    poses2d/subject=S1/*.parquet   action, subaction, raw_name, frame, camera, joints2d (34 float32, px),
+                                   confidence (17 float32), source
+    pairs/                   training pair shards (written by ``mvtools augment``)
+
+Joint arrays are fixed-size lists of float32 (flattened joint-major: x0, y0, z0, x1, ...), so a column
+turns into an (N, 17, k) numpy array with no Python loop (:func:`joints_to_numpy`). Subject is a hive
+partition key (directory ``subject=S1``), which pandas, pyarrow and DuckDB all read as a column.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import sys
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from mvtools import __version__
+from mvtools.camera import Camera, camera_center
+from mvtools.skeleton import NUM_JOINTS, layout_dict
+
+FORMAT_VERSION = 1
+CAMERA_SOURCES = ("given", "estimated", "virtual")
+POSE2D_SOURCES = ("gt", "detected", "virtual")
+
+CONVENTIONS = {
+    "world": "millimetres; for Human3.6M-derived data Z is up and the origin is near the floor in the middle of the capture area",
+    "camera": "OpenCV: x right, y down, z forward (mm); points in front have z > 0",
+    "extrinsics": "world->camera: X_cam = R @ X_world + t (R row-major 3x3, t mm); camera centre C = -R^T t (world mm)",
+    "image": "pixels, origin at the top-left pixel corner convention of the source dataset, x right, y down",
+    "joints": "fixed-size float32 lists flattened joint-major (x0, y0[, z0], x1, ...) in the 17-joint layout",
+    "relative_transform": "paper eq. 3-4: Y_b = R_ab (Y_a - t_ab), R_ab = R_b R_a^T, t_ab = R_a (C_b - C_a)",
+}
+
+
+class DatasetError(Exception):
+    """A dataset, or a file that feeds one, is missing or malformed. The message names the file."""
+
+
+# ----------------------------------------------------------------------------- arrays <-> arrow
+def fsl(array: np.ndarray, dtype=pa.float32()) -> pa.FixedSizeListArray:
+    """(N, ...) numpy array -> fixed-size list array with one flattened row per item (no Python loop)."""
+    a = np.ascontiguousarray(array)
+    width = int(np.prod(a.shape[1:])) if a.ndim > 1 else 1
+    flat = pa.array(a.reshape(-1).astype(dtype.to_pandas_dtype(), copy=False), type=dtype)
+    return pa.FixedSizeListArray.from_arrays(flat, width)
+
+
+def joints_to_numpy(column, k: int, num_joints: int = NUM_JOINTS) -> np.ndarray:
+    """A fixed-size list column (Array or ChunkedArray) -> (N, num_joints, k) numpy array (zero copy when possible)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    values = column.flatten() if column.offset else column.values
+    return values.to_numpy(zero_copy_only=False).reshape(-1, num_joints, k)
+
+
+def list_to_numpy(column, width: int) -> np.ndarray:
+    """A fixed-size list column -> (N, width) numpy array."""
+    return joints_to_numpy(column, width, 1).reshape(-1, width)
+
+
+# ----------------------------------------------------------------------------- schemas
+POSES3D_SCHEMA = pa.schema([
+    ("action", pa.string()),
+    ("subaction", pa.int16()),
+    ("raw_name", pa.string()),
+    ("frame", pa.int32()),
+    ("joints3d", pa.list_(pa.float32(), NUM_JOINTS * 3)),
+])
+POSES2D_SCHEMA = pa.schema([
+    ("action", pa.string()),
+    ("subaction", pa.int16()),
+    ("raw_name", pa.string()),
+    ("frame", pa.int32()),
+    ("camera", pa.string()),
+    ("joints2d", pa.list_(pa.float32(), NUM_JOINTS * 2)),
+    ("confidence", pa.list_(pa.float32(), NUM_JOINTS)),
+    ("source", pa.string()),
+])
+CAMERAS_SCHEMA = pa.schema([
+    ("subject", pa.string()),
+    ("camera", pa.string()),
+    ("source", pa.string()),
+    ("width", pa.int32()),
+    ("height", pa.int32()),
+    ("fx", pa.float64()), ("fy", pa.float64()), ("cx", pa.float64()), ("cy", pa.float64()),
+    ("k1", pa.float64()), ("k2", pa.float64()), ("k3", pa.float64()),
+    ("p1", pa.float64()), ("p2", pa.float64()),
+    ("distortion_model", pa.string()),
+    ("R", pa.list_(pa.float64(), 9)),
+    ("t", pa.list_(pa.float64(), 3)),
+    ("C", pa.list_(pa.float64(), 3)),
+])
+
+
+def poses3d_table(action: str, subaction: int, raw_name: str, frames: np.ndarray, joints: np.ndarray) -> pa.Table:
+    """One sequence of world joints (T, 17, 3) mm as a poses3d table (without the subject column)."""
+    n = len(frames)
+    if joints.shape != (n, NUM_JOINTS, 3):
+        raise ValueError(f"joints must be ({n}, {NUM_JOINTS}, 3), got {joints.shape}")
+    return pa.Table.from_arrays([
+        pa.array(np.full(n, action, dtype=object), pa.string()),
+        pa.array(np.full(n, subaction, np.int16)),
+        pa.array(np.full(n, raw_name, dtype=object), pa.string()),
+        pa.array(np.asarray(frames, np.int32)),
+        fsl(joints.astype(np.float32)),
+    ], schema=POSES3D_SCHEMA)
+
+
+def poses2d_table(action: str, subaction: int, raw_name: str, frames: np.ndarray, camera,
+                  joints2d: np.ndarray, confidence: np.ndarray | None, source: str) -> pa.Table:
+    """2D joints (T, 17, 2) px and confidences (T, 17) as a poses2d table. ``camera`` is one id or (T,) ids."""
+    n = len(frames)
+    if joints2d.shape != (n, NUM_JOINTS, 2):
+        raise ValueError(f"joints2d must be ({n}, {NUM_JOINTS}, 2), got {joints2d.shape}")
+    if source not in POSE2D_SOURCES:
+        raise ValueError(f"source must be one of {POSE2D_SOURCES}, got {source!r}")
+    if confidence is None:
+        confidence = np.ones((n, NUM_JOINTS), np.float32)
+    cams = np.full(n, camera, dtype=object) if np.ndim(camera) == 0 else np.asarray(camera, dtype=object)
+    return pa.Table.from_arrays([
+        pa.array(np.full(n, action, dtype=object), pa.string()),
+        pa.array(np.full(n, subaction, np.int16)),
+        pa.array(np.full(n, raw_name, dtype=object), pa.string()),
+        pa.array(np.asarray(frames, np.int32)),
+        pa.array(cams, pa.string()),
+        fsl(joints2d.astype(np.float32)),
+        fsl(np.asarray(confidence, np.float32)),
+        pa.array(np.full(n, source, dtype=object), pa.string()),
+    ], schema=POSES2D_SCHEMA)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast the standard columns of ``table`` to ``schema`` (in its order), keeping extra columns after them."""
+    missing = [f.name for f in schema if f.name not in table.column_names]
+    if missing:
+        raise ValueError(f"table lacks column(s) {missing}")
+    extra = [c for c in table.column_names if c not in schema.names]
+    out = table.select(schema.names).cast(schema)
+    for c in extra:
+        out = out.append_column(table.schema.field(c), table.column(c))
+    return out
+
+
+# ----------------------------------------------------------------------------- cameras
+def cameras_to_table(cams: Iterable[Camera]) -> pa.Table:
+    cams = list(cams)
+    for c in cams:
+        if c.source not in CAMERA_SOURCES:
+            raise ValueError(f"camera source must be one of {CAMERA_SOURCES}, got {c.source!r}")
+    R = np.array([np.asarray(c.R, float).reshape(9) for c in cams]).reshape(-1, 9)
+    t = np.array([np.asarray(c.t, float).reshape(3) for c in cams]).reshape(-1, 3)
+    C = np.array([c.C for c in cams]).reshape(-1, 3)
+    cols = {
+        "subject": [c.subject for c in cams], "camera": [str(c.camera) for c in cams],
+        "source": [c.source for c in cams],
+        "width": [int(c.width) for c in cams], "height": [int(c.height) for c in cams],
+        "fx": [float(c.fx) for c in cams], "fy": [float(c.fy) for c in cams],
+        "cx": [float(c.cx) for c in cams], "cy": [float(c.cy) for c in cams],
+        "k1": [float(c.k[0]) for c in cams], "k2": [float(c.k[1]) for c in cams], "k3": [float(c.k[2]) for c in cams],
+        "p1": [float(c.p[0]) for c in cams], "p2": [float(c.p[1]) for c in cams],
+        "distortion_model": [c.distortion_model for c in cams],
+    }
+    arrays = [pa.array(cols[f.name], f.type) for f in CAMERAS_SCHEMA if f.name in cols]
+    arrays += [fsl(R, pa.float64()), fsl(t, pa.float64()), fsl(C, pa.float64())]
+    return pa.Table.from_arrays(arrays, schema=CAMERAS_SCHEMA)
+
+
+def table_to_cameras(table: pa.Table) -> list[Camera]:
+    d = table.to_pydict()
+    out = []
+    for i in range(table.num_rows):
+        out.append(Camera(
+            camera=d["camera"][i], width=d["width"][i], height=d["height"][i],
+            fx=d["fx"][i], fy=d["fy"][i], cx=d["cx"][i], cy=d["cy"][i],
+            R=np.array(d["R"][i], float).reshape(3, 3), t=np.array(d["t"][i], float),
+            k=(d["k1"][i], d["k2"][i], d["k3"][i]), p=(d["p1"][i], d["p2"][i]),
+            distortion_model=d["distortion_model"][i], subject=d["subject"][i], source=d["source"][i],
+        ))
+    return out
+
+
+def read_cameras(ds, source: str | Iterable[str] | None = None, subjects: Iterable[str] | None = None) -> list[Camera]:
+    """Cameras of dataset ``ds``, optionally only those of some source(s) and subjects."""
+    path = Path(ds) / "cameras.parquet"
+    if not path.exists():
+        raise DatasetError(f"{path}: missing (is {ds} an mvtools dataset?)")
+    cams = table_to_cameras(pq.read_table(path))
+    if source is not None:
+        srcs = {source} if isinstance(source, str) else set(source)
+        cams = [c for c in cams if c.source in srcs]
+    if subjects is not None:
+        subj = set(subjects)
+        cams = [c for c in cams if c.subject in subj]
+    return cams
+
+
+def rig(cams: Iterable[Camera], subject: str, source: str = "given") -> dict[str, Camera]:
+    """{camera id: Camera} for one subject and source, in table order."""
+    return {c.camera: c for c in cams if c.subject == subject and c.source == source}
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    """Write a Parquet file via a temporary name in the same directory, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_cameras(ds, cams: Iterable[Camera]) -> None:
+    """Replace the cameras table of an existing dataset atomically."""
+    write_table_atomic(cameras_to_table(cams), Path(ds) / "cameras.parquet")
+
+
+def replace_cameras(ds, new: Iterable[Camera], source: str, subjects: Iterable[str] | None = None) -> list[Camera]:
+    """Drop the cameras of ``source`` (for ``subjects`` or all) and add ``new``; returns the full list."""
+    subj = None if subjects is None else set(subjects)
+    keep = [c for c in read_cameras(ds) if not (c.source == source and (subj is None or c.subject in subj))]
+    allc = keep + list(new)
+    write_cameras(ds, allc)
+    return allc
+
+
+# ----------------------------------------------------------------------------- manifest
+def read_manifest(ds) -> dict:
+    path = Path(ds) / "manifest.json"
+    if not path.exists():
+        raise DatasetError(f"{path}: missing (is {ds} an mvtools dataset?)")
+    try:
+        m = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path}: not valid JSON ({e})") from None
+    if m.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(f"{path}: format_version {m.get('format_version')!r}, this mvtools reads {FORMAT_VERSION}")
+    return m
+
+
+def write_manifest(ds, manifest: dict) -> None:
+    path = Path(ds) / "manifest.json"
+    tmp = path.with_name(f".manifest.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def producer(command: str | None = None) -> dict:
+    return {
+        "command": command if command is not None else " ".join(["mvtools"] + sys.argv[1:]),
+        "mvtools_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def base_manifest(dataset: str, splits: dict, fps: float | None, command: str | None = None, **extra) -> dict:
+    m = {
+        "format_version": FORMAT_VERSION,
+        "dataset": dataset,
+        "joints": layout_dict(),
+        "units": {"poses3d": "mm", "poses2d": "px", "confidence": "0..1", "cameras": "px (intrinsics), mm (t, C)"},
+        "conventions": CONVENTIONS,
+        "fps": fps,
+        "splits": splits,
+        "producer": producer(command),
+    }
+    m.update(extra)
+    return m
+
+
+# ----------------------------------------------------------------------------- reading poses
+def _dataset(path: Path):
+    return pads.dataset(path, format="parquet", partitioning=pads.partitioning(
+        pa.schema([("subject", pa.string())]), flavor="hive"), exclude_invalid_files=False,
+        ignore_prefixes=[".", "_"])
+
+
+def _read(ds, name: str, subjects, filters, columns) -> pa.Table:
+    path = Path(ds) / name
+    if not path.is_dir():
+        raise DatasetError(f"{path}: missing (is {ds} an mvtools dataset?)")
+    d = _dataset(path)
+    expr = None
+    if subjects is not None:
+        expr = pads.field("subject").isin(list(subjects))
+    for col, vals in (filters or {}).items():
+        e = pads.field(col).isin(list(vals)) if isinstance(vals, (list, tuple, set)) else pads.field(col) == vals
+        expr = e if expr is None else expr & e
+    return d.to_table(columns=columns, filter=expr)
+
+
+def read_poses3d(ds, subjects=None, columns=None, **filters) -> pa.Table:
+    """poses3d rows (with ``subject``) for some subjects; extra keyword filters by column equality/membership."""
+    return _read(ds, "poses3d", subjects, filters, columns)
+
+
+def read_poses2d(ds, subjects=None, columns=None, **filters) -> pa.Table:
+    """poses2d rows (with ``subject``), e.g. ``read_poses2d(ds, ["S1"], source="gt")``."""
+    return _read(ds, "poses2d", subjects, filters, columns)
+
+
+def subjects_in(ds) -> list[str]:
+    """Subjects present in poses3d (partition directories), in manifest order when listed there."""
+    d = Path(ds) / "poses3d"
+    found = sorted(p.name.split("=", 1)[1] for p in d.glob("subject=*") if p.is_dir())
+    try:
+        order = read_manifest(ds).get("subjects") or []
+    except DatasetError:
+        order = []
+    return [s for s in order if s in found] + [s for s in found if s not in order]
+
+
+# ----------------------------------------------------------------------------- writing
+class DatasetWriter:
+    """Streams tables into a new dataset directory and renames it into place on :meth:`commit`.
+
+    Nothing is visible at ``out`` until commit; an exception (or interrupt) leaves any previous dataset at
+    ``out`` untouched. Memory stays bounded by the tables passed in (one sequence at a time)::
+
+        with DatasetWriter(out) as w:
+            w.add_poses3d("S1", table)
+            w.add_poses2d("S1", table2d)
+            w.set_cameras(cams)
+            w.commit(manifest)
+    """
+
+    def __init__(self, out):
+        self.out = Path(out).absolute()
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.out.parent / f".{self.out.name}.tmp-{uuid.uuid4().hex[:8]}"
+        self.tmp.mkdir()
+        self._writers: dict[tuple, pq.ParquetWriter] = {}
+        self.rows = {"poses3d": 0, "poses2d": {s: 0 for s in POSE2D_SOURCES}}
+        self.subjects: list[str] = []
+        self._cams: list[Camera] | None = None
+        self.committed = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if not self.committed:
+            self.abort()
+        return False
+
+    def _writer(self, kind: str, subject: str, tag: str, schema: pa.Schema) -> pq.ParquetWriter:
+        key = (kind, subject, tag)
+        if key not in self._writers:
+            d = self.tmp / kind / f"subject={subject}"
+            d.mkdir(parents=True, exist_ok=True)
+            self._writers[key] = pq.ParquetWriter(d / f"{tag}-0.parquet", schema, compression="zstd")
+        if subject not in self.subjects:
+            self.subjects.append(subject)
+        return self._writers[key]
+
+    def add_poses3d(self, subject: str, table: pa.Table) -> None:
+        """Append 3D rows. Extra columns after the standard ones (e.g. 3DHP's ``valid``) are kept;
+        every call for one dataset must then use the same schema."""
+        table = conform(table, POSES3D_SCHEMA)
+        self._writer("poses3d", subject, "part", table.schema).write_table(table)
+        self.rows["poses3d"] += table.num_rows
+
+    def add_poses2d(self, subject: str, table: pa.Table, tag: str | None = None) -> None:
+        """Append 2D rows; one file per (subject, source) unless ``tag`` names another."""
+        table = conform(table, POSES2D_SCHEMA)
+        srcs = set(table.column("source").unique().to_pylist())
+        if tag is None:
+            if len(srcs) != 1:
+                raise ValueError("pass one source per call (or a tag)")
+            tag = srcs.pop()
+        self._writer("poses2d", subject, tag, table.schema).write_table(table)
+        for s, n in zip(*np.unique(table.column("source").to_numpy(zero_copy_only=False), return_counts=True)):
+            self.rows["poses2d"][s] += int(n)
+
+    def set_cameras(self, cams: Iterable[Camera]) -> None:
+        self._cams = list(cams)
+
+    def commit(self, manifest: dict) -> Path:
+        """Close files, write cameras and manifest, and rename the dataset into place."""
+        for w in self._writers.values():
+            w.close()
+        self._writers.clear()
+        if self._cams is None:
+            raise DatasetError("no cameras were set for the dataset")
+        (self.tmp / "poses3d").mkdir(exist_ok=True)
+        (self.tmp / "poses2d").mkdir(exist_ok=True)
+        pq.write_table(cameras_to_table(self._cams), self.tmp / "cameras.parquet")
+        manifest = dict(manifest)
+        manifest.setdefault("subjects", self.subjects)
+        manifest["rows"] = {"poses3d": self.rows["poses3d"],
+                            "poses2d": {k: v for k, v in self.rows["poses2d"].items()},
+                            "cameras": len(self._cams)}
+        write_manifest(self.tmp, manifest)
+        swap_into_place(self.tmp, self.out)
+        self.committed = True
+        return self.out
+
+    def abort(self) -> None:
+        for w in self._writers.values():
+            try:
+                w.close()
+            except Exception:
+                pass
+        self._writers.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename directory ``tmp`` to ``out``, replacing an existing ``out`` only after ``tmp`` is complete."""
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(out, old)
+        try:
+            os.rename(tmp, out)
+        except BaseException:
+            os.rename(old, out)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out)
+
+
+@contextmanager
+def staged_directory(final: Path):
+    """Yield a temporary sibling directory that replaces ``final`` only if the block completes."""
+    final = Path(final).absolute()
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        swap_into_place(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_poses2d_files(ds, subject: str, tag: str, table: pa.Table | None) -> None:
+    """Atomically replace ``poses2d/subject=<subject>/<tag>-*.parquet`` with ``table`` (None removes them)."""
+    d = Path(ds) / "poses2d" / f"subject={subject}"
+    d.mkdir(parents=True, exist_ok=True)
+    old = list(d.glob(f"{tag}-*.parquet"))
+    if table is not None:
+        write_table_atomic(table.cast(POSES2D_SCHEMA), d / f"{tag}-0.parquet")
+    for f in old:
+        if table is None or f.name != f"{tag}-0.parquet":
+            f.unlink()
