@@ -30,9 +30,6 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return sorted(set(super().list_commands(ctx)) | set(self.lazy_commands))
 
-    def resolve_command(self, ctx, args):
-        return super().resolve_command(ctx, args)
-
     def get_command(self, ctx, name):
         if name in self.lazy_commands:
             module, attr = self.lazy_commands[name].split(":")
