@@ -1,0 +1,586 @@
+"""BVH motion capture: reader, unit detection, vectorised forward kinematics, resampling, joint maps.
+
+Our own reader (no dependency): the format is small, and reading the motion block straight into one
+(T, C) float array lets forward kinematics run over all frames at once (one numpy step per joint, no
+loop over frames). See docs/bvh.md.
+
+Conventions:
+- Euler channels are degrees, applied in the order listed: ``CHANNELS 3 Zrotation Yrotation Xrotation``
+  gives the local rotation ``Rz @ Ry @ Rx`` (parent <- joint).
+- A joint sits at ``parent_pos + parent_global_R @ (OFFSET + position channels)``.
+- End Sites become extra joints named ``<Parent>_End`` with no channels (``_End2``... if several).
+- Lengths stay in the file's unit in :class:`Bvh`; :func:`detect_units` gives mm per unit.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from mvtools.camera import quat_to_rotmat
+from mvtools.dataset import DatasetError
+from mvtools.skeleton import H36M17_NAMES
+
+_AXES = "XYZ"
+#: mm per unit. ``cmu`` is the CMU ASF unit of the cgspeed BVH conversion: 1/0.45 inch.
+UNITS = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "inch": 25.4, "cmu": 25.4 / 0.45}
+_UNIT_ALIASES = {"millimeter": "mm", "millimeters": "mm", "millimetre": "mm", "millimetres": "mm",
+                 "centimeter": "cm", "centimeters": "cm", "centimetre": "cm", "centimetres": "cm",
+                 "meter": "m", "meters": "m", "metre": "m", "metres": "m", "in": "inch",
+                 "inches": "inch", "cmu_asf": "cmu"}
+#: Typical adult stature (mm) used to pick the unit when the file gives no hint.
+TYPICAL_HEIGHT_MM = 1700.0
+PLAUSIBLE_HEIGHT_MM = (1000.0, 2500.0)
+
+
+@dataclass
+class Bvh:
+    """A parsed BVH file; lengths in the file's own unit, angles in degrees.
+
+    names (J,) joint names (End Sites as ``<Parent>_End``), parents (J,) int (-1 for roots),
+    offsets (J, 3), channels: per joint a tuple of channel names (e.g. ``("Zrotation", "Yrotation",
+    "Xrotation")``), motion (T, C) float64 with C = total channel count in hierarchy order,
+    frame_time seconds per frame, end_site (J,) bool, unit_hint from a header comment (or None).
+    """
+
+    names: list[str]
+    parents: np.ndarray
+    offsets: np.ndarray
+    channels: list[tuple[str, ...]]
+    motion: np.ndarray
+    frame_time: float
+    end_site: np.ndarray
+    path: str = ""
+    unit_hint: str | None = None
+    channel_index: list[np.ndarray] = field(default_factory=list, repr=False)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.motion.shape[0])
+
+    @property
+    def fps(self) -> float:
+        """Frames per second from ``Frame Time`` (snapped to an integer when within 0.1%)."""
+        f = 1.0 / self.frame_time
+        return float(round(f)) if abs(f - round(f)) < 1e-3 * f else f
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise KeyError(f"{self.path}: no joint {name!r}") from None
+
+
+# ----------------------------------------------------------------------------- reading
+def _err(path, line: int | None, msg: str) -> DatasetError:
+    where = f"{path}: line {line}: " if line is not None else f"{path}: "
+    return DatasetError(where + msg)
+
+
+def _parse_float(tok: str, path, line: int, what: str) -> float:
+    try:
+        return float(tok)
+    except ValueError:
+        raise _err(path, line, f"{what}: {tok!r} is not a number") from None
+
+
+def _check_channels(names: list[str], path, line: int) -> tuple[str, ...]:
+    out = []
+    for n in names:
+        m = re.fullmatch(r"([XYZxyz])(position|rotation)", n, flags=re.IGNORECASE)
+        if not m:
+            raise _err(path, line, f"unknown channel {n!r} (expected X/Y/Z followed by position or rotation)")
+        out.append(m.group(1).upper() + m.group(2).lower())
+    rot = "".join(c[0] for c in out if c.endswith("rotation"))
+    pos = "".join(c[0] for c in out if c.endswith("position"))
+    if len(set(rot)) != len(rot):
+        raise _err(path, line, f"unknown rotation order {rot!r}: an axis repeats (channels {' '.join(names)})")
+    if len(set(pos)) != len(pos):
+        raise _err(path, line, f"position channel repeats (channels {' '.join(names)})")
+    return tuple(out)
+
+
+def read_bvh(path) -> Bvh:
+    """Parse a BVH file. Errors (:class:`DatasetError`) name the file and the line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read ({e.strerror})") from None
+    return parse_bvh(text, str(path))
+
+
+def parse_bvh(text: str, path: str = "<string>") -> Bvh:
+    """Parse BVH text (see :func:`read_bvh`); ``path`` is used in error messages."""
+    lines = text.splitlines()
+    unit_hint = None
+    tokens: list[tuple[str, int]] = []
+    motion_line = None
+    for i, raw in enumerate(lines, 1):
+        s = raw.strip()
+        if s.startswith("#") or s.startswith("//"):
+            m = re.search(r"units?\s*[:=]?\s*([A-Za-z_]+)", s, flags=re.IGNORECASE)
+            if m and _unit_name(m.group(1)) is not None:
+                unit_hint = _unit_name(m.group(1))
+            continue
+        if s.upper() == "MOTION":
+            motion_line = i
+            break
+        tokens.extend((t, i) for t in s.replace("{", " { ").replace("}", " } ").split())
+    if not tokens or tokens[0][0].upper() != "HIERARCHY":
+        raise _err(path, tokens[0][1] if tokens else 1, "not a BVH file (expected HIERARCHY)")
+    if motion_line is None:
+        raise _err(path, len(lines), "no MOTION section (file truncated in the hierarchy?)")
+
+    names: list[str] = []
+    parents: list[int] = []
+    offsets: list[list[float]] = []
+    channels: list[tuple[str, ...]] = []
+    end_site: list[bool] = []
+    stack: list[int] = []  # joint index per open brace
+    pending: int | None = None  # joint declared, waiting for "{"
+    pos = 1
+    n_tok = len(tokens)
+
+    def need(k: int, what: str, line: int):
+        if pos + k > n_tok:
+            raise _err(path, line, f"{what}: hierarchy ends early")
+
+    while pos < n_tok:
+        tok, line = tokens[pos]
+        up = tok.upper()
+        if up in ("ROOT", "JOINT"):
+            need(1, up, line)
+            name = tokens[pos + 1][0]
+            if up == "JOINT" and not stack:
+                raise _err(path, line, f"JOINT {name} outside any ROOT")
+            if name in names:
+                raise _err(path, line, f"duplicate joint name {name!r}")
+            names.append(name)
+            parents.append(stack[-1] if stack else -1)
+            offsets.append([0.0, 0.0, 0.0])
+            channels.append(())
+            end_site.append(False)
+            pending = len(names) - 1
+            pos += 2
+        elif up == "END":
+            need(1, "End Site", line)
+            if not stack:
+                raise _err(path, line, "End Site outside any joint")
+            parent = stack[-1]
+            base = f"{names[parent]}_End"
+            name, k = base, 2
+            while name in names:
+                name, k = f"{base}{k}", k + 1
+            names.append(name)
+            parents.append(parent)
+            offsets.append([0.0, 0.0, 0.0])
+            channels.append(())
+            end_site.append(True)
+            pending = len(names) - 1
+            pos += 2
+        elif tok == "{":
+            if pending is None:
+                raise _err(path, line, "'{' without a ROOT/JOINT/End Site before it")
+            stack.append(pending)
+            pending = None
+            pos += 1
+        elif tok == "}":
+            if not stack:
+                raise _err(path, line, "unbalanced '}'")
+            stack.pop()
+            pos += 1
+        elif up == "OFFSET":
+            if not stack:
+                raise _err(path, line, "OFFSET outside a joint")
+            vals = [t for t, ln in tokens[pos + 1:pos + 4] if ln == line]
+            if len(vals) != 3:
+                raise _err(path, line, f"OFFSET needs 3 numbers, got {len(vals)}")
+            offsets[stack[-1]] = [_parse_float(v, path, line, "OFFSET") for v in vals]
+            pos += 4
+        elif up == "CHANNELS":
+            if not stack:
+                raise _err(path, line, "CHANNELS outside a joint")
+            j = stack[-1]
+            if end_site[j]:
+                raise _err(path, line, "End Site cannot have CHANNELS")
+            need(1, "CHANNELS", line)
+            try:
+                n = int(tokens[pos + 1][0])
+            except ValueError:
+                raise _err(path, line, f"CHANNELS count {tokens[pos + 1][0]!r} is not an integer") from None
+            listed = []
+            q = pos + 2
+            while q < n_tok and tokens[q][1] == line and tokens[q][0] not in ("{", "}"):
+                listed.append(tokens[q][0])
+                q += 1
+            if len(listed) != n:
+                raise _err(path, line, f"channel count mismatch: CHANNELS says {n} but lists {len(listed)} "
+                                       f"({' '.join(listed) or 'none'})")
+            channels[j] = _check_channels(listed, path, line)
+            pos += 2 + n
+        else:
+            raise _err(path, line, f"unexpected {tok!r} in the hierarchy")
+    if stack or pending is not None:
+        raise _err(path, motion_line, f"hierarchy not closed before MOTION ({len(stack)} open brace(s))")
+    if not names:
+        raise _err(path, motion_line, "hierarchy has no joints")
+
+    # ---- MOTION header
+    def header(k: int, key: str) -> str:
+        if k >= len(lines):
+            raise _err(path, len(lines), f"missing '{key}' line after MOTION")
+        s = lines[k].strip()
+        if not s.lower().replace(" ", "").startswith(key.lower().replace(" ", "")):
+            raise _err(path, k + 1, f"expected '{key}', got {s[:40]!r}")
+        return s.split(":", 1)[1].strip() if ":" in s else ""
+
+    k = motion_line  # 0-based index of the line after MOTION
+    while k < len(lines) and not lines[k].strip():
+        k += 1
+    frames_s = header(k, "Frames:")
+    try:
+        n_frames = int(frames_s)
+    except ValueError:
+        raise _err(path, k + 1, f"Frames: {frames_s!r} is not an integer") from None
+    frames_line = k + 1
+    k += 1
+    ft_s = header(k, "Frame Time:")
+    frame_time = _parse_float(ft_s, path, k + 1, "Frame Time")
+    if not frame_time > 0:
+        raise _err(path, k + 1, f"Frame Time must be > 0, got {frame_time}")
+    k += 1
+
+    n_ch = sum(len(c) for c in channels)
+    data_lines = lines[k:]
+    while data_lines and not data_lines[-1].strip():
+        data_lines.pop()
+    rows = [ln.split() for ln in data_lines]
+    counts = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+    bad = np.flatnonzero(counts != n_ch)
+    if len(bad):
+        b = int(bad[0])
+        if counts[b] == 0:
+            raise _err(path, k + b + 1, "blank line inside the motion block")
+        raise _err(path, k + b + 1, f"channel count mismatch: frame {b} has {counts[b]} values, the hierarchy "
+                                    f"declares {n_ch} channels")
+    if len(rows) < n_frames:
+        raise _err(path, k + len(rows), f"motion block truncated: 'Frames: {n_frames}' (line {frames_line}) "
+                                        f"but the data ends after {len(rows)} frame(s)")
+    if len(rows) > n_frames:
+        raise _err(path, k + n_frames + 1, f"more frame lines than 'Frames: {n_frames}' (line {frames_line}) "
+                                           f"declares ({len(rows)})")
+    try:
+        motion = np.array(rows, dtype=np.float64).reshape(n_frames, n_ch)
+    except ValueError:
+        for r, row in enumerate(rows):
+            for t in row:
+                _parse_float(t, path, k + r + 1, f"frame {r}")
+        raise
+    if not np.all(np.isfinite(motion)):
+        r = int(np.flatnonzero(~np.isfinite(motion).all(1))[0])
+        raise _err(path, k + r + 1, f"frame {r} has a non-finite value")
+
+    starts = np.cumsum([0] + [len(c) for c in channels])
+    chan_index = [np.arange(starts[j], starts[j + 1]) for j in range(len(names))]
+    return Bvh(names=names, parents=np.array(parents, dtype=np.int64), offsets=np.array(offsets, float),
+               channels=channels, motion=motion, frame_time=frame_time, end_site=np.array(end_site),
+               path=path, unit_hint=unit_hint, channel_index=chan_index)
+
+
+# ----------------------------------------------------------------------------- rotations
+def axis_rotation(axis: str, deg: np.ndarray) -> np.ndarray:
+    """Right-handed rotations about X, Y or Z by angles (...) in degrees -> (..., 3, 3)."""
+    a = np.radians(np.asarray(deg, dtype=np.float64))
+    c, s = np.cos(a), np.sin(a)
+    o, z = np.ones_like(a), np.zeros_like(a)
+    if axis == "X":
+        rows = [[o, z, z], [z, c, -s], [z, s, c]]
+    elif axis == "Y":
+        rows = [[c, z, s], [z, o, z], [-s, z, c]]
+    elif axis == "Z":
+        rows = [[c, -s, z], [s, c, z], [z, z, o]]
+    else:
+        raise ValueError(f"unknown rotation axis {axis!r}")
+    return np.stack([np.stack(r, -1) for r in rows], -2)
+
+
+def euler_to_rotmat(angles_deg: np.ndarray, order: str) -> np.ndarray:
+    """Euler angles (..., len(order)) in degrees, applied in ``order`` (e.g. "ZYX" -> Rz @ Ry @ Rx)."""
+    angles_deg = np.asarray(angles_deg, dtype=np.float64)
+    R = np.broadcast_to(np.eye(3), angles_deg.shape[:-1] + (3, 3)).copy()
+    for i, ax in enumerate(order):
+        R = R @ axis_rotation(ax, angles_deg[..., i])
+    return R
+
+
+def local_transforms(bvh: Bvh) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame local rotations (T, J, 3, 3) and translations (T, J, 3) (OFFSET + position channels,
+    file units). Joints sharing a rotation order are built in one vectorised step."""
+    T, J = bvh.num_frames, len(bvh.names)
+    rot = np.broadcast_to(np.eye(3), (T, J, 3, 3)).copy()
+    trans = np.broadcast_to(bvh.offsets, (T, J, 3)).copy()
+    groups: dict[str, list[int]] = {}
+    for j, ch in enumerate(bvh.channels):
+        order = "".join(c[0] for c in ch if c.endswith("rotation"))
+        if order:
+            groups.setdefault(order, []).append(j)
+        for c, col in zip(ch, bvh.channel_index[j]):
+            if c.endswith("position"):
+                trans[:, j, _AXES.index(c[0])] += bvh.motion[:, col]
+    for order, joints in groups.items():
+        cols = np.array([[col for c, col in zip(bvh.channels[j], bvh.channel_index[j]) if c.endswith("rotation")]
+                         for j in joints])  # (Jg, len(order))
+        rot[:, joints] = euler_to_rotmat(bvh.motion[:, cols], order)
+    return rot, trans
+
+
+def chain_kinematics(parents: np.ndarray, rot: np.ndarray, trans: np.ndarray) -> np.ndarray:
+    """Global joint positions (T, J, 3) from local rotations (T, J, 3, 3) and translations (T, J, 3).
+
+    Joints must be ordered parents first (as in a BVH file). One vectorised step per joint.
+    """
+    T, J = trans.shape[:2]
+    G = np.empty_like(rot)
+    P = np.empty_like(trans)
+    for j in range(J):
+        p = parents[j]
+        if p < 0:
+            G[:, j] = rot[:, j]
+            P[:, j] = trans[:, j]
+        else:
+            G[:, j] = G[:, p] @ rot[:, j]
+            P[:, j] = P[:, p] + np.einsum("tij,tj->ti", G[:, p], trans[:, j])
+    return P
+
+
+def forward_kinematics(bvh: Bvh) -> np.ndarray:
+    """World positions (T, J, 3) of every joint and End Site of every frame, file units, file axes."""
+    rot, trans = local_transforms(bvh)
+    return chain_kinematics(bvh.parents, rot, trans)
+
+
+def rest_pose(bvh: Bvh) -> np.ndarray:
+    """Joint positions (J, 3) with all rotations zero and no root translation (file units)."""
+    J = len(bvh.names)
+    return chain_kinematics(bvh.parents, np.broadcast_to(np.eye(3), (1, J, 3, 3)).copy(),
+                            bvh.offsets[None].copy())[0]
+
+
+# ----------------------------------------------------------------------------- units
+def _unit_name(s: str) -> str | None:
+    s = s.strip().lower()
+    s = _UNIT_ALIASES.get(s, s)
+    return s if s in UNITS else None
+
+
+def skeleton_height(bvh: Bvh) -> float:
+    """Largest extent (file units) of the rest pose: stature, or arm span for a T-pose (about equal)."""
+    p = rest_pose(bvh)
+    return float((p.max(0) - p.min(0)).max())
+
+
+def detect_units(bvh: Bvh, units: str = "auto") -> tuple[str, float, str]:
+    """(unit name, mm per unit, how it was decided).
+
+    ``units`` forces one of :data:`UNITS`; ``auto`` uses a ``# units: cm`` style header comment if the
+    file has one, else the unit that makes the rest-pose extent closest to a 1.7 m adult (log scale).
+    """
+    if units != "auto":
+        name = _unit_name(units)
+        if name is None:
+            raise ValueError(f"unknown unit {units!r} (choose auto or one of {', '.join(UNITS)})")
+        return name, UNITS[name], "given"
+    if bvh.unit_hint:
+        return bvh.unit_hint, UNITS[bvh.unit_hint], "header"
+    h = skeleton_height(bvh)
+    if not h > 0:
+        raise DatasetError(f"{bvh.path}: skeleton has zero extent; cannot detect its unit (pass units=...)")
+    name = min(UNITS, key=lambda u: abs(math.log(h * UNITS[u] / TYPICAL_HEIGHT_MM)))
+    hm = h * UNITS[name]
+    how = f"height {hm / 1000:.2f} m"
+    if not PLAUSIBLE_HEIGHT_MM[0] <= hm <= PLAUSIBLE_HEIGHT_MM[1]:
+        how += " (implausible for a person; pass units=...)"
+    return name, UNITS[name], how
+
+
+# ----------------------------------------------------------------------------- axes
+def to_z_up(points: np.ndarray, up_axis: str = "y") -> np.ndarray:
+    """Points (..., 3) from a Y-up (BVH default) or Z-up file frame to Z-up: (x, y, z) -> (x, -z, y).
+
+    A proper rotation (+90 degrees about X), so handedness and left/right are preserved.
+    """
+    up_axis = up_axis.lower()
+    if up_axis == "z":
+        return np.asarray(points, dtype=np.float64)
+    if up_axis != "y":
+        raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
+    p = np.asarray(points, dtype=np.float64)
+    return np.stack([p[..., 0], -p[..., 2], p[..., 1]], -1)
+
+
+# ----------------------------------------------------------------------------- T-pose frame
+def has_tpose_frame(bvh: Bvh) -> bool:
+    """True for the cgspeed conversion's synthetic frame 0: whole-degree angles, root at frame 1's
+    position, and a frame 1 that is not whole-degree (real capture)."""
+    if bvh.num_frames < 2:
+        return False
+    rot_cols = np.concatenate([[col for c, col in zip(ch, idx) if c.endswith("rotation")]
+                               for ch, idx in zip(bvh.channels, bvh.channel_index)] + [[]]).astype(int)
+    pos_cols = np.concatenate([[col for c, col in zip(ch, idx) if c.endswith("position")]
+                               for ch, idx in zip(bvh.channels, bvh.channel_index)] + [[]]).astype(int)
+    if len(rot_cols) == 0:
+        return False
+    f0, f1 = bvh.motion[0, rot_cols], bvh.motion[1, rot_cols]
+    whole0 = np.allclose(f0, np.round(f0), atol=1e-6)
+    whole1 = np.allclose(f1, np.round(f1), atol=1e-6)
+    same_root = np.allclose(bvh.motion[0, pos_cols], bvh.motion[1, pos_cols], atol=1e-3)
+    return bool(whole0 and not whole1 and same_root)
+
+
+# ----------------------------------------------------------------------------- resampling
+def rotmat_to_quat(R: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) -> unit quaternions (..., 4) [w, x, y, z] with w >= 0."""
+    from scipy.spatial.transform import Rotation
+
+    R = np.asarray(R, dtype=np.float64)
+    q = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_quat()  # x, y, z, w
+    q = np.concatenate([q[:, 3:], q[:, :3]], 1)
+    q *= np.where(q[:, :1] < 0, -1.0, 1.0)
+    return q.reshape(R.shape[:-2] + (4,))
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Spherical interpolation of unit quaternions (..., 4) with weights ``w`` broadcast to (...)."""
+    d = (q0 * q1).sum(-1)
+    q1 = np.where(d[..., None] < 0, -q1, q1)
+    d = np.abs(d)
+    w = np.broadcast_to(np.asarray(w, dtype=np.float64), d.shape)
+    theta = np.arccos(np.clip(d, -1.0, 1.0))
+    s = np.sin(theta)
+    small = s < 1e-8
+    s_safe = np.where(small, 1.0, s)
+    a = np.where(small, 1 - w, np.sin((1 - w) * theta) / s_safe)
+    b = np.where(small, w, np.sin(w * theta) / s_safe)
+    q = a[..., None] * q0 + b[..., None] * q1
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def resample_times(n_frames: int, fps_in: float, fps_out: float | None) -> np.ndarray:
+    """Source frame positions (K,) (fractional) of output frames k / fps_out, k = 0.. within the clip."""
+    if not fps_out or abs(fps_out - fps_in) < 1e-9:
+        return np.arange(n_frames, dtype=np.float64)
+    if fps_out <= 0:
+        raise ValueError(f"fps must be > 0, got {fps_out}")
+    duration = (n_frames - 1) / fps_in
+    k = np.arange(int(math.floor(duration * fps_out + 1e-9)) + 1)
+    return np.minimum(k * (fps_in / fps_out), n_frames - 1)
+
+
+def resample_transforms(rot: np.ndarray, trans: np.ndarray, src: np.ndarray,
+                        method: str = "slerp") -> tuple[np.ndarray, np.ndarray]:
+    """Local rotations (T, J, 3, 3) and translations (T, J, 3) at fractional source frames ``src`` (K,).
+
+    ``slerp``: rotations by quaternion slerp, translations linearly; ``nearest``: the nearest frame.
+    """
+    if method == "nearest":
+        i = np.clip(np.rint(src).astype(int), 0, len(rot) - 1)
+        return rot[i], trans[i]
+    if method != "slerp":
+        raise ValueError(f"resample method must be slerp or nearest, got {method!r}")
+    i0 = np.clip(np.floor(src).astype(int), 0, len(rot) - 1)
+    i1 = np.minimum(i0 + 1, len(rot) - 1)
+    w = src - i0
+    if np.allclose(w, 0):
+        return rot[i0], trans[i0]
+    q = rotmat_to_quat(rot)
+    qi = slerp(q[i0], q[i1], w[:, None])
+    ti = trans[i0] + (trans[i1] - trans[i0]) * w[:, None, None]
+    return quat_to_rotmat(qi), ti
+
+
+# ----------------------------------------------------------------------------- joint maps
+def builtin_joint_maps() -> list[str]:
+    """Names of the joint maps shipped in mvtools/data (``joint_map_<name>.json``)."""
+    d = resources.files("mvtools").joinpath("data")
+    return sorted(p.name[len("joint_map_"):-5] for p in d.iterdir()
+                  if p.name.startswith("joint_map_") and p.name.endswith(".json"))
+
+
+def load_joint_map(spec="cmu") -> dict:
+    """A joint map: built-in name (``cmu``), path to a JSON file, or an already loaded dict.
+
+    Format: ``{"up_axis": "y", "joints": {<h36m17 name>: <source>}}`` where a source is a BVH joint
+    name (``"Hips"``, End Sites as ``"Head_End"``), a list of names (their mean), or ``{name: weight}``
+    (weighted sum; weights sum to 1). All 17 H36M joints are required.
+    """
+    where = "joint map"
+    if isinstance(spec, dict):
+        data = spec
+    else:
+        s = str(spec)
+        if s in builtin_joint_maps():
+            where = f"built-in joint map {s!r}"
+            data = json.loads(resources.files("mvtools").joinpath(f"data/joint_map_{s}.json").read_text())
+        else:
+            p = Path(s)
+            where = str(p)
+            if not p.exists():
+                raise ValueError(f"{p}: joint map not found (built-in maps: {', '.join(builtin_joint_maps())})")
+            try:
+                data = json.loads(p.read_text())
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{p}: not valid JSON ({e})") from None
+    joints = data.get("joints") if isinstance(data, dict) else None
+    if not isinstance(joints, dict):
+        raise ValueError(f"{where}: expected an object with a 'joints' object")
+    missing = [n for n in H36M17_NAMES if n not in joints]
+    unknown = [n for n in joints if n not in H36M17_NAMES]
+    if missing or unknown:
+        raise ValueError(f"{where}: " + "; ".join(
+            ([f"missing H36M joint(s) {missing}"] if missing else []) +
+            ([f"unknown H36M joint(s) {unknown} (names: {', '.join(H36M17_NAMES)})"] if unknown else [])))
+    norm = {}
+    for k, v in joints.items():
+        if isinstance(v, str):
+            norm[k] = {v: 1.0}
+        elif isinstance(v, list) and v and all(isinstance(x, str) for x in v):
+            norm[k] = {x: 1.0 / len(v) for x in v}
+        elif isinstance(v, dict) and v and all(isinstance(w, (int, float)) for w in v.values()):
+            tot = float(sum(v.values()))
+            if abs(tot - 1.0) > 1e-6:
+                raise ValueError(f"{where}: weights of {k!r} sum to {tot}, not 1")
+            norm[k] = {x: float(w) for x, w in v.items()}
+        else:
+            raise ValueError(f"{where}: source of {k!r} must be a joint name, a list of names or "
+                             f"{{name: weight}}, got {v!r}")
+    up = str(data.get("up_axis", "y")).lower()
+    if up not in ("y", "z"):
+        raise ValueError(f"{where}: up_axis must be 'y' or 'z', got {up!r}")
+    return {"name": data.get("name", where), "up_axis": up, "joints": norm}
+
+
+def joint_map_matrix(names: list[str], joint_map: dict, path: str = "") -> np.ndarray:
+    """(17, J) weights turning BVH joint positions (T, J, 3) into H36M-17 joints (T, 17, 3)."""
+    W = np.zeros((len(H36M17_NAMES), len(names)))
+    missing = set()
+    for i, h in enumerate(H36M17_NAMES):
+        for src, w in joint_map["joints"][h].items():
+            if src not in names:
+                missing.add(src)
+                continue
+            W[i, names.index(src)] += w
+    if missing:
+        raise DatasetError(f"{path}: joint(s) {sorted(missing)} named by {joint_map['name']} are not in the "
+                           f"file (it has {', '.join(names)}); pass --joint-map FILE.json")
+    return W
+
+
+def apply_joint_map(positions: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """BVH positions (T, J, 3) and weights (17, J) -> H36M-17 positions (T, 17, 3)."""
+    return np.einsum("kj,tjd->tkd", W, positions)
