@@ -1,0 +1,316 @@
+"""``augment()``: virtual cameras, their 2D poses, and the training pair shards of a dataset."""
+from __future__ import annotations
+
+import json
+import shutil
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mvtools.augment.pairs import PAIRS_FORMAT_VERSION, ShardWriter, pair_table, pair_transforms, sample_pairs, \
+    view_pairs
+from mvtools.augment.virtual import LAYOUTS, camera_frame, map_camera, place_virtual_cameras, project_virtual, \
+    similarity_to
+from mvtools.camera import Camera, undistort_pixels
+from mvtools.dataset import (POSES2D_SCHEMA, DatasetError, joints_to_numpy, list_to_numpy, poses2d_table,
+                             producer, read_cameras, read_manifest, read_poses2d, read_poses3d, replace_cameras,
+                             replace_poses2d_files, rig, staged_directory, subjects_in, write_manifest)
+from mvtools.progress import log, progress
+from mvtools.skeleton import NUM_JOINTS, ROOT
+
+EXTRINSICS = ("given", "estimated")
+SOURCES = ("detected", "gt")
+
+
+def _crc(s: str) -> int:
+    return zlib.crc32(s.encode())
+
+
+def default_source(ds, subjects) -> str:
+    """``detected`` when every subject has detected 2D files, else ``gt``."""
+    root = Path(ds) / "poses2d"
+    has = [any((root / f"subject={s}").glob("detected-*.parquet")) for s in subjects]
+    return "detected" if has and all(has) else "gt"
+
+
+def _check_source(ds, subject: str, source: str) -> None:
+    d = Path(ds) / "poses2d" / f"subject={subject}"
+    if not any(d.glob(f"{source}-*.parquet")):
+        raise DatasetError(f"{d}: no {source} 2D poses for subject {subject} (use --source gt or ingest detections)")
+
+
+def _sequence_keys(action: pa.ChunkedArray, subaction: np.ndarray, frame: np.ndarray, names: pa.Array):
+    """int64 keys (action index, subaction, frame) sorting by sequence then frame; -1 where action not in names."""
+    idx = pc.index_in(action, value_set=names).to_numpy(zero_copy_only=False)
+    idx = np.where(np.isnan(idx), -1, idx).astype(np.int64) if idx.dtype.kind == "f" else idx.astype(np.int64)
+    seq = (idx << 16) | (np.asarray(subaction, np.int64) & 0xFFFF)
+    return np.where(idx >= 0, (seq << 32) | (np.asarray(frame, np.int64) & 0xFFFFFFFF), -1)
+
+
+def _subject_3d(ds, subject: str):
+    """The subject's 3D rows sorted by (action, subaction, frame): dict of arrays and per-sequence slices."""
+    t = read_poses3d(ds, [subject], columns=["action", "subaction", "raw_name", "frame", "joints3d"])
+    if t.num_rows == 0:
+        raise DatasetError(f"{Path(ds) / 'poses3d' / f'subject={subject}'}: no 3D poses")
+    uniq = pc.unique(t["action"])
+    names = pc.take(uniq, pc.array_sort_indices(uniq))
+    sub = t["subaction"].to_numpy()
+    frame = t["frame"].to_numpy()
+    key = _sequence_keys(t["action"], sub, frame, names)
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    if len(key) > 1 and np.any(key[1:] == key[:-1]):
+        raise DatasetError(f"{Path(ds) / 'poses3d' / f'subject={subject}'}: duplicate (action, subaction, frame) rows")
+    seq = key >> 32
+    starts = np.flatnonzero(np.r_[True, seq[1:] != seq[:-1]])
+    ends = np.r_[starts[1:], len(key)]
+    first = pa.array(order[starts])
+    act = pc.take(t["action"], first).to_pylist()
+    raw = pc.take(t["raw_name"], first).to_pylist()
+    sub0 = sub[order[starts]]
+    return {
+        "names": names, "key": key, "frame": frame[order], "X": joints_to_numpy(t["joints3d"], 3)[order],
+        "seqs": [(int(s), int(e), act[i], int(sub0[i]), raw[i]) for i, (s, e) in enumerate(zip(starts, ends))],
+    }
+
+
+def _subject_2d(ds, subject: str, source: str, d3: dict, real: list[Camera]):
+    """Real views' 2D of one subject aligned to the sorted 3D rows: undistorted x2d (N, C, J, 2) px, conf (N, C, J),
+    avail (N, C) bool."""
+    path = Path(ds) / "poses2d" / f"subject={subject}"
+    t = read_poses2d(ds, [subject], columns=["action", "subaction", "frame", "camera", "joints2d", "confidence"],
+                     source=source)
+    n, c = len(d3["key"]), len(real)
+    x2d = np.zeros((n, c, NUM_JOINTS, 2), np.float32)
+    conf = np.zeros((n, c, NUM_JOINTS), np.float32)
+    avail = np.zeros((n, c), bool)
+    ids = [cam.camera for cam in real]
+    cam_idx = pc.index_in(t["camera"], value_set=pa.array(ids, pa.string())).to_numpy(zero_copy_only=False)
+    unknown = np.isnan(cam_idx) if cam_idx.dtype.kind == "f" else np.zeros(len(cam_idx), bool)
+    if unknown.any():
+        bad = sorted(set(pc.filter(t["camera"], pa.array(unknown)).to_pylist()))
+        raise DatasetError(f"{path}: {source} 2D of camera(s) {bad} that subject {subject} has no calibration for")
+    cam_idx = np.nan_to_num(cam_idx).astype(np.int64)
+    key = _sequence_keys(t["action"], t["subaction"].to_numpy(), t["frame"].to_numpy(), d3["names"])
+    pos = np.clip(np.searchsorted(d3["key"], key), 0, max(n - 1, 0))
+    hit = (key >= 0) & (d3["key"][pos] == key) if n else np.zeros(len(key), bool)
+    uv = joints_to_numpy(t["joints2d"], 2)
+    cf = list_to_numpy(t["confidence"], NUM_JOINTS)
+    for ci, cam in enumerate(real):  # one vectorised undistortion per camera
+        sel = hit & (cam_idx == ci)
+        und = undistort_pixels(uv[sel], cam).astype(np.float32)
+        rows = pos[sel]
+        x2d[rows, ci] = und
+        conf[rows, ci] = cf[sel]
+        avail[rows, ci] = np.isfinite(und).all((1, 2)) & np.isfinite(cf[sel]).all(1)
+    return x2d, conf, avail
+
+
+def _splits(ds, manifest: dict, subjects: list[str]) -> dict[str, str]:
+    sp = manifest.get("splits") or {}
+    train, test = set(sp.get("train") or []), set(sp.get("test") or [])
+    both = sorted(train & test & set(subjects))
+    if both:
+        raise DatasetError(f"{Path(ds) / 'manifest.json'}: subject(s) {both} are in both the train and test splits")
+    return {s: ("test" if s in test else "train") for s in subjects}
+
+
+def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, extrinsics: str = "given",
+            pairs_per_frame: int = 4, views: str = "all", subjects=None, shard_rows: int = 1_000_000,
+            source: str | None = None, command: str | None = None) -> dict:
+    """Add ``virtual_views`` virtual cameras per subject rig and write the pair shards ``ds/pairs/``.
+
+    - virtual cameras (``source="virtual"`` rows of cameras.parquet, ids ``virtual-00``...) and their 2D poses
+      (poses2d ``source="virtual"``: pinhole projections of the 3D ground truth, px, confidence 1), replacing older
+      virtual rows of the processed subjects; (frame, virtual camera) views with a joint behind the camera or outside
+      the image are dropped and counted;
+    - pair shards per docs/architecture.md: ``pairs_per_frame`` view pairs per frame drawn without replacement
+      among the real views (``views="real"``) or real and virtual views (``"all"``), transforms (mm) from the
+      ``extrinsics`` rig, 2D (px) from ``source`` (``detected``/``gt``; default detected when present), real views
+      undistorted; at most ``shard_rows`` rows per file; train and test subjects (manifest splits) apart;
+    - ``pairs/manifest.json`` and an ``augment`` entry in the dataset manifest.
+
+    Returns a summary dict (rows per split, shards, dropped frames per subject and virtual camera, ...).
+    """
+    ds = Path(ds)
+    if isinstance(virtual_views, bool) or int(virtual_views) != virtual_views or virtual_views < 0:
+        raise ValueError(f"virtual_views must be an integer >= 0, got {virtual_views!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if extrinsics not in EXTRINSICS:
+        raise ValueError(f"extrinsics must be one of {EXTRINSICS}, got {extrinsics!r}")
+    if views not in ("real", "all"):
+        raise ValueError(f"views must be 'real' or 'all', got {views!r}")
+    if int(pairs_per_frame) != pairs_per_frame or pairs_per_frame < 1:
+        raise ValueError(f"pairs_per_frame must be an integer >= 1, got {pairs_per_frame!r}")
+    if int(shard_rows) != shard_rows or shard_rows < 1:
+        raise ValueError(f"shard_rows must be an integer >= 1, got {shard_rows!r}")
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if source is not None and source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    virtual_views, pairs_per_frame, shard_rows = int(virtual_views), int(pairs_per_frame), int(shard_rows)
+
+    manifest = read_manifest(ds)
+    present = subjects_in(ds)
+    subjects = list(present) if subjects is None else list(subjects)
+    missing = [s for s in subjects if s not in present]
+    if missing:
+        raise DatasetError(f"{ds / 'poses3d'}: no subject(s) {missing} (have {', '.join(present) or 'none'})")
+    if not subjects:
+        raise DatasetError(f"{ds / 'poses3d'}: no subjects")
+    split_of = _splits(ds, manifest, subjects)
+    source = source or default_source(ds, subjects)
+    cams = read_cameras(ds)
+    cam_file = ds / "cameras.parquet"
+    rigs = {}
+    for s in subjects:  # check everything before the long work
+        _check_source(ds, s, source)
+        given = rig(cams, s, "given")
+        if not given:
+            raise DatasetError(f"{cam_file}: no given cameras for subject {s}")
+        used = given
+        if extrinsics == "estimated":
+            used = rig(cams, s, "estimated")
+            if not used:
+                raise DatasetError(f"{cam_file}: no estimated cameras for subject {s}; run "
+                                   f"`mvtools calibrate --from-joints {ds}` first or use --extrinsics given")
+        rigs[s] = (given, used)
+
+    total = sum(pq.read_metadata(f).num_rows for s in subjects
+                for f in (ds / "poses3d" / f"subject={s}").glob("*.parquet"))
+    report = {"subjects": {}, "dropped": {}, "invalid_3d_frames": {}}
+    virtual_all: list[Camera] = []
+    with staged_directory(ds / "pairs") as tmp:
+        stage = tmp / "_virtual"
+        stage.mkdir()
+        writers = {sp: ShardWriter(tmp, sp, shard_rows) for sp in ("train", "test")}
+        try:
+            with progress(length=total, label="augment") as bar:
+                for s in subjects:
+                    info = _augment_subject(ds, s, rigs[s], source, virtual_views, layout, seed, extrinsics,
+                                            pairs_per_frame, views, writers[split_of[s]], stage, bar)
+                    virtual_all += info.pop("virtual_cameras")
+                    report["dropped"][s] = info.pop("dropped")
+                    report["invalid_3d_frames"][s] = info.pop("invalid_3d_frames")
+                    report["subjects"][s] = info
+            shards = writers["train"].close() + writers["test"].close()
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+        rows = {sp: sum(x["rows"] for x in shards if x["split"] == sp) for sp in ("train", "test")}
+        pm = {
+            "format_version": PAIRS_FORMAT_VERSION, "extrinsics": extrinsics, "views": views,
+            "virtual_views": virtual_views, "pairs_per_frame": pairs_per_frame, "source2d": source, "seed": seed,
+            "splits": {sp: [s for s in subjects if split_of[s] == sp] for sp in ("train", "test")},
+            "shards": shards, "rows": rows, "layout": layout, "producer": producer(command),
+        }
+        (tmp / "manifest.json").write_text(json.dumps(pm, indent=2) + "\n")
+        # quick finishing steps: virtual 2D, virtual cameras, then the pairs directory swaps into place
+        for s in subjects:
+            f = stage / f"{s}.parquet"
+            replace_poses2d_files(ds, s, "virtual", pq.read_table(f) if f.exists() else None)
+        allc = replace_cameras(ds, virtual_all, "virtual", subjects)
+        shutil.rmtree(stage)
+
+    manifest = read_manifest(ds)
+    n_virtual = sum(pq.read_metadata(f).num_rows for f in (ds / "poses2d").glob("subject=*/virtual-*.parquet"))
+    manifest.setdefault("rows", {}).setdefault("poses2d", {})["virtual"] = n_virtual
+    manifest["rows"]["cameras"] = len(allc)
+    summary = {"pairs_dir": str(ds / "pairs"), "rows": rows, "shards": len(shards), "source2d": source,
+               "extrinsics": extrinsics, "views": views, "virtual_views": virtual_views, "layout": layout,
+               "pairs_per_frame": pairs_per_frame, "seed": seed, "splits": pm["splits"], **report}
+    manifest["augment"] = {**{k: v for k, v in summary.items() if k != "pairs_dir"}, "pairs": "pairs/manifest.json",
+                           "producer": pm["producer"]}
+    write_manifest(ds, manifest)
+    return summary
+
+
+def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrinsics, k, views, writer, stage, bar):
+    given, used = rigs
+    d3 = _subject_3d(ds, subject)
+    # real views: cameras that have 2D of this source, in rig order
+    have = set(pc.unique(read_poses2d(ds, [subject], columns=["camera"], source=source)["camera"]).to_pylist())
+    real_ids = [c for c in given if c in have]
+    if extrinsics == "estimated":
+        lacking = [c for c in real_ids if c not in used]
+        if lacking:
+            raise DatasetError(f"{Path(ds) / 'cameras.parquet'}: no estimated extrinsics for camera(s) {lacking} "
+                               f"of subject {subject}")
+    real_used = [used[c] for c in real_ids]
+    real_given = [given[c] for c in real_ids]
+    x2d_r, conf_r, avail_r = _subject_2d(ds, subject, source, d3, real_used)
+
+    X = d3["X"]
+    finite = np.isfinite(X).all((1, 2))
+    root_mean = np.nanmean(X[finite, ROOT], axis=0) if finite.any() else np.zeros(3)
+    rng = np.random.default_rng([seed, _crc(subject)])
+    virt, info = place_virtual_cameras(list(given.values()), n_virtual, layout, rng, root_mean, subject)
+    virt_pose = virt
+    if extrinsics == "estimated" and virt:
+        common = [c for c in given if c in used]
+        s, Rs, Ts, res = similarity_to([given[c] for c in common], [used[c] for c in common])
+        virt_pose = [map_camera(c, s, Rs, Ts) for c in virt]
+        info["estimated_alignment"] = res
+
+    all_pose = real_used + virt_pose
+    ids = [c.camera for c in real_used] + [c.camera for c in virt]
+    kinds = ["real"] * len(real_used) + ["virtual"] * len(virt)
+    R = np.array([c.R for c in all_pose]).reshape(-1, 3, 3)
+    t = np.array([c.t for c in all_pose]).reshape(-1, 3)
+    R_ab, t_ab = pair_transforms(R, t)
+    pairs = view_pairs(len(ids), len(real_used), views)
+    static = {
+        "ids": ids, "kinds": kinds, "R_ab": R_ab.astype(np.float32), "t_ab": t_ab.astype(np.float32),
+        "K": np.array([c.intrinsics for c in real_used + virt], np.float32).reshape(-1, 4),
+        "size": np.array([[c.width, c.height] for c in real_used + virt], np.float32).reshape(-1, 2),
+    }
+    dropped = np.zeros(len(virt), np.int64)
+    vwriter = None
+    try:
+        for start, end, action, subaction, raw in d3["seqs"]:
+            Xs, fin = X[start:end], finite[start:end]
+            frames = d3["frame"][start:end]
+            y3d_r = camera_frame(Xs, real_given)
+            if virt:
+                y3d_v, uv_v, ok_v = project_virtual(Xs, virt)
+                ok_v &= fin[:, None]
+                dropped += (~ok_v & fin[:, None]).sum(0)
+                fi, vi = np.nonzero(ok_v)
+                if len(fi):
+                    tbl = poses2d_table(action, subaction, raw, frames[fi], np.array([c.camera for c in virt])[vi],
+                                        uv_v[fi, vi], None, "virtual")
+                    if vwriter is None:
+                        vwriter = pq.ParquetWriter(stage / f"{subject}.parquet", POSES2D_SCHEMA, compression="zstd")
+                    vwriter.write_table(tbl)
+                y3d = np.concatenate([y3d_r, y3d_v], axis=1)
+                x2d = np.concatenate([x2d_r[start:end], uv_v], axis=1)
+                conf = np.concatenate([conf_r[start:end], np.ones(ok_v.shape + (NUM_JOINTS,), np.float32)], axis=1)
+                avail = np.concatenate([avail_r[start:end] & fin[:, None], ok_v], axis=1)
+            else:
+                y3d, x2d, conf = y3d_r, x2d_r[start:end], conf_r[start:end]
+                avail = avail_r[start:end] & fin[:, None]
+            prng = np.random.default_rng([seed, _crc(subject), _crc(action), int(subaction)])
+            fi, a, b = sample_pairs(avail, pairs, k, prng)
+            if len(fi):
+                writer.write(pair_table(subject, action, subaction, frames, fi, a, b,
+                                        {**static, "x2d": x2d.astype(np.float32), "conf": conf,
+                                         "y3d": y3d.astype(np.float32)}))
+            bar.update(end - start)
+    finally:
+        if vwriter is not None:
+            vwriter.close()
+    for c, n in zip(virt, dropped):
+        if n:
+            log(f"{subject} {c.camera}: dropped {n} frames (a joint behind the camera or outside the image)")
+    info.update({
+        "real_cameras": ids[:len(real_used)], "virtual_cameras": virt, "frames": int(len(X)),
+        "dropped": {c.camera: int(n) for c, n in zip(virt, dropped)},
+        "invalid_3d_frames": int((~finite).sum()),
+    })
+    return info
