@@ -164,7 +164,7 @@ def write_test_sequence(d: Path, T: int, rng, outdoor=False, valid=None, activit
     valid = (rng.uniform(size=T) < 0.6) if valid is None else np.asarray(valid)
     activity = rng.integers(1, 8, T) if activity is None else np.asarray(activity)
     U_file = U.copy()
-    U_file[~valid] += 1000.0  # invalid frames carry unusable annotations
+    U_file[~valid] *= 1.5  # invalid frames carry unusable annotations (wrong even root-relative)
     arrays = {"annot2": x2[:, None], "annot3": X[:, None], "univ_annot3": U_file[:, None],
               "valid_frame": valid.astype(np.float64)[:, None],
               "activity_annotation": activity.astype(np.float64)[:, None]}
@@ -356,6 +356,20 @@ def test_test_cameras_known_intrinsics(tree, both):
     assert rep["TS5"]["reprojection_rms_px_fit"] > 0.1  # distortion is not a pinhole
     np.testing.assert_allclose(rep["TS1"]["fitted_intrinsics_px"], [TS1_K[k] for k in ("fx", "fy", "cx", "cy")],
                                atol=1e-3)
+
+
+def test_test_activity_codes(tmp_path):
+    """Invalid frames may carry no activity (code 0 -> 'Unknown'); a valid frame with a bad code is an error."""
+    rng = np.random.default_rng(7)
+    ts = tmp_path / "mpi_inf_3dhp_test_set" / "TS4"
+    write_test_sequence(ts, 6, rng, valid=[1, 0, 1, 1, 0, 1], activity=[1, 0, 7, 3, 9, 2])
+    ingest_3dhp(tmp_path, tmp_path / "ds", split="test", frame_counts={"TS4": 6})
+    t = read_poses3d(tmp_path / "ds", ["TS4"]).sort_by("frame")
+    assert t["action"].to_pylist() == ["Stand/Walk", "Unknown", "Misc.", "Sit on Chair", "Unknown", "Exercise"]
+    assert set(t["scene"].to_pylist()) == {"studio"}
+    write_test_sequence(ts, 6, rng, valid=[1, 0, 1, 1, 1, 1], activity=[1, 0, 7, 3, 9, 2])
+    _expect_error(r"TS4/annot_data\.mat: activity_annotation 9 at frame 4", tmp_path, tmp_path / "ds2",
+                  split="test", frame_counts={"TS4": 6})
 
 
 def test_test_intrinsics_fit(tree, tmp_path):
