@@ -121,6 +121,15 @@ def raw_name_of(subject: str, key: str) -> str:
     return key
 
 
+def raw_name_for(subject: str, action: str, subaction: int) -> str | None:
+    """The real file name of (action, sub-action) for ``subject`` (``S1``, ``Photo``, 2 -> ``TakingPhoto``),
+    or None outside the table."""
+    for raw, key in SUBACTIONS.get(subject, {}).items():
+        if key == (action, subaction):
+            return raw
+    return None
+
+
 def _is_all(name: str) -> bool:
     return name.startswith("_ALL")
 
@@ -468,7 +477,7 @@ def _ingest_sequence(w: DatasetWriter, seq: RawSequence, rig: dict[str, Camera],
             st.d2_files += 1
             st.d2_sum_px += float(dev.sum())
             st.d2_count += dev.size
-            if mx > st.d2_max_px:
+            if mx >= st.d2_max_px:
                 st.d2_max_px, st.worst = mx, str(seq.d2[cam])
             if mx > tol_px:
                 notes.append({"subject": subj, "raw_name": seq.raw_name, "file": str(seq.d2[cam]),
@@ -573,8 +582,10 @@ def ingest_h36m(raw_root, out, subjects=None, actions=None, cameras_file=None, d
             notes=notes)
         path = w.commit(manifest)
         rows = dict(w.rows)
-    for nt in notes:
-        if nt["issue"] in ("length", "d2_projection"):
-            log(f"note: {nt['file']}: {nt['message']}")
+    shown = [nt for nt in notes if nt["issue"] in ("length", "d2_projection")]
+    for nt in shown[:10]:
+        log(f"note: {nt['file']}: {nt['message']}")
+    if len(shown) > 10:
+        log(f"note: ... and {len(shown) - 10} more (manifest.json 'notes')")
     return {"out": str(path), "subjects": present, "sequences": len(seqs), "frames": frames_total,
             "rows": rows, "gt2d": gt2d, "detections": det, "notes": notes}

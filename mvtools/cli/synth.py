@@ -1,0 +1,46 @@
+"""``mvtools synth``: synthetic raw datasets for demos and tests."""
+from __future__ import annotations
+
+import click
+
+from mvtools.cli.common import friendly_errors, split_list
+
+
+@click.group()
+def synth() -> None:
+    """Write synthetic raw datasets (procedural motion, real file formats)."""
+
+
+@synth.command("h36m")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Raw tree to write (Human3.6M layout); replaced atomically if it is an earlier synth tree.")
+@click.option("--subjects", default=None,
+              help="Comma-separated subjects (default: the 7 labelled ones S1,S5,S6,S7,S8,S9,S11).")
+@click.option("--sequences", default=4, show_default=True, type=click.IntRange(1, 30),
+              help="Sequences per subject (real H36M names, 30 max).")
+@click.option("--frames", default=300, show_default=True, type=click.IntRange(1),
+              help="Mocap frames per sequence (50 Hz, so 300 frames = 6 s).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed (the output is deterministic).")
+@click.option("--detections/--no-detections", default=True, show_default=True,
+              help="Also write detections.npz (VideoPose3D layout, px + confidence 0..1).")
+@click.option("--noise", default="realistic", show_default=True,
+              help="Detector noise: 'realistic' (CPN-like, a few px), 'none', or a JSON file of noise parameters.")
+@click.option("--full-scale", is_flag=True,
+              help="30 sequences x 4300 frames per subject (~900,000 frames per camera, like H36M; several GB).")
+@click.option("--length-quirks/--no-length-quirks", default=True, show_default=True,
+              help="Make some D2 files a few frames longer/shorter than D3, as in the real release.")
+@click.option("--float32", "float32", is_flag=True, help="Store CDF values as float32 instead of float64.")
+@friendly_errors
+def h36m(out, subjects, sequences, frames, seed, detections, noise, full_scale, length_quirks, float32):
+    """Write a raw Human3.6M tree (S*/MyPoseFeatures/D3_Positions, D2_Positions CDFs; world mm, px) of
+    procedural motion, ready for `mvtools ingest h36m OUT --detections OUT/detections.npz`."""
+    import numpy as np
+
+    from mvtools.synth_raw import synth_h36m
+
+    s = synth_h36m(out, subjects=split_list(subjects), sequences=sequences, frames=frames, seed=seed,
+                   detections=detections, noise=noise, full_scale=full_scale, length_quirks=length_quirks,
+                   dtype=np.float32 if float32 else np.float64)
+    click.echo(f"wrote {s['out']}: {len(s['subjects'])} subjects, {s['sequences']} sequences, "
+               f"{s['frames_per_camera']} frames per camera"
+               + (f", detections in {s['out']}/detections.npz" if s["detections"] else ""))
