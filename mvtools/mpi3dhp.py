@@ -523,6 +523,8 @@ def ingest_3dhp(root, out, split: str = "train", cameras=CHEST_CAMERAS, subjects
         if want is None or want or split == "test":
             for s in _pick(want, list(TEST_FRAMES), present, "test", te):
                 jobs.append(("test", s, 0, te / s, int(counts.get(s, TEST_FRAMES[s]))))
+    if not jobs:
+        raise ValueError(f"nothing to ingest: no {split} subjects among {', '.join(subjects or [])}")
     for kind, s, q, d, _ in jobs:  # fail early on missing files, before any work
         for f in ((d / "annot.mat", d / "camera.calibration") if kind == "train" else (d / "annot_data.mat",)):
             if not f.is_file():

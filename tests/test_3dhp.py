@@ -426,6 +426,8 @@ def test_bad_missing_annot(tmp_path):
     _expect_error(r"S4/Seq2/annot\.mat: missing", tmp_path, tmp_path / "out",
                   frame_counts={"S4/Seq1": 5, "S4/Seq2": 5})
     _expect_error(r"S7: missing", tmp_path, tmp_path / "out", subjects=["S7"])
+    _expect_error(r"nothing to ingest: no train subjects among TS1", tmp_path, tmp_path / "out", subjects=["TS1"])
+    _expect_error(r"unknown 3DHP subject\(s\) S9", tmp_path, tmp_path / "out", subjects=["S9"])
     _expect_error(r"mpi_inf_3dhp_test_set.*no test sequence", tmp_path, tmp_path / "out", split="test")
 
 
