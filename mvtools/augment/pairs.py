@@ -24,6 +24,8 @@ PAIRS_SCHEMA = pa.schema([
     ("t_ab", pa.list_(pa.float32(), 3)), ("t_ba", pa.list_(pa.float32(), 3)),
     ("y3d_a", pa.list_(pa.float32(), J * 3)), ("y3d_b", pa.list_(pa.float32(), J * 3)),
 ])
+#: String columns; only these are dictionary-encoded (float columns gain nothing from it and write slower).
+STRING_COLUMNS = ["subject", "action", "cam_a", "cam_b", "kind_a", "kind_b"]
 #: Rows per Parquet row group (smaller than a shard so memory stays bounded while writing).
 ROW_GROUP = 131072
 
@@ -133,9 +135,10 @@ class ShardWriter:
         if self._writer is None:
             rel = f"{self.split}/part-{len(self.shards):05d}.parquet"
             (self.root / self.split).mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.root / rel, PAIRS_SCHEMA, compression="zstd")
+            self._writer = pq.ParquetWriter(self.root / rel, PAIRS_SCHEMA, compression="zstd",
+                                            use_dictionary=STRING_COLUMNS)
             self.shards.append({"path": rel, "split": self.split, "rows": 0})
-        t = pa.concat_tables(self._buf).combine_chunks()
+        t = pa.concat_tables(self._buf)
         self._writer.write_table(t, row_group_size=t.num_rows)
         self._buf, self._buf_rows = [], 0
 

@@ -79,8 +79,8 @@ def _subject_3d(ds, subject: str):
 
 
 def _subject_2d(ds, subject: str, source: str, d3: dict, real: list[Camera]):
-    """Real views' 2D of one subject aligned to the sorted 3D rows: undistorted x2d (N, C, J, 2) px, conf (N, C, J),
-    avail (N, C) bool."""
+    """Real views' 2D of one subject aligned to the sorted 3D rows: raw (distorted) x2d (N, C, J, 2) px,
+    conf (N, C, J), avail (N, C) bool (a row exists and is finite)."""
     path = Path(ds) / "poses2d" / f"subject={subject}"
     t = read_poses2d(ds, [subject], columns=["action", "subaction", "frame", "camera", "joints2d", "confidence"],
                      source=source)
@@ -96,18 +96,23 @@ def _subject_2d(ds, subject: str, source: str, d3: dict, real: list[Camera]):
         raise DatasetError(f"{path}: {source} 2D of camera(s) {bad} that subject {subject} has no calibration for")
     cam_idx = np.nan_to_num(cam_idx).astype(np.int64)
     key = _sequence_keys(t["action"], t["subaction"].to_numpy(), t["frame"].to_numpy(), d3["names"])
-    pos = np.clip(np.searchsorted(d3["key"], key), 0, max(n - 1, 0))
-    hit = (key >= 0) & (d3["key"][pos] == key) if n else np.zeros(len(key), bool)
-    uv = joints_to_numpy(t["joints2d"], 2)
-    cf = list_to_numpy(t["confidence"], NUM_JOINTS)
-    for ci, cam in enumerate(real):  # one vectorised undistortion per camera
-        sel = hit & (cam_idx == ci)
-        und = undistort_pixels(uv[sel], cam).astype(np.float32)
-        rows = pos[sel]
-        x2d[rows, ci] = und
-        conf[rows, ci] = cf[sel]
-        avail[rows, ci] = np.isfinite(und).all((1, 2)) & np.isfinite(cf[sel]).all(1)
+    pos = np.clip(np.searchsorted(d3["key"], key), 0, n - 1)
+    hit = (key >= 0) & (d3["key"][pos] == key)
+    rows, cols = pos[hit], cam_idx[hit]
+    x2d[rows, cols] = joints_to_numpy(t["joints2d"], 2)[hit]
+    conf[rows, cols] = list_to_numpy(t["confidence"], NUM_JOINTS)[hit]
+    avail[rows, cols] = np.isfinite(x2d[rows, cols]).all((1, 2)) & np.isfinite(conf[rows, cols]).all(1)
     return x2d, conf, avail
+
+
+def _undistort_used(x2d: np.ndarray, fi: np.ndarray, a: np.ndarray, b: np.ndarray, real: list[Camera]) -> None:
+    """Undistort in place (px) the real views' 2D of the frames that a sampled pair uses (one call per camera)."""
+    for ci, cam in enumerate(real):
+        used = np.zeros(len(x2d), bool)
+        used[fi[a == ci]] = True
+        used[fi[b == ci]] = True
+        if used.any():
+            x2d[used, ci] = undistort_pixels(x2d[used, ci], cam)
 
 
 def _splits(ds, manifest: dict, subjects: list[str]) -> dict[str, str]:
@@ -286,20 +291,22 @@ def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrins
                     tbl = poses2d_table(action, subaction, raw, frames[fi], np.array([c.camera for c in virt])[vi],
                                         uv_v[fi, vi], None, "virtual")
                     if vwriter is None:
-                        vwriter = pq.ParquetWriter(stage / f"{subject}.parquet", POSES2D_SCHEMA, compression="zstd")
+                        vwriter = pq.ParquetWriter(stage / f"{subject}.parquet", POSES2D_SCHEMA, compression="none",
+                                                 use_dictionary=["action", "raw_name", "camera", "source"])
                     vwriter.write_table(tbl)
                 y3d = np.concatenate([y3d_r, y3d_v], axis=1)
-                x2d = np.concatenate([x2d_r[start:end], uv_v], axis=1)
+                x2d = np.concatenate([x2d_r[start:end], uv_v.astype(np.float32)], axis=1)
                 conf = np.concatenate([conf_r[start:end], np.ones(ok_v.shape + (NUM_JOINTS,), np.float32)], axis=1)
                 avail = np.concatenate([avail_r[start:end] & fin[:, None], ok_v], axis=1)
             else:
-                y3d, x2d, conf = y3d_r, x2d_r[start:end], conf_r[start:end]
+                y3d, x2d, conf = y3d_r, x2d_r[start:end].copy(), conf_r[start:end]
                 avail = avail_r[start:end] & fin[:, None]
             prng = np.random.default_rng([seed, _crc(subject), _crc(action), int(subaction)])
             fi, a, b = sample_pairs(avail, pairs, k, prng)
             if len(fi):
+                _undistort_used(x2d, fi, a, b, real_used)
                 writer.write(pair_table(subject, action, subaction, frames, fi, a, b,
-                                        {**static, "x2d": x2d.astype(np.float32), "conf": conf,
+                                        {**static, "x2d": x2d, "conf": conf,
                                          "y3d": y3d.astype(np.float32)}))
             bar.update(end - start)
     finally:
