@@ -416,7 +416,8 @@ def _rig(cams: list[Camera], subject: str, where: str) -> dict[str, Camera]:
     mine = {c.camera: c for c in cams if c.subject == subject}
     if not mine:
         have = sorted({c.subject for c in cams}, key=_subject_order)
-        raise ValueError(f"{where}: no cameras for subject {subject} (calibrated subjects: {', '.join(have)})")
+        raise ValueError(f"{where}: no cameras for subject {subject} (calibrated subjects: {', '.join(have)}); "
+                         "leave it out with --subjects or give its calibration with --cameras")
     return {cid: mine[cid] for cid in H36M_CAMERA_IDS if cid in mine}
 
 
