@@ -429,3 +429,30 @@ def test_cli_prints_summary_and_pandas_duckdb_read_shards(tmp_path):
     for opt in ("--virtual-views", "--layout", "--seed", "--extrinsics", "--pairs-per-frame", "--views",
                 "--subjects", "--shard-rows", "--source", "mm", "px", "degrees"):
         assert opt in help_text
+
+
+def test_on_synthetic_detections_end_to_end(synth_ds, tmp_path):
+    """Realistic synthetic dataset (procedural motion, detector noise): defaults, detected 2D undistorted."""
+    ds = tmp_path / "ds"
+    shutil.copytree(synth_ds, ds)  # the session fixture is shared: work on a copy
+    s = augment(ds, virtual_views=8, pairs_per_frame=4)
+    assert s["source2d"] == "detected" and s["splits"] == {"train": ["S1", "S5"], "test": ["S9"]}
+    n3d = d.read_poses3d(ds, columns=["frame"]).num_rows
+    assert s["rows"]["train"] + s["rows"]["test"] == 4 * n3d  # >= 4 usable pairs in every frame
+    df, _ = _pairs(ds, "train")
+    ya, yb = _arr(df.y3d_a, (17, 3)), _arr(df.y3d_b, (17, 3))
+    assert np.abs(apply_relative(ya, _arr(df.R_ab, (3, 3)), _arr(df.t_ab, (3,))) - yb).max() < 0.01
+    # real views: re-distorting the stored x2d gives back the raw detections (px)
+    det = d.read_poses2d(ds, ["S1"], source="detected").to_pandas().set_index(["action", "subaction", "frame",
+                                                                                 "camera"])
+    cams = {c.camera: c for c in d.read_cameras(ds, source="given", subjects=["S1"])}
+    real = df[(df.kind_a == "real") & (df.subject == "S1")]
+    raw = _arr(det.loc[list(zip(real.action, real.subaction, real.frame, real.cam_a)), "joints2d"], (17, 2))
+    x2d = _arr(real.x2d_a, (17, 2))
+    for cam_id, cam in cams.items():
+        m = (real.cam_a == cam_id).to_numpy()
+        xy = (x2d[m] - [cam.cx, cam.cy]) / [cam.fx, cam.fy]
+        back = project(np.concatenate([xy, np.ones_like(xy[..., :1])], -1), cam.with_extrinsics(np.eye(3), np.zeros(3)))
+        assert np.abs(back - raw[m]).max() < 0.01
+    conf = _arr(real.conf_a, (17,))
+    assert conf.min() >= 0 and conf.max() <= 1 and conf.std() > 0  # detector confidences are carried over
