@@ -41,8 +41,8 @@ _REF_OFFSETS = np.array([
     [0, 0, 0],          # 11 Spine (= Hips in the real files)
     [10, 0, 235],       # 12 Spine1
     [-5, 0, 250],       # 13 Neck (thorax)
-    [45, 0, 105],       # 14 Head (nose level)
-    [-25, 0, 115],      # 15 HeadSite (head top)
+    [60, 0, 100],       # 14 Head (nose level)
+    [-40, 0, 120],      # 15 HeadSite (head top)
     [-5, 0, 250],       # 16 LeftShoulder (= Neck)
     [-10, 150, -25],    # 17 LeftArm (shoulder joint)
     [0, 0, -280],       # 18 LeftForeArm (elbow)
@@ -145,6 +145,11 @@ def _zyx(z_deg, y_deg, x_deg):
     return _rz(np.radians(z_deg)) @ _ry(np.radians(y_deg)) @ _rx(np.radians(x_deg))
 
 
+def _limb(y_deg, x_deg, z_deg):
+    """Ball joint of a limb hanging along -z: Ry (flexion) @ Rx (abduction) @ Rz (twist about the bone)."""
+    return _ry(np.radians(y_deg)) @ _rx(np.radians(x_deg)) @ _rz(np.radians(z_deg))
+
+
 def forward_kinematics(local_rot: np.ndarray, offsets: np.ndarray, root_pos: np.ndarray) -> np.ndarray:
     """Joint positions (T, 32, 3) mm from local rotations (T, 32, 3, 3), rest offsets (32, 3) mm and root
     positions (T, 3) mm. ``local_rot[:, 0]`` is the root's global rotation. Vectorised over frames."""
@@ -204,11 +209,11 @@ def _channels_to_local(ch: np.ndarray, yaw_deg: np.ndarray) -> np.ndarray:
         R[:, j] = _zyx(w * g("neck_twist"), w * g("neck_flex"), -w * g("neck_lat"))
     for side, sgn, hip, clav in (("l", 1.0, 6, 16), ("r", -1.0, 1, 24)):
         c = lambda name: g(f"{side}_{name}")  # noqa: E731
-        R[:, hip] = _zyx(-sgn * c("hip_twist"), -c("hip_flex"), sgn * c("hip_abd"))
+        R[:, hip] = _limb(-c("hip_flex"), sgn * c("hip_abd"), -sgn * c("hip_twist"))
         R[:, hip + 1] = _ry(np.radians(c("knee")))
         R[:, hip + 2] = _ry(np.radians(-c("ankle")))
         R[:, clav] = _rx(np.radians(-sgn * c("clav")))
-        R[:, clav + 1] = _zyx(-sgn * c("sh_twist"), -c("sh_flex"), sgn * c("sh_abd"))
+        R[:, clav + 1] = _limb(-c("sh_flex"), sgn * c("sh_abd"), -sgn * c("sh_twist"))
         R[:, clav + 2] = _ry(np.radians(-c("elbow")))
         R[:, clav + 3] = _zyx(zero, -c("wrist"), zero)
     return R
@@ -226,8 +231,8 @@ _POSES = {
                      "r_elbow": 105, "l_sh_abd": 15, "r_sh_abd": 15},
     "hands_on_hips": {"l_sh_abd": 45, "r_sh_abd": 45, "l_sh_flex": -15, "r_sh_flex": -15, "l_elbow": 100,
                       "r_elbow": 100, "l_sh_twist": 40, "r_sh_twist": 40},
-    "hands_back": {"l_sh_flex": -35, "r_sh_flex": -35, "l_elbow": 40, "r_elbow": 40, "l_sh_abd": 15,
-                   "r_sh_abd": 15},
+    "hands_back": {"l_sh_flex": -35, "r_sh_flex": -35, "l_elbow": 40, "r_elbow": 40, "l_sh_abd": -5,
+                   "r_sh_abd": -5, "l_sh_twist": 30, "r_sh_twist": 30},
     "point": {"side": True, "l_sh_flex": 80, "l_sh_abd": 25, "l_elbow": 8, "neck_twist": 25, "spine_twist": 10},
     "explain": {"l_sh_flex": 35, "r_sh_flex": 30, "l_sh_abd": 25, "r_sh_abd": 20, "l_elbow": 85, "r_elbow": 75,
                 "l_sh_twist": -10, "r_sh_twist": -5, "osc": {"l_elbow": (15, 0.8), "r_sh_abd": (10, 0.6)}},
@@ -251,7 +256,7 @@ _POSES = {
     "bend_reach": {"side": True, "spine_flex": 45, "pelvis_pitch": 25, "l_hip_flex": 25, "r_hip_flex": 25,
                    "l_knee": 15, "r_knee": 15, "l_sh_flex": 75, "l_elbow": 10, "neck_flex": -10},
     "reach_high": {"side": True, "l_sh_flex": 150, "l_sh_abd": 15, "l_elbow": 10, "l_ankle": -20,
-                   "r_ankle": -20, "neck_flex": -25},
+                   "r_ankle": -20, "neck_flex": -15},
     "carry": {"l_sh_flex": 20, "r_sh_flex": 20, "l_elbow": 95, "r_elbow": 95, "l_sh_twist": 30,
               "r_sh_twist": 30},
     "pose_arms_up": {"l_sh_flex": 165, "r_sh_flex": 165, "l_elbow": 15, "r_elbow": 15, "neck_flex": -15},
@@ -295,9 +300,9 @@ _POSES = {
     "sit_eat": {"l_hip_flex": 92, "r_hip_flex": 92, "l_knee": 95, "r_knee": 95, "spine_flex": 18,
                 "l_sh_flex": 35, "r_sh_flex": 40, "l_elbow": 110, "r_elbow": 95, "l_sh_twist": 40,
                 "r_sh_twist": 35, "neck_flex": 15, "osc": {"r_elbow": (25, 0.5), "r_sh_flex": (8, 0.5)}},
-    "sit_floor": {"l_hip_flex": 80, "r_hip_flex": 80, "l_knee": 135, "r_knee": 135, "l_hip_abd": 40,
-                  "r_hip_abd": 40, "l_hip_twist": -30, "r_hip_twist": -30, "spine_flex": 20, "l_sh_flex": 40,
-                  "r_sh_flex": 40, "l_elbow": 50, "r_elbow": 50},
+    "sit_floor": {"l_hip_flex": 115, "r_hip_flex": 112, "l_knee": 95, "r_knee": 100, "pelvis_pitch": -15,
+                  "spine_flex": 30, "l_hip_abd": 10, "r_hip_abd": 12, "l_sh_flex": 50, "r_sh_flex": 50,
+                  "l_elbow": 40, "r_elbow": 40, "l_sh_twist": 20, "r_sh_twist": 20},
 }
 _SEATED = {"sit", "sit_lean_fwd", "sit_lean_back", "sit_cross_legs", "sit_phone", "sit_eat", "sit_floor"}
 
@@ -454,21 +459,29 @@ def _schedule(spec: _Activity, activity: str, n: int, fps: float, rng):
     return segs
 
 
+#: Sagittal gait table over the phase of the hip flexion 5 + 20 sin(phase) (degrees): heel strike at 90,
+#: mid-stance 180, toe-off 270, mid-swing 360.
+_GAIT_PHASE = np.array([0, 45, 90, 135, 180, 225, 270, 315, 360], float)
+_GAIT_KNEE = np.array([45, 20, 5, 18, 8, 5, 35, 60, 45], float)
+_GAIT_ANKLE = np.array([2, 3, 3, -3, 8, 10, -18, -8, 2], float)
+
+
 def _gait(phase: np.ndarray, amp: np.ndarray, swing: float) -> np.ndarray:
     """Walking channels (T, C) in degrees from gait phase (T,) radians and amplitude (T,) in [0, 1]."""
     g = np.zeros((len(phase), len(CHANNELS)))
     for side, off in (("r", 0.0), ("l", np.pi)):
         ph = phase + off
-        g[:, _CI[f"{side}_hip_flex"]] = 8 + 24 * np.sin(ph)
-        g[:, _CI[f"{side}_knee"]] = 6 + 55 * np.maximum(0.0, np.cos(ph + 0.25 * np.pi)) ** 1.5 \
-            + 10 * np.maximum(0.0, np.sin(ph + 0.1 * np.pi))
-        g[:, _CI[f"{side}_ankle"]] = 10 * np.sin(ph + 0.5 * np.pi)
+        deg = np.degrees(ph) % 360.0
+        g[:, _CI[f"{side}_hip_flex"]] = 5 + 20 * np.sin(ph)
+        g[:, _CI[f"{side}_knee"]] = np.interp(deg, _GAIT_PHASE, _GAIT_KNEE)
+        g[:, _CI[f"{side}_ankle"]] = np.interp(deg, _GAIT_PHASE, _GAIT_ANKLE)
+        g[:, _CI[f"{side}_hip_abd"]] = 2 - 3 * np.cos(ph)
+        # the arm swings with the opposite leg
         g[:, _CI[f"{side}_sh_flex"]] = -18 * swing * np.sin(ph)
-        g[:, _CI[f"{side}_elbow"]] = 15 + 10 * swing * np.maximum(0.0, -np.sin(ph))
-        g[:, _CI[f"{side}_sh_abd"]] = 8
+        g[:, _CI[f"{side}_elbow"]] = 15 + 12 * swing * np.maximum(0.0, -np.sin(ph))
     g[:, _CI["pelvis_roll"]] = 3 * np.sin(2 * phase)
     g[:, _CI["spine_twist"]] = 5 * np.sin(phase)
-    g[:, _CI["spine_flex"]] = 4
+    g[:, _CI["spine_flex"]] = 3
     return g * amp[:, None]
 
 

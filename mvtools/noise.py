@@ -6,7 +6,8 @@ a per-frame 2D detector such as CPN would report in the camera's (distorted) ima
 - Gaussian pixel noise per joint with std ``std_px * joint_scale[j]`` at ``ref_depth_mm``, scaled by
   ``ref_depth_mm / depth`` (farther people are smaller in the image);
 - temporally correlated: an AR(1) process per joint and axis with correlation time ``corr_frames``
-  (lag-1 autocorrelation ``exp(-1 / corr_frames)``);
+  (lag-1 autocorrelation ``exp(-1 / corr_frames)``; frame counts refer to ``ref_fps`` and are rescaled to the
+  sequence's frame rate);
 - ``occluded_scale`` times larger on self-occluded joints (:func:`occlusion_mask`: a limb capsule, the head
   or the torso closer to the camera covers the joint in the image);
 - rare gross outliers (rate ``outlier_prob`` per joint and frame, events lasting ``outlier_frames`` frames on
@@ -54,6 +55,7 @@ class NoiseParams:
     conf_sigma_px: float = 1e9      # error at which confidence falls to exp(-1/2) of conf_max, px at ref depth
     conf_jitter: float = 0.0        # std of additive confidence noise
     occluded_conf: float = 1.0      # confidence multiplier on self-occluded joints
+    ref_fps: float = 50.0           # frame rate (Hz) that corr_frames, outlier_frames, swap_frames refer to
 
     def __post_init__(self):
         self.joint_scale = [float(v) for v in self.joint_scale]
@@ -68,7 +70,7 @@ class NoiseParams:
         for name in ("std_px", "corr_frames", "outlier_px", "conf_jitter"):
             if not getattr(self, name) >= 0:
                 bad(name, "must be >= 0")
-        for name in ("ref_depth_mm", "conf_sigma_px", "occluded_scale"):
+        for name in ("ref_depth_mm", "conf_sigma_px", "occluded_scale", "ref_fps"):
             if not getattr(self, name) > 0:
                 bad(name, "must be > 0")
         for name in ("outlier_prob", "swap_prob", "conf_max", "occluded_conf"):
@@ -229,7 +231,8 @@ def simulate_detections(joints3d_world: np.ndarray, cam: Camera, params: NoisePa
 
     Returns ``uv`` (T, 17, 2) float64 px in the camera's distorted image and ``conf`` (T, 17) float32 in
     [0, 1]. With ``NoiseParams.none()`` (or None) ``uv`` is exactly ``mvtools.camera.project`` and conf is 1.
-    ``fps`` is the frame rate the temporal parameters (frames) refer to; the model is defined per frame.
+    ``fps`` (Hz) is the frame rate of the sequence: durations given in frames at ``params.ref_fps`` are
+    rescaled by ``fps / ref_fps`` so they keep their length in seconds.
     """
     X = np.asarray(joints3d_world, np.float64)
     if X.ndim != 3 or X.shape[1:] != (NUM_JOINTS, 3):
@@ -240,6 +243,9 @@ def simulate_detections(joints3d_world: np.ndarray, cam: Camera, params: NoisePa
     if params is None or params.is_none:
         return uv_true, np.ones((T, NUM_JOINTS), np.float32)
     p = params
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+    k = fps / p.ref_fps                                               # frames at fps per frame at ref_fps
     depth = np.maximum(Xc[..., 2], 1.0)
     scale = p.ref_depth_mm / depth                                    # (T, 17) image scale vs reference
     occ = occlusion_mask(Xc)
@@ -247,7 +253,7 @@ def simulate_detections(joints3d_world: np.ndarray, cam: Camera, params: NoisePa
     # left/right swaps: the detector reports the mirrored limb's true position
     src = np.broadcast_to(np.arange(NUM_JOINTS), (T, NUM_JOINTS)).copy()
     if p.swap_prob > 0:
-        sw = _events(rng, (T, len(SWAP_GROUPS)), p.swap_prob, p.swap_frames)
+        sw = _events(rng, (T, len(SWAP_GROUPS)), p.swap_prob, max(1.0, p.swap_frames * k))
         for g, (left, right) in enumerate(SWAP_GROUPS):
             rows = sw[:, g]
             src[np.ix_(rows, left)] = right
@@ -256,10 +262,10 @@ def simulate_detections(joints3d_world: np.ndarray, cam: Camera, params: NoisePa
     uv = uv_true[rows, src]
 
     std = p.std_px * np.asarray(p.joint_scale)[None, :] * scale * np.where(occ, p.occluded_scale, 1.0)
-    uv = uv + _ar1(rng, (T, NUM_JOINTS, 2), p.corr_frames) * std[..., None]
+    uv = uv + _ar1(rng, (T, NUM_JOINTS, 2), p.corr_frames * k) * std[..., None]
 
     if p.outlier_prob > 0 and p.outlier_px > 0:
-        out = _events(rng, (T, NUM_JOINTS), p.outlier_prob, p.outlier_frames)
+        out = _events(rng, (T, NUM_JOINTS), p.outlier_prob, max(1.0, p.outlier_frames * k))
         ang = rng.uniform(0, 2 * np.pi, (T, NUM_JOINTS))
         mag = p.outlier_px * rng.uniform(0.5, 1.5, (T, NUM_JOINTS))
         # one displacement per event: hold the value drawn at the event's first frame
