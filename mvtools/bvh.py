@@ -260,37 +260,54 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
     data_lines = lines[k:]
     while data_lines and not data_lines[-1].strip():
         data_lines.pop()
-    rows = [ln.split() for ln in data_lines]
-    counts = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
-    bad = np.flatnonzero(counts != n_ch)
-    if len(bad):
-        b = int(bad[0])
-        if counts[b] == 0:
-            raise _err(path, k + b + 1, "blank line inside the motion block")
-        raise _err(path, k + b + 1, f"channel count mismatch: frame {b} has {counts[b]} values, the hierarchy "
-                                    f"declares {n_ch} channels")
-    if len(rows) < n_frames:
-        raise _err(path, k + len(rows), f"motion block truncated: 'Frames: {n_frames}' (line {frames_line}) "
-                                        f"but the data ends after {len(rows)} frame(s)")
-    if len(rows) > n_frames:
-        raise _err(path, k + n_frames + 1, f"more frame lines than 'Frames: {n_frames}' (line {frames_line}) "
-                                           f"declares ({len(rows)})")
-    try:
-        motion = np.array(rows, dtype=np.float64).reshape(n_frames, n_ch)
-    except ValueError:
-        for r, row in enumerate(rows):
-            for t in row:
-                _parse_float(t, path, k + r + 1, f"frame {r}")
-        raise
-    if not np.all(np.isfinite(motion)):
-        r = int(np.flatnonzero(~np.isfinite(motion).all(1))[0])
-        raise _err(path, k + r + 1, f"frame {r} has a non-finite value")
+    if n_frames == 0 and not data_lines:
+        raise _err(path, frames_line, "Frames: 0 (no motion)")
+    motion = _parse_numbers(data_lines) if len(data_lines) == n_frames else None
+    if motion is None or motion.shape != (n_frames, n_ch) or not np.isfinite(motion).all():
+        _motion_error(data_lines, k, n_frames, n_ch, frames_line, path)
 
     starts = np.cumsum([0] + [len(c) for c in channels])
     chan_index = [np.arange(starts[j], starts[j + 1]) for j in range(len(names))]
     return Bvh(names=names, parents=np.array(parents, dtype=np.int64), offsets=np.array(offsets, float),
                channels=channels, motion=motion, frame_time=frame_time, end_site=np.array(end_site),
                path=path, unit_hint=unit_hint, channel_index=chan_index)
+
+
+def _motion_error(data_lines: list[str], k: int, n_frames: int, n_ch: int, frames_line: int, path) -> None:
+    """Raise the error that explains why the motion block (starting at 0-based line ``k``) is malformed."""
+    rows = [ln.split() for ln in data_lines]
+    for b, row in enumerate(rows):
+        if not row:
+            raise _err(path, k + b + 1, "blank line inside the motion block")
+        if len(row) != n_ch:
+            raise _err(path, k + b + 1, f"channel count mismatch: frame {b} has {len(row)} values, the "
+                                        f"hierarchy declares {n_ch} channels")
+    if len(rows) < n_frames:
+        raise _err(path, k + len(rows), f"motion block truncated: 'Frames: {n_frames}' (line {frames_line}) "
+                                        f"but the data ends after {len(rows)} frame(s)")
+    if len(rows) > n_frames:
+        raise _err(path, k + n_frames + 1, f"more frame lines than 'Frames: {n_frames}' (line {frames_line}) "
+                                           f"declares ({len(rows)})")
+    for r, row in enumerate(rows):
+        for t in row:
+            v = _parse_float(t, path, k + r + 1, f"frame {r}")
+            if not math.isfinite(v):
+                raise _err(path, k + r + 1, f"frame {r} has a non-finite value ({t})")
+    raise _err(path, k + 1, "motion block could not be read")
+
+
+def _parse_numbers(lines: list[str]) -> np.ndarray | None:
+    """(rows, cols) float64 from whitespace-separated lines (pandas' C parser), None if not numeric."""
+    import io
+
+    import pandas as pd
+
+    try:
+        a = pd.read_csv(io.StringIO("\n".join(lines)), sep=r"\s+", header=None, dtype=np.float64,
+                        engine="c").to_numpy()
+    except (ValueError, pd.errors.ParserError):
+        return None
+    return a
 
 
 # ----------------------------------------------------------------------------- rotations
@@ -319,25 +336,94 @@ def euler_to_rotmat(angles_deg: np.ndarray, order: str) -> np.ndarray:
     return R
 
 
-def local_transforms(bvh: Bvh) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame local rotations (T, J, 3, 3) and translations (T, J, 3) (OFFSET + position channels,
-    file units). Joints sharing a rotation order are built in one vectorised step."""
-    T, J = bvh.num_frames, len(bvh.names)
-    rot = np.broadcast_to(np.eye(3), (T, J, 3, 3)).copy()
-    trans = np.broadcast_to(bvh.offsets, (T, J, 3)).copy()
+def euler_to_quat(angles_deg: np.ndarray, order: str) -> np.ndarray:
+    """Euler angles (..., len(order)) in degrees, applied in ``order`` -> quaternions (..., 4) [w, x, y, z]
+    (the same rotation as :func:`euler_to_rotmat`)."""
+    angles_deg = np.asarray(angles_deg, dtype=np.float64)
+    q = np.zeros(angles_deg.shape[:-1] + (4,))
+    q[..., 0] = 1.0
+    for i, ax in enumerate(order):
+        h = np.radians(angles_deg[..., i]) / 2
+        b = np.zeros_like(q)
+        b[..., 0] = np.cos(h)
+        b[..., 1 + _AXES.index(ax)] = np.sin(h)
+        q = quat_multiply(q, b)
+    return q
+
+
+def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product a * b of quaternions (..., 4) [w, x, y, z]: the rotation R(a) @ R(b)."""
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack([aw * bw - ax * bx - ay * by - az * bz,
+                     aw * bx + ax * bw + ay * bz - az * by,
+                     aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw], -1)
+
+
+def _rotation_groups(bvh: Bvh) -> dict[str, tuple[list[int], np.ndarray]]:
+    """{rotation order: (joints, motion columns (Jg, len(order)))} for joints with rotation channels."""
     groups: dict[str, list[int]] = {}
     for j, ch in enumerate(bvh.channels):
         order = "".join(c[0] for c in ch if c.endswith("rotation"))
         if order:
             groups.setdefault(order, []).append(j)
+    return {order: (joints, np.array([[col for c, col in zip(bvh.channels[j], bvh.channel_index[j])
+                                       if c.endswith("rotation")] for j in joints]))
+            for order, joints in groups.items()}
+
+
+def local_translations(bvh: Bvh, motion: np.ndarray | None = None) -> np.ndarray:
+    """Local translations (T, J, 3): OFFSET + position channels, file units (``motion`` rows default all)."""
+    motion = bvh.motion if motion is None else motion
+    trans = np.broadcast_to(bvh.offsets, (len(motion), len(bvh.names), 3)).copy()
+    for j, ch in enumerate(bvh.channels):
         for c, col in zip(ch, bvh.channel_index[j]):
             if c.endswith("position"):
-                trans[:, j, _AXES.index(c[0])] += bvh.motion[:, col]
-    for order, joints in groups.items():
-        cols = np.array([[col for c, col in zip(bvh.channels[j], bvh.channel_index[j]) if c.endswith("rotation")]
-                         for j in joints])  # (Jg, len(order))
-        rot[:, joints] = euler_to_rotmat(bvh.motion[:, cols], order)
-    return rot, trans
+                trans[:, j, _AXES.index(c[0])] += motion[:, col]
+    return trans
+
+
+def local_transforms(bvh: Bvh, motion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame local rotations (T, J, 3, 3) and translations (T, J, 3) (OFFSET + position channels,
+    file units) of ``motion`` rows (default: all frames). Joints sharing a rotation order are built in one
+    vectorised step."""
+    motion = bvh.motion if motion is None else motion
+    rot = np.broadcast_to(np.eye(3), (len(motion), len(bvh.names), 3, 3)).copy()
+    for order, (joints, cols) in _rotation_groups(bvh).items():
+        rot[:, joints] = euler_to_rotmat(motion[:, cols], order)
+    return rot, local_translations(bvh, motion)
+
+
+def local_quaternions(bvh: Bvh, motion: np.ndarray | None = None) -> np.ndarray:
+    """Per-frame local rotations as quaternions (T, J, 4) [w, x, y, z] of ``motion`` rows."""
+    motion = bvh.motion if motion is None else motion
+    q = np.zeros((len(motion), len(bvh.names), 4))
+    q[..., 0] = 1.0
+    for order, (joints, cols) in _rotation_groups(bvh).items():
+        q[:, joints] = euler_to_quat(motion[:, cols], order)
+    return q
+
+
+def resample_bvh(bvh: Bvh, fps: float | None, method: str = "slerp") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Local rotations (K, J, 3, 3), translations (K, J, 3) at ``fps`` Hz, and the source frame positions (K,).
+
+    ``slerp``: rotations by quaternion slerp between the two neighbouring frames, translations linearly;
+    ``nearest``: the nearest frame. Only the frames needed are converted.
+    """
+    src = resample_times(bvh.num_frames, bvh.fps, fps)
+    if method not in ("slerp", "nearest"):
+        raise ValueError(f"resample method must be slerp or nearest, got {method!r}")
+    if method == "nearest" or np.allclose(src, np.rint(src)):
+        rot, trans = local_transforms(bvh, bvh.motion[np.clip(np.rint(src).astype(int), 0, bvh.num_frames - 1)])
+        return rot, trans, src
+    i0 = np.clip(np.floor(src).astype(int), 0, bvh.num_frames - 1)
+    i1 = np.minimum(i0 + 1, bvh.num_frames - 1)
+    w = src - i0
+    m0, m1 = bvh.motion[i0], bvh.motion[i1]
+    q = slerp(local_quaternions(bvh, m0), local_quaternions(bvh, m1), w[:, None])
+    t0, t1 = local_translations(bvh, m0), local_translations(bvh, m1)
+    return quat_to_rotmat(q), t0 + (t1 - t0) * w[:, None, None], src
 
 
 def chain_kinematics(parents: np.ndarray, rot: np.ndarray, trans: np.ndarray) -> np.ndarray:

@@ -19,8 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from mvtools.bvh import (apply_joint_map, chain_kinematics, detect_units, has_tpose_frame, joint_map_matrix,
-                         load_joint_map, local_transforms, read_bvh, resample_times, resample_transforms,
-                         to_z_up)
+                         load_joint_map, read_bvh, resample_bvh, to_z_up)
 from mvtools.camera import Camera, project, world_to_camera
 from mvtools.dataset import DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table
 from mvtools.progress import log, progress
@@ -280,9 +279,7 @@ def bvh_to_h36m17(path, fps: float | None = 50.0, joint_map="cmu", units: str = 
         bvh.motion = bvh.motion[1:]
     if bvh.num_frames < 1:
         raise DatasetError(f"{path}: no motion frames (after dropping the T-pose frame)")
-    rot, trans = local_transforms(bvh)
-    src = resample_times(bvh.num_frames, bvh.fps, fps)
-    rot, trans = resample_transforms(rot, trans, src, resample)
+    rot, trans, src = resample_bvh(bvh, fps, resample)
     P = to_z_up(chain_kinematics(bvh.parents, rot, trans) * mm, jm["up_axis"])
     X = apply_joint_map(P, W)
     report = {"file": str(path), "frames_read": n_read, "tpose_frame_dropped": drop, "fps_in": bvh.fps,

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from mvtools.bvh import (UNITS, apply_joint_map, detect_units, euler_to_rotmat, forward_kinematics,
-                         has_tpose_frame, joint_map_matrix, load_joint_map, parse_bvh, read_bvh,
-                         resample_times, resample_transforms, local_transforms, chain_kinematics, to_z_up)
+from mvtools.bvh import (UNITS, apply_joint_map, chain_kinematics, detect_units, euler_to_quat, euler_to_rotmat,
+                         forward_kinematics, has_tpose_frame, joint_map_matrix, load_joint_map, local_transforms,
+                         parse_bvh, read_bvh, resample_bvh, resample_times, resample_transforms, to_z_up)
+from mvtools.camera import quat_to_rotmat
 from mvtools.dataset import DatasetError
 from mvtools.skeleton import H36M17_NAMES
 
@@ -67,6 +68,7 @@ def test_euler_matches_scipy_intrinsic(order):
     ang = rng.uniform(-180, 180, (20, 3))
     ref = Rotation.from_euler(order.upper(), ang, degrees=True).as_matrix()  # upper case = intrinsic
     np.testing.assert_allclose(euler_to_rotmat(ang, order), ref, atol=1e-12)
+    np.testing.assert_allclose(quat_to_rotmat(euler_to_quat(ang, order)), ref, atol=1e-12)
 
 
 TWO_LEVEL = """HIERARCHY
@@ -265,6 +267,9 @@ def test_other_malformed_inputs(tmp_path):
     assert "not a BVH file" in error_of("hello\n")
     assert "no MOTION" in error_of(TWO_LEVEL.split("MOTION")[0])
     assert "not a number" in error_of(TWO_LEVEL.replace("1 2 3 90", "1 2 x 90"))
+    assert "line 28: frame 0 has a non-finite value" in error_of(TWO_LEVEL.replace("1 2 3 90", "1 2 nan 90"))
+    two = TWO_LEVEL.replace("Frames: 1", "Frames: 2").replace("0 0 0 1 1 1 0 0\n", "0 0 0 1 1 1 0 0\n\n0 " * 1 + "1 " * 14 + "\n")
+    assert "line 29: blank line inside the motion block" in error_of(two)
     p = tmp_path / "missing.bvh"
     with pytest.raises(DatasetError, match="missing.bvh"):
         read_bvh(p)
@@ -297,6 +302,23 @@ def test_slerp_resampling_interpolates_angle():
     np.testing.assert_allclose(ang2, [0, 20, 70, 120], atol=1e-9)  # 2.5 rounds to even (2)
     P = chain_kinematics(b.parents, r, t)
     np.testing.assert_allclose(np.linalg.norm(P[:, 1] - P[:, 0], axis=-1), np.sqrt(14), rtol=1e-12)
+    # the ingest path: Euler -> quaternion slerp on the needed frames only, 100 Hz -> 40 Hz
+    r3, t3, src3 = resample_bvh(b, 40.0)
+    np.testing.assert_allclose(src3, np.arange(len(src3)) * 2.5)
+    ang3 = np.degrees(np.arctan2(r3[:, 0, 1, 0], r3[:, 0, 0, 0]))
+    np.testing.assert_allclose(ang3, 10 * src3, atol=1e-9)
+    np.testing.assert_allclose(t3[:, 0, 0], src3, atol=1e-12)
+    r4, _, _ = resample_bvh(b, 40.0, "nearest")
+    np.testing.assert_allclose(np.degrees(np.arctan2(r4[:, 0, 1, 0], r4[:, 0, 0, 0])), 10 * np.rint(src3), atol=1e-9)
+
+
+def test_slerp_takes_the_short_way_across_180():
+    # a joint turning about X from 170 to -170 degrees (i.e. +20 degrees through 180)
+    text = one_joint_bvh("ZYX", (0, 0, 0)).replace("Frames: 1", "Frames: 2")
+    head, _ = text.rsplit("Frame Time: 0.01\n", 1)
+    b = parse_bvh(head + "Frame Time: 0.01\n0 0 0 0 0 170\n0 0 0 0 0 -170\n")
+    r, _, _ = resample_bvh(b, 200.0)  # 100 Hz -> 200 Hz: the midpoint
+    np.testing.assert_allclose(r[1, 0], euler_to_rotmat(np.array([180.0]), "X"), atol=1e-12)
 
 
 def test_joint_map_file_format(tmp_path):
