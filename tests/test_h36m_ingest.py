@@ -345,3 +345,43 @@ def test_cli_ok(tmp_path):
     assert read_poses3d(tmp_path / "ds").num_rows == 7
     res = CliRunner().invoke(cli, ["ingest", "h36m", "--out", str(tmp_path / "ds2")])
     assert res.exit_code != 0 and "exactly one" in res.output
+
+
+def _camera_json():
+    from importlib import resources
+    return json.loads(resources.files("mvtools").joinpath("data/h36m_cameras.json").read_text())
+
+
+def test_cameras_override(tmp_path):
+    raw = tmp_path / "raw"
+    make_tree(raw, {"S1": ["Walking 1"], "S5": ["Walking 1"]}, T=10)
+    data = _camera_json()
+    data["intrinsics"]["55011271"]["focal_length"] = [1200.0, 1200.0]
+    (tmp_path / "cams.json").write_text(json.dumps(data))
+    s = ingest_h36m(raw, tmp_path / "ds", cameras_file=tmp_path / "cams.json")
+    cams = {(c.subject, c.camera): c for c in read_cameras(tmp_path / "ds")}
+    assert cams["S5", "55011271"].fx == 1200.0 and cams["S5", "54138969"].fx == pytest.approx(1145.0494384765625)
+    assert s["gt2d"]["d2_max_deviation_px"] > 5  # the D2 files were made with the built-in calibration
+    bad = sorted(n["file"].rsplit("/", 1)[-1] for n in s["notes"] if n["issue"] == "d2_projection")
+    assert bad == ["Walking 1.55011271.cdf"] * 2
+    # a cameras file without one of the subjects: clear error naming the file and the subject
+    del data["extrinsics"]["S5"]
+    (tmp_path / "cams2.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"cams2\.json: no cameras for subject S5"):
+        ingest_h36m(raw, tmp_path / "ds2", cameras_file=tmp_path / "cams2.json")
+    assert not (tmp_path / "ds2").exists()
+
+
+def test_videopose3d_bad_files(tmp_path):
+    write_videopose3d_3d(tmp_path / "mm.npz", {"S1": {"Walking 1": motion(5) * 1000}})  # mm written as "metres"
+    with pytest.raises(DatasetError, match=r"mm\.npz: positions_3d\['S1'\]\['Walking 1'\] has coordinates beyond 100 m"):
+        ingest_h36m(None, tmp_path / "ds", from_videopose3d=tmp_path / "mm.npz")
+    np.savez(tmp_path / "other.npz", positions=np.zeros(3))
+    with pytest.raises(DatasetError, match=r"other\.npz: no 'positions_3d' array \(found: positions\)"):
+        ingest_h36m(None, tmp_path / "ds", from_videopose3d=tmp_path / "other.npz")
+    write_videopose3d_3d(tmp_path / "shape.npz", {"S1": {"Walking 1": np.zeros((5, 32, 2))}})
+    with pytest.raises(DatasetError, match=r"shape\.npz: positions_3d\['S1'\]\['Walking 1'\] must be a float \(T, 32, 3\)"):
+        ingest_h36m(None, tmp_path / "ds", from_videopose3d=tmp_path / "shape.npz")
+    with pytest.raises(ValueError, match="exactly one"):
+        ingest_h36m(tmp_path, tmp_path / "ds", from_videopose3d=tmp_path / "shape.npz")
+    assert not (tmp_path / "ds").exists()
