@@ -27,6 +27,7 @@ from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
@@ -397,8 +398,8 @@ class DatasetWriter:
                 raise ValueError("pass one source per call (or a tag)")
             tag = srcs.pop()
         self._writer("poses2d", subject, tag, table.schema).write_table(table)
-        for s, n in zip(*np.unique(table.column("source").to_numpy(zero_copy_only=False), return_counts=True)):
-            self.rows["poses2d"][s] += int(n)
+        for vc in pc.value_counts(table.column("source")).to_pylist():
+            self.rows["poses2d"][vc["values"]] += int(vc["counts"])
 
     def set_cameras(self, cams: Iterable[Camera]) -> None:
         self._cams = list(cams)
