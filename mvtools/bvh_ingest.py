@@ -25,8 +25,11 @@ from mvtools.dataset import DatasetError, DatasetWriter, base_manifest, poses2d_
 from mvtools.progress import log, progress
 from mvtools.skeleton import NUM_JOINTS
 
-#: Frames whose per-frame lowest point is at this percentile define the floor (robust to a few glitches).
+#: Frames whose per-frame lowest point is at this percentile define the clip's low point (robust to glitches).
 FLOOR_PERCENTILE = 2.0
+#: ``floor="auto"`` keeps the file's own ground plane when the clip's low point is within this many mm of it.
+FLOOR_TOLERANCE_MM = 150.0
+FLOOR_MODES = ("auto", "file", "lowest")
 #: A rig whose mean camera "up" is within this angle (degrees) of +Z is taken as Z-up with the floor at z = 0.
 Z_UP_TOLERANCE_DEG = 20.0
 #: For rigs that are not Z-up: height (mm) above the floor of the point the cameras look at.
@@ -227,19 +230,29 @@ def stage_frame(cams) -> tuple[np.ndarray, np.ndarray, str]:
                        f"floor {LOOK_AT_HEIGHT_MM:.0f} mm below the capture centre")
 
 
-def place_on_stage(points: np.ndarray, yaw_deg: float = 0.0, ref: np.ndarray | None = None):
+def place_on_stage(points: np.ndarray, yaw_deg: float = 0.0, ref: np.ndarray | None = None,
+                   floor: str = "auto"):
     """Z-up points (T, J, 3) mm -> floor at z = 0 and horizontal trajectory centred at the origin, rotated
-    by ``yaw_deg`` about +Z. ``ref`` (T, J', 3) sets the floor (default ``points``); the xy centre is the
-    middle of the bounding box of joint 0's trajectory. Returns (points, floor shift mm, xy shift mm)."""
+    by ``yaw_deg`` about +Z. Returns (points, floor shift mm, xy shift mm).
+
+    The clip's low point is the 2nd percentile over frames of the lowest point of ``ref`` (T, J', 3)
+    (default ``points``). ``floor``: ``lowest`` puts the low point at z = 0; ``file`` keeps the file's
+    ground plane (z = 0 in the file); ``auto`` keeps the file's plane when the low point is within 150 mm
+    of it (a capture with its own floor), else acts as ``lowest``. The xy centre is the middle of the
+    bounding box of joint 0's path.
+    """
+    if floor not in FLOOR_MODES:
+        raise ValueError(f"floor must be one of {', '.join(FLOOR_MODES)}, got {floor!r}")
     ref = points if ref is None else ref
-    floor = float(np.percentile(ref[..., 2].min(axis=1), FLOOR_PERCENTILE))
+    low = float(np.percentile(ref[..., 2].min(axis=1), FLOOR_PERCENTILE))
+    floor = 0.0 if floor == "file" or (floor == "auto" and abs(low) <= FLOOR_TOLERANCE_MM) else low
     xy = points[:, 0, :2]
     centre = (xy.min(0) + xy.max(0)) / 2
     out = points - np.array([centre[0], centre[1], floor])
     a = np.radians(yaw_deg)
     c, s = np.cos(a), np.sin(a)
     Rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    return out @ Rz.T, -floor, -centre
+    return out @ Rz.T, 0.0 - floor + 0.0, -centre
 
 
 def visible(X_world: np.ndarray, cam: Camera, near_mm: float = 100.0) -> np.ndarray:
@@ -290,7 +303,7 @@ def bvh_to_h36m17(path, fps: float | None = 50.0, joint_map="cmu", units: str = 
 def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subject_map=None, split="auto",
                detector_noise="realistic", seed: int = 0, joint_map="cmu", units: str = "auto",
                drop_tpose="auto", random_yaw: bool = True, min_views: int | None = None,
-               near_mm: float = 100.0, resample: str = "slerp") -> dict:
+               near_mm: float = 100.0, resample: str = "slerp", floor: str = "auto") -> dict:
     """Turn BVH files into dataset ``out`` (written atomically); returns a summary dict.
 
     paths_or_dir: files and/or directories (searched for ``*.bvh``). rig: ``h36m:S1`` or an aniposelib
@@ -300,8 +313,10 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
     :data:`mvtools.bvh.UNITS`. random_yaw: rotate each clip by a seeded random angle about the vertical.
     min_views: a frame is kept when at least this many cameras see every joint (default: all cameras);
     2D rows are written for those cameras only. near_mm: joints closer than this to a camera count as
-    behind it.
+    behind it. floor: ``auto``, ``file`` or ``lowest`` (see :func:`place_on_stage`).
     """
+    if floor not in FLOOR_MODES:
+        raise ValueError(f"floor must be one of {', '.join(FLOOR_MODES)}, got {floor!r}")
     t0 = time.perf_counter()
     files = find_bvh_files(paths_or_dir)
     rules = load_subject_map(subject_map)
@@ -333,7 +348,7 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
             for f, subj in bar:
                 X, P, rep = bvh_to_h36m17(f, fps, jm, units, drop_tpose, resample)
                 yaw = float(_stable_rng(seed, "yaw", f.stem).uniform(0, 360)) if random_yaw else 0.0
-                Xs, floor_mm, shift_xy = place_on_stage(X, yaw, ref=P)
+                Xs, floor_mm, shift_xy = place_on_stage(X, yaw, ref=P, floor=floor)
                 Xw = Xs @ R_stage.T + o_stage
                 ok = np.stack([visible(Xw, rig_cams[c], near_mm) for c in cam_ids])  # (C, K)
                 keep = ok.sum(0) >= min_views
@@ -376,7 +391,7 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
                     "rig_description": rig_how,
                     "joint_map": jm["name"], "units": units, "drop_tpose": str(drop_tpose), "resample": resample,
                     "detector_noise": noise_how, "seed": seed, "random_yaw": random_yaw,
-                    "min_views": min_views, "near_mm": near_mm, "placement": stage_how},
+                    "min_views": min_views, "near_mm": near_mm, "floor": floor, "placement": stage_how},
             detector_noise=noise_dict, totals=totals, files=reports)
         path = w.commit(manifest)
         rows = dict(w.rows)

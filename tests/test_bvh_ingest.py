@@ -168,10 +168,18 @@ def test_h36m_rig_capture_centre_is_inside_the_cameras():
 
 def test_place_on_stage_floor_centre_yaw():
     rng = np.random.default_rng(1)
-    pts = rng.normal(0, 300, (50, 5, 3)) + np.array([1000.0, -2000.0, 700.0])
-    out, floor, shift = place_on_stage(pts, 0.0)
+    pts = rng.normal(0, 300, (50, 5, 3)) + np.array([1000.0, -2000.0, 1500.0])
+    out, floor, shift = place_on_stage(pts, 0.0)  # low point far above z = 0: moved there
     lowest = out[..., 2].min(1)
-    assert np.isclose(np.percentile(lowest, 2.0), 0.0)
+    assert np.isclose(np.percentile(lowest, 2.0), 0.0) and floor < -150
+    out_f, floor_f, _ = place_on_stage(pts, 0.0, floor="file")
+    assert floor_f == 0.0
+    np.testing.assert_allclose(out_f[..., 2], pts[..., 2])
+    near = pts - [0, 0, np.percentile(pts[..., 2].min(1), 2.0) - 60.0]  # low point 60 mm above the file's floor
+    out_a, floor_a, _ = place_on_stage(near, 0.0, floor="auto")
+    assert floor_a == 0.0 and np.isclose(np.percentile(out_a[..., 2].min(1), 2.0), 60.0)
+    with pytest.raises(ValueError, match="floor must be"):
+        place_on_stage(pts, floor="ceiling")
     xy = out[:, 0, :2]
     np.testing.assert_allclose(xy.min(0) + xy.max(0), 0.0, atol=1e-9)
     out90, _, _ = place_on_stage(pts, 90.0)

@@ -40,11 +40,14 @@ from mvtools.cli.common import friendly_errors
               help="Keep a frame when at least this many cameras see every joint (default: all cameras).")
 @click.option("--near", "near_mm", default=100.0, show_default=True, type=float,
               help="Joints closer than this (mm) in front of a camera count as behind it.")
+@click.option("--floor", default="auto", show_default=True, type=click.Choice(["auto", "file", "lowest"]),
+              help="Ground plane: file = the BVH's own (y=0), lowest = the clip's low point (2nd percentile of "
+                   "the per-frame lowest joint) at z=0, auto = file when the low point is within 150 mm of it.")
 @click.option("--resample", default="slerp", show_default=True, type=click.Choice(["slerp", "nearest"]),
               help="Resampling to --fps: slerp of joint rotations + linear root position, or the nearest frame.")
 @friendly_errors
 def ingest_bvh(files_or_dir, out, rig, fps, subject_map, split, detector_noise, seed, joint_map, units,
-               drop_tpose, random_yaw, min_views, near_mm, resample) -> None:
+               drop_tpose, random_yaw, min_views, near_mm, floor, resample) -> None:
     """Turn BVH motion capture (files or directories) into a multi-view dataset: 3D joints (mm) from
     forward kinematics placed in a camera rig, ground-truth 2D (px) and simulated detections side by side.
 
@@ -56,7 +59,7 @@ def ingest_bvh(files_or_dir, out, rig, fps, subject_map, split, detector_noise, 
     s = run(list(files_or_dir), out, rig=rig, fps=fps or None, subject_map=subject_map, split=split,
             detector_noise=detector_noise, seed=seed, joint_map=joint_map, units=units,
             drop_tpose={"auto": "auto", "yes": True, "no": False}[drop_tpose], random_yaw=random_yaw,
-            min_views=min_views, near_mm=near_mm, resample=resample)
+            min_views=min_views, near_mm=near_mm, resample=resample, floor=floor)
     click.echo(f"{s['out']}: {s['files']} file(s), {len(s['subjects'])} subject(s) "
                f"(train {','.join(s['splits']['train']) or '-'}; test {','.join(s['splits']['test']) or '-'}), "
                f"{s['frames_kept']} frames kept of {s['frames_resampled']} ({s['frames_dropped']} dropped: not visible "
