@@ -347,6 +347,9 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
         with progress(assign, label="ingest bvh") as bar:
             for f, subj in bar:
                 X, P, rep = bvh_to_h36m17(f, fps, jm, units, drop_tpose, resample)
+                if not fps and reports and rep["fps_in"] != reports[0]["fps_in"]:
+                    raise ValueError(f"{f}: {rep['fps_in']:g} Hz, but {reports[0]['file']} is "
+                                     f"{reports[0]['fps_in']:g} Hz; pass fps=... (--fps) to resample them to one rate")
                 yaw = float(_stable_rng(seed, "yaw", f.stem).uniform(0, 360)) if random_yaw else 0.0
                 Xs, floor_mm, shift_xy = place_on_stage(X, yaw, ref=P, floor=floor)
                 Xw = Xs @ R_stage.T + o_stage
