@@ -363,7 +363,10 @@ H36M_ACTION_TO_ACTIVITY = {
 _JITTER_DEG = 6.0     # std of per-occurrence key-pose variation on the channels a pose sets
 _BASE_JITTER = 3.0    # std of variation on every channel
 _ALIVE_DEG = 2.5      # std of slow "alive" fluctuation on every channel
-_CAPTURE_RADIUS = 1700.0  # walking paths stay within this distance of the origin (mm)
+#: Walking paths stay inside this disc (world mm): the floor area that all four H36M cameras see in full
+#: for a standing adult (the rig's common field of view is centred a little off the world origin).
+CAPTURE_CENTER = np.array([250.0, 500.0])
+CAPTURE_RADIUS = 1300.0
 
 
 def _mirror(d: dict) -> dict:
@@ -414,15 +417,15 @@ def _chaikin(pts: np.ndarray, iters: int = 5) -> np.ndarray:
 
 def _path(rng, length_mm: float, start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A smooth walking path inside the capture disc, at least ``length_mm`` long: (arc length (N,), xy (N, 2))."""
-    R = _CAPTURE_RADIUS
-    pts = [start if start is not None else rng.uniform(-0.6, 0.6, 2) * R]
+    R, c0 = CAPTURE_RADIUS, CAPTURE_CENTER
+    pts = [start if start is not None else c0 + rng.uniform(-0.6, 0.6, 2) * R]
     total = 0.0
     while total < length_mm * 1.3 + 4000:
         for _ in range(50):
             r = R * np.sqrt(rng.uniform(0.0, 1.0))
             th = rng.uniform(0, 2 * np.pi)
-            cand = np.array([r * np.cos(th), r * np.sin(th)])
-            if np.linalg.norm(cand - pts[-1]) > 1200:
+            cand = c0 + np.array([r * np.cos(th), r * np.sin(th)])
+            if np.linalg.norm(cand - pts[-1]) > 0.9 * R:
                 break
         total += np.linalg.norm(cand - pts[-1])
         pts.append(cand)

@@ -16,7 +16,9 @@ a per-frame 2D detector such as CPN would report in the camera's (distorted) ima
   ``swap_frames`` frames on average;
 - a confidence per joint like a heatmap maximum:
   ``conf = conf_max * occluded_conf**occ * exp(-err^2 / (2 s^2)) + N(0, conf_jitter)``, clipped to [0, 1],
-  where ``err`` is the actual error (px) and ``s = conf_sigma_px * ref_depth_mm / depth``.
+  where ``err`` is the actual error (px) and ``s = conf_sigma_px * ref_depth_mm / depth``;
+- detections are clipped to the image; a joint whose true projection is outside the image (or behind the
+  camera) gets confidence 0.
 
 All randomness comes from the ``rng`` argument, vectorised over frames. Parameters: docs/synthetic.md.
 """
@@ -276,11 +278,16 @@ def simulate_detections(joints3d_world: np.ndarray, cam: Camera, params: NoisePa
         disp = np.stack([np.cos(ang), np.sin(ang)], -1) * mag[..., None]
         uv = uv + np.where(out[..., None], disp, 0.0)
 
+    # a detector only reports points inside the image; a joint whose true projection is outside gets conf 0
+    size = np.array([cam.width, cam.height], np.float64)
+    uv = np.clip(uv, 0.0, size - 1.0)
+    outside = ((uv_true < 0) | (uv_true > size - 1.0)).any(-1) | (Xc[..., 2] <= 0)
     err = np.linalg.norm(uv - uv_true, axis=-1)
     s = p.conf_sigma_px * scale
     conf = p.conf_max * np.where(occ, p.occluded_conf, 1.0) * np.exp(-0.5 * (err / s) ** 2)
     if p.conf_jitter > 0:
         conf = conf + rng.normal(0.0, p.conf_jitter, conf.shape)
+    conf[outside] = 0.0
     return uv, np.clip(conf, 0.0, 1.0).astype(np.float32)
 
 

@@ -249,3 +249,15 @@ def test_realistic_json_documents_every_field():
 
     d = json.loads(resources.files("mvtools").joinpath("data/noise_realistic.json").read_text())
     assert {f.name for f in fields(NoiseParams)} == {k for k in d if not k.startswith("_")}
+
+
+def test_joints_outside_the_image_are_clipped_with_zero_confidence():
+    cam = _pinhole()
+    rng = np.random.default_rng(5)
+    X = _flat_points(cam, 50, 5000.0, rng)
+    X[:, 3] = X[:, 3] + (0.0, 0.0, 6000.0)  # the right ankle far above the field of view
+    assert (project(X, cam)[:, 3, 1] < 0).all()
+    uv, conf = simulate_detections(X, cam, _only(std_px=2.0), rng)
+    assert np.all(conf[:, 3] == 0) and np.all(conf[:, [0, 1, 2, 4]] > 0.99)
+    assert np.all((uv >= 0) & (uv <= [cam.width - 1, cam.height - 1]))
+    assert np.allclose(uv[:, 3, 1], 0.0)
