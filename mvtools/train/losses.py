@@ -1,0 +1,72 @@
+"""Losses of Li et al. (AAAI 2020), eq. 1-7, as small torch functions on batches.
+
+Shapes: poses (B, J, 3) mm in a camera frame; 2D joints (B, J, 2) px (undistorted, pinhole-exact); confidences
+(B, J) in 0..1; intrinsics (B, 4) [fx, fy, cx, cy] px; rotations (B, 3, 3); translations (B, 3) mm.
+Every loss returns one value per sample (B,) - summed over joints as in the paper; the training loop averages
+over the batch. Units: px^2 (reprojection losses), mm^2 (pre-training loss), mm (supervised MPJPE).
+All arithmetic is float32 (safe under fp16/bf16 autocast).
+"""
+from __future__ import annotations
+
+import torch
+
+#: Depths below this (mm) are clamped before the perspective division, so a wild prediction near or behind
+#: the camera cannot produce infinite pixels (its gradient through z is then zero).
+MIN_DEPTH_MM = 100.0
+
+
+def project(Y: torch.Tensor, K: torch.Tensor, min_depth: float = MIN_DEPTH_MM) -> torch.Tensor:
+    """Eq. 1, perspective projection: camera-frame (B, J, 3) mm, K (B, 4) -> pixels (B, J, 2)."""
+    Y = Y.float()
+    K = K.float()
+    z = Y[..., 2:3].clamp_min(min_depth)
+    return Y[..., :2] / z * K[:, None, 0:2] + K[:, None, 2:4]
+
+
+def transform(Y: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Eq. 3, tau(Y) = R (Y - t): (B, J, 3) mm with R (B, 3, 3), t (B, 3) mm -> (B, J, 3) mm in the other view."""
+    Y = Y.float()
+    return torch.einsum("bij,bkj->bki", R.float(), Y - t.float()[:, None, :])
+
+
+def _weighted_sq(X: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """sum_i w_i ||X_i - x_i||^2 -> (B,)."""
+    return (w.float() * ((X.float() - x) ** 2).sum(-1)).sum(-1)
+
+
+def reproj_loss(Y1, Y2, X1, X2, w1, w2, K1, K2) -> torch.Tensor:
+    """Eq. 2: sum_i w1_i ||X1_i - rho(Y1_i)||^2 + w2_i ||X2_i - rho(Y2_i)||^2 on global poses, px^2 (B,)."""
+    return _weighted_sq(X1, project(Y1, K1), w1) + _weighted_sq(X2, project(Y2, K2), w2)
+
+
+def t_reproj_loss(Y1, Y2, X1, X2, w1, w2, K1, K2, R12, t12, R21, t21) -> torch.Tensor:
+    """Eq. 5, exactly as printed: sum_i w1_i ||X2_i - rho(tau(Y1)_i)||^2 + w2_i ||X1_i - rho(tau(Y2)_i)||^2.
+
+    Note the weight of the view-1 prediction moved into view 2 is view 1's confidence (as in the paper).
+    Projection into view 2 uses view 2's intrinsics and vice versa. px^2, (B,).
+    """
+    return (_weighted_sq(X2, project(transform(Y1, R12, t12), K2), w1)
+            + _weighted_sq(X1, project(transform(Y2, R21, t21), K1), w2))
+
+
+def trans_reproj_loss(Y1, Y2, X1, X2, w1, w2, K1, K2, R12, t12, R21, t21, lam: float = 1.0):
+    """Eq. 7, L_T = L_reproj + lambda * L_t-reproj. Returns (total, reproj, t_reproj), each (B,) px^2."""
+    lr = reproj_loss(Y1, Y2, X1, X2, w1, w2, K1, K2)
+    lt = t_reproj_loss(Y1, Y2, X1, X2, w1, w2, K1, K2, R12, t12, R21, t21)
+    return lr + lam * lt, lr, lt
+
+
+def pretrain_loss(Y1, Y2, R12, t12, R21, t21) -> torch.Tensor:
+    """Eq. 6: sum_i ||tau(Y1)_i - Y2_i||^2 + ||tau(Y2)_i - Y1_i||^2 on global poses, mm^2 (B,)."""
+    d12 = ((transform(Y1, R12, t12) - Y2.float()) ** 2).sum(-1).sum(-1)
+    d21 = ((transform(Y2, R21, t21) - Y1.float()) ** 2).sum(-1).sum(-1)
+    return d12 + d21
+
+
+def supervised_loss(relative: torch.Tensor, y3d: torch.Tensor, root: int = 0) -> torch.Tensor:
+    """MPJPE of root-relative predictions (B, J, 3) against absolute camera-frame ground truth (B, J, 3), mm (B,).
+
+    The ground truth is made root-relative here; this is the fully supervised upper bound (no pairs needed).
+    """
+    gt = y3d.float() - y3d.float()[:, root:root + 1]
+    return torch.linalg.vector_norm(relative.float() - gt, dim=-1).mean(-1)

@@ -1,0 +1,146 @@
+"""The two-branch lifting model of Li et al. (AAAI 2020): a ResLinear lifting branch and a root-position branch.
+
+Both branches take the 17 2D joints in normalised camera coordinates ``((u - cx) / fx, (v - cy) / fy)``
+(see :func:`normalise_2d`), so the network does not depend on the intrinsics and real and virtual views mix.
+
+- Lifting branch: root-relative 3D joints (B, 17, 3) in mm, camera frame; the root joint is fixed at 0.
+- Root branch: the root's 3D position (B, 3) in mm, camera frame. Parametrised along the ray of the detected
+  root: ``z = depth0 * exp(o_z)`` (depth0 = 5000 mm), ``x = z * (x_root + o_x)``, ``y = z * (y_root + o_y)``
+  with ``(x_root, y_root)`` the normalised 2D root and ``o`` the network's 3 outputs.
+- Global pose = relative + root (``TwoBranch.forward``).
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from mvtools.skeleton import NUM_JOINTS, ROOT
+
+#: Scale of the lifting output: the network predicts metres, the model returns mm.
+OUTPUT_SCALE_MM = 1000.0
+#: Typical camera-to-root distance, mm; the root branch predicts depth as a log-ratio to it.
+DEPTH0_MM = 5000.0
+
+
+def normalise_2d(x2d: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """Pixels (B, J, 2) and intrinsics (B, 4) [fx, fy, cx, cy] px -> normalised camera coordinates (B, J, 2)."""
+    return (x2d - K[:, None, 2:4]) / K[:, None, 0:2]
+
+
+class GlobalBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm1d whose training statistics are taken over the global batch of all DDP ranks.
+
+    Works on CPU (gloo) and CUDA (nccl): the per-rank sums are combined with a differentiable all-reduce, so
+    forward outputs, gradients and running statistics equal those of one process with the whole batch.
+    Without an initialised process group (or with one rank) it is exactly ``nn.BatchNorm1d``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        xf = x.float()
+        n_local = torch.tensor([float(x.shape[0])], device=x.device, dtype=torch.float32)
+        stats = torch.cat([xf.sum(0), (xf * xf).sum(0), n_local])
+        stats = all_reduce(stats)
+        C = x.shape[1]
+        n = stats[-1]
+        mean = stats[:C] / n
+        var = (stats[C:2 * C] / n - mean * mean).clamp_min(0.0)
+        with torch.no_grad():
+            if self.track_running_stats:
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                unbiased = var * (n / (n - 1).clamp_min(1.0))
+                self.running_mean.mul_(1 - m).add_(mean.detach() * m)
+                self.running_var.mul_(1 - m).add_(unbiased.detach() * m)
+        y = (xf - mean) * torch.rsqrt(var + self.eps)
+        if self.affine:
+            y = y * self.weight + self.bias
+        return y.to(x.dtype)
+
+
+class ResLinear(nn.Module):
+    """Martinez et al. (2017) backbone: Linear -> BN -> ReLU -> Dropout, then ``blocks`` residual blocks of
+    2 x (Linear, BN, ReLU, Dropout), then a Linear to ``out_features``. Input (B, in_features)."""
+
+    def __init__(self, in_features: int, out_features: int, channels: int = 1024, blocks: int = 4,
+                 dropout: float = 0.5):
+        super().__init__()
+
+        def unit():
+            return [nn.Linear(channels, channels), GlobalBatchNorm1d(channels), nn.ReLU(inplace=True),
+                    nn.Dropout(dropout)]
+
+        self.inp = nn.Sequential(nn.Linear(in_features, channels), GlobalBatchNorm1d(channels),
+                                 nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.blocks = nn.ModuleList([nn.Sequential(*unit(), *unit()) for _ in range(blocks)])
+        self.out = nn.Linear(channels, out_features)
+        # small output layer: the model starts near "zero relative pose, root on the 2D root's ray at 5 m"
+        nn.init.normal_(self.out.weight, std=1e-3)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for b in self.blocks:
+            h = h + b(h)
+        return self.out(h)
+
+
+class LiftingNet(nn.Module):
+    """Lifting branch: normalised 2D (B, J, 2) -> root-relative 3D (B, J, 3) mm (root row exactly 0)."""
+
+    def __init__(self, channels: int = 1024, blocks: int = 4, dropout: float = 0.5,
+                 num_joints: int = NUM_JOINTS, root: int = ROOT):
+        super().__init__()
+        self.num_joints = num_joints
+        self.net = ResLinear(2 * num_joints, 3 * num_joints, channels, blocks, dropout)
+        mask = torch.ones(num_joints, 1)
+        mask[root] = 0.0
+        self.register_buffer("root_mask", mask, persistent=False)
+
+    def forward(self, xn: torch.Tensor) -> torch.Tensor:
+        y = self.net(xn.flatten(1)).view(-1, self.num_joints, 3)
+        return y * self.root_mask * OUTPUT_SCALE_MM
+
+
+class RootNet(nn.Module):
+    """Root-position branch: normalised 2D (B, J, 2) -> root position (B, 3) mm in the camera frame."""
+
+    def __init__(self, channels: int = 1024, blocks: int = 4, dropout: float = 0.5,
+                 num_joints: int = NUM_JOINTS, root: int = ROOT):
+        super().__init__()
+        self.root = root
+        self.net = ResLinear(2 * num_joints, 3, channels, blocks, dropout)
+
+    def forward(self, xn: torch.Tensor) -> torch.Tensor:
+        o = self.net(xn.flatten(1))
+        z = DEPTH0_MM * torch.exp(o[:, 2:3].clamp(-5.0, 5.0))
+        xy = z * (xn[:, self.root] + o[:, 0:2])
+        return torch.cat([xy, z], dim=1)
+
+
+class TwoBranch(nn.Module):
+    """Lifting + root branches (no shared weights). ``forward(xn) -> (relative (B,J,3), root (B,3))``, mm."""
+
+    def __init__(self, channels: int = 1024, blocks: int = 4, dropout: float = 0.5):
+        super().__init__()
+        self.lift = LiftingNet(channels, blocks, dropout)
+        self.root = RootNet(channels, blocks, dropout)
+
+    def forward(self, xn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.lift(xn), self.root(xn)
+
+
+def global_pose(relative: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
+    """Relative pose (B, J, 3) + root position (B, 3) -> global camera-frame pose (B, J, 3), mm."""
+    return relative + root[:, None, :]
+
+
+def matmul_flops_per_sample(channels: int, blocks: int, num_joints: int = NUM_JOINTS) -> int:
+    """Forward multiply-add FLOPs (2 per MAC) of one ResLinear branch for one input row."""
+    inp = 2 * num_joints
+    macs = inp * channels + 2 * blocks * channels * channels
+    return 2 * macs

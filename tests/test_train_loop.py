@@ -1,0 +1,89 @@
+"""End-to-end training runs on tiny shards: CLI, run directory, resume bit-for-bit, option errors."""
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from mvtools.cli.main import cli
+from mvtools.train.loop import load_lifter, train
+
+from test_train_fixtures import make_dataset, make_shards
+
+torch.set_num_threads(1)
+SMALL = dict(channels=32, blocks=1, batch_size=64, dropout=0.1, plots=False)
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    d = make_dataset(tmp_path_factory.mktemp("train") / "ds", frames=20)
+    make_shards(d, pairs_per_frame=6)
+    return d
+
+
+def _records(run):
+    return [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_cli_train_writes_run_directory(ds, tmp_path):
+    run = tmp_path / "run"
+    res = CliRunner().invoke(cli, ["train", str(ds), "--out", str(run), "--epochs", "3", "--pretrain-epochs", "2",
+                                   "--channels", "32", "--blocks", "1", "--batch-size", "64", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    for f in ("config.json", "last.pt", "best.pt", "metrics.jsonl", "loss.png", "mpjpe.png", "skeletons.png"):
+        assert (run / f).exists(), f
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["channels"] == 32 and cfg["loss"] == "trans-reproj" and cfg["extrinsics"] == "given"
+    recs = _records(run)
+    assert [r["phase"] for r in recs] == ["pretrain"] * 2 + ["main"] * 3
+    for r in recs:
+        assert r["pairs_per_s"] > 0 and r["val_mpjpe"] > 0 and r["val_p_mpjpe"] <= r["val_mpjpe"] + 1e-6
+    assert "loss_reproj" in recs[-1] and "loss_t_reproj" in recs[-1]
+    main = [r for r in recs if r["phase"] == "main"]
+    assert summary["best_val_mpjpe"] == pytest.approx(min(r["val_mpjpe"] for r in main))
+    lift, cfg2 = load_lifter(run)
+    assert cfg2["blocks"] == 1 and not lift.training
+
+
+def test_schedule_lr_decay_per_third(ds, tmp_path):
+    train(ds, tmp_path / "r", epochs=6, pretrain_epochs=1, lr=1e-3, **SMALL)
+    lrs = [r["lr"] for r in _records(tmp_path / "r")]
+    assert lrs == pytest.approx([1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5])
+
+
+def test_resume_is_bit_for_bit(ds, tmp_path):
+    opts = dict(epochs=3, pretrain_epochs=2, seed=3, **SMALL)
+    train(ds, tmp_path / "full", **opts)
+    train(ds, tmp_path / "part", stop_after=3, **opts)  # stops right after the first main epoch
+    assert len(_records(tmp_path / "part")) == 3
+    train(ds, tmp_path / "part", resume=True, **opts)
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "part" / "last.pt", weights_only=False)
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    ra, rb = _records(tmp_path / "full"), _records(tmp_path / "part")
+    assert [r["loss"] for r in ra] == [r["loss"] for r in rb]
+    assert [r["val_mpjpe"] for r in ra] == [r["val_mpjpe"] for r in rb]
+
+
+def test_supervised_learns(ds, tmp_path):
+    train(ds, tmp_path / "sup", loss="supervised", epochs=8, pretrain_epochs=5, lr=3e-3,
+          **{**SMALL, "dropout": 0.0, "channels": 64})
+    recs = _records(tmp_path / "sup")
+    assert all(r["phase"] == "main" for r in recs) and len(recs) == 8  # no pre-training for supervised
+    assert recs[-1]["val_mpjpe"] < 0.6 * recs[0]["val_mpjpe"]
+
+
+def test_option_errors(ds, tmp_path):
+    with pytest.raises(ValueError, match="built with 'given' extrinsics"):
+        train(ds, tmp_path / "e", extrinsics="estimated", epochs=1, **SMALL)
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        train(ds, tmp_path / "e", amp="bf16", device="cpu", epochs=1, **SMALL)
+    train(ds, tmp_path / "r", epochs=1, pretrain_epochs=0, **SMALL)
+    with pytest.raises(ValueError, match="not empty"):
+        train(ds, tmp_path / "r", epochs=1, pretrain_epochs=0, **SMALL)
+    with pytest.raises(ValueError, match="same options.*epochs"):
+        train(ds, tmp_path / "r", epochs=2, pretrain_epochs=0, resume=True, **SMALL)
+    res = CliRunner().invoke(cli, ["train", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert res.exit_code != 0 and "pairs" in res.output and "Error" in res.output
