@@ -1,0 +1,179 @@
+"""aniposelib camera TOML (``CameraGroup.dump`` / ``CameraGroup.load`` layout) <-> mvtools Cameras.
+
+One table per camera, keyed ``cam_0``, ``cam_1``, ... in camera order::
+
+    [cam_0]
+    name = "54138969"
+    size = [1000, 1002]                      # width, height px
+    matrix = [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]
+    distortions = [k1, k2, p1, p2, k3]        # OpenCV order
+    rotation = [rx, ry, rz]                   # Rodrigues vector (rad), world->camera
+    translation = [tx, ty, tz]                # OpenCV tvec, mm
+
+    [metadata]
+    units = "mm"
+    ...
+
+Rotation and translation are what ``cv2.projectPoints`` takes. Cameras with the ``h36m`` lens model are
+written with ``Camera.opencv_distortion()`` (the closest OpenCV vector; the tangential terms of the two
+models differ by up to ~0.5 px at the image corners, see docs/data-model.md). On reading, ``cam_N`` tables are
+ordered by N (aniposelib sorts them as strings, so ``cam_10`` would come before ``cam_2``).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+from mvtools.camera import Camera, rodrigues, rotmat_to_rodrigues
+
+UNITS_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
+
+
+def _num(v: float) -> str:
+    v = float(v)
+    if not math.isfinite(v):
+        raise ValueError(f"cannot write non-finite number {v} to TOML")
+    return repr(v)
+
+
+def _arr(vals) -> str:
+    return "[" + ", ".join(_num(v) for v in vals) + "]"
+
+
+def _value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        return _num(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_value(x) for x in v) + "]"
+    return json.dumps(str(v))  # a TOML basic string
+
+
+def toml_text(cams: list[Camera], metadata: dict | None = None) -> str:
+    """The aniposelib TOML text for ``cams`` (translations in mm)."""
+    lines = []
+    for i, c in enumerate(cams):
+        K = c.K
+        lines += [
+            f"[cam_{i}]",
+            f"name = {json.dumps(str(c.camera))}",
+            f"size = [{int(c.width)}, {int(c.height)}]",
+            "matrix = [" + ", ".join(_arr(r) for r in K) + "]",
+            f"distortions = {_arr(c.opencv_distortion())}",
+            f"rotation = {_arr(rotmat_to_rodrigues(np.asarray(c.R, float)))}",
+            f"translation = {_arr(np.asarray(c.t, float))}",
+            "",
+        ]
+    meta = {"units": "mm", "adjusted": False, "error": 0.0}
+    meta.update(metadata or {})
+    lines.append("[metadata]")
+    for k, v in meta.items():
+        if v is None:
+            continue
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", k):
+            raise ValueError(f"metadata key {k!r} is not a bare TOML key")
+        lines.append(f"{k} = {_value(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_aniposelib_toml(path, cams: list[Camera], metadata: dict | None = None) -> Path:
+    """Write ``cams`` as an aniposelib calibration TOML at ``path`` (atomically); returns the path."""
+    path = Path(path)
+    if not cams:
+        raise ValueError(f"{path}: no cameras to write")
+    text = toml_text(list(cams), metadata)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _matrix(v, shape, what, path, table):
+    try:
+        a = np.asarray(v, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: [{table}] {what} is not numeric") from None
+    if a.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: [{table}] {what} must have {int(np.prod(shape))} numbers, got {a.size}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{path}: [{table}] {what} has non-finite values")
+    return a.reshape(shape)
+
+
+def read_aniposelib_toml(path, subject: str = "", source: str = "estimated",
+                         units: str | None = None) -> list[Camera]:
+    """Cameras of an aniposelib calibration TOML, in ``cam_N`` order (by N).
+
+    Distortion model ``opencv`` (``none`` when all coefficients are zero). Translations are converted to mm
+    from ``units`` (mm, cm or m), default ``[metadata] units`` when present, else mm. Fisheye cameras are
+    refused.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such TOML file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid TOML ({e})") from None
+    unit = units or (data.get("metadata", {}) or {}).get("units", "mm")
+    if unit not in UNITS_MM:
+        raise ValueError(f"{path}: unknown translation unit {unit!r} (expected one of {sorted(UNITS_MM)})")
+    to_mm = UNITS_MM[unit]
+    tables = sorted(((int(m.group(1)), k) for k in data if (m := re.fullmatch(r"cam_(\d+)", k))))
+    if not tables:
+        raise ValueError(f"{path}: no [cam_N] tables (is this an aniposelib calibration file?)")
+    cams = []
+    for _, key in tables:
+        d = data[key]
+        missing = [f for f in ("size", "matrix", "distortions", "rotation", "translation") if f not in d]
+        if missing:
+            raise ValueError(f"{path}: [{key}] lacks {', '.join(missing)}")
+        if d.get("fisheye"):
+            raise ValueError(f"{path}: [{key}] is a fisheye camera, which mvtools does not model")
+        size = _matrix(d["size"], (2,), "size", path, key)
+        K = _matrix(d["matrix"], (3, 3), "matrix", path, key)
+        dist = np.asarray(d["distortions"], float).ravel()
+        if dist.size not in (4, 5, 8, 12, 14) or not np.isfinite(dist).all():
+            raise ValueError(f"{path}: [{key}] distortions must be OpenCV [k1, k2, p1, p2(, k3)], got {dist.size} values")
+        if dist.size > 5 and np.any(dist[5:]):
+            raise ValueError(f"{path}: [{key}] has rational/thin-prism distortion terms mvtools does not model")
+        dist = np.concatenate([dist, np.zeros(max(0, 5 - dist.size))])[:5]
+        rot = np.asarray(d["rotation"], float)
+        if rot.size == 9:
+            R = rot.reshape(3, 3)
+        else:
+            R = rodrigues(_matrix(rot, (3,), "rotation", path, key))
+        if not np.allclose(R @ R.T, np.eye(3), atol=1e-6) or np.linalg.det(R) < 0:
+            raise ValueError(f"{path}: [{key}] rotation is not a proper rotation")
+        t = _matrix(d["translation"], (3,), "translation", path, key) * to_mm
+        if abs(K[0, 1]) > 1e-9 * abs(K[0, 0]) or not np.allclose(K[2], [0, 0, 1]):
+            raise ValueError(f"{path}: [{key}] matrix must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]")
+        k1, k2, p1, p2, k3 = (float(v) for v in dist)
+        model = "opencv" if np.any(dist) else "none"
+        cams.append(Camera(camera=str(d.get("name", key)), width=int(size[0]), height=int(size[1]),
+                           fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]),
+                           R=R, t=t, k=(k1, k2, k3), p=(p1, p2), distortion_model=model,
+                           subject=subject, source=source))
+    names = [c.camera for c in cams]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: camera names repeat: {names}")
+    return cams
