@@ -309,6 +309,10 @@ def calibrate_from_joints(ds, subjects=None, source: str | None = None, referenc
     report = {"format_version": 1, "created": when, "producer": producer(),
               "units": {"angles": "degrees", "lengths": "mm", "reprojection": "px (undistorted pinhole)"},
               "settings": settings, "subjects": entries}
+    if export_toml is not None:
+        meta = {s: {"adjusted": bool(refine), "error": (entries[s]["bundle_adjustment"] or {}).get("rms_px_after"),
+                    "created": when} for s in subjects}
+        report["toml"] = export_rig_toml(new_cams, export_toml, subjects, meta)
     if write:
         old = {}
         rp = ds / REPORT_NAME
@@ -324,19 +328,18 @@ def calibrate_from_joints(ds, subjects=None, source: str | None = None, referenc
                                    "report": REPORT_NAME, "settings": settings}
         manifest.setdefault("rows", {})["cameras"] = len(allc)
         write_manifest(ds, manifest)
-    if export_toml is not None:
-        report["toml"] = export_rig_toml(new_cams, export_toml, subjects)
     return report
 
 
 def export_rig_toml(cams: list[Camera], path, subjects: list[str], metadata: dict | None = None) -> list[str]:
-    """Write one aniposelib TOML per subject (``_<subject>`` before the suffix when several); returns paths."""
+    """Write one aniposelib TOML per subject (``_<subject>`` before the suffix when several); returns paths.
+    ``metadata``: optional {subject: {key: value}} added to each file's ``[metadata]``."""
     out = []
     for s in subjects:
         cs = [c for c in cams if c.subject == s]
         p = output_path(path, s, len(subjects) > 1)
         meta = {"subject": s, "source": cs[0].source if cs else None, "mvtools": "calibrate --from-joints",
-                **(metadata or {})}
+                **((metadata or {}).get(s) or {})}
         write_aniposelib_toml(p, cs, meta)
         out.append(str(p))
     return out
