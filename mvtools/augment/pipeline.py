@@ -16,8 +16,9 @@ from mvtools.augment.pairs import PAIRS_FORMAT_VERSION, ShardWriter, pair_table,
 from mvtools.augment.virtual import LAYOUTS, camera_frame, map_camera, place_virtual_cameras, project_virtual, \
     similarity_to
 from mvtools.camera import Camera, undistort_pixels
+from mvtools.dataset import _dataset as _poses2d_dataset
 from mvtools.dataset import (POSES2D_SCHEMA, DatasetError, joints_to_numpy, list_to_numpy, poses2d_table,
-                             producer, read_cameras, read_manifest, read_poses2d, read_poses3d, replace_cameras,
+                             producer, read_cameras, read_manifest, read_poses3d, replace_cameras,
                              replace_poses2d_files, rig, staged_directory, subjects_in, write_manifest)
 from mvtools.progress import log, progress
 from mvtools.skeleton import NUM_JOINTS, ROOT
@@ -78,30 +79,35 @@ def _subject_3d(ds, subject: str):
     }
 
 
-def _subject_2d(ds, subject: str, source: str, d3: dict, real: list[Camera]):
-    """Real views' 2D of one subject aligned to the sorted 3D rows: raw (distorted) x2d (N, C, J, 2) px,
-    conf (N, C, J), avail (N, C) bool (a row exists and is finite)."""
+def _subject_2d(ds, subject: str, source: str, d3: dict, cam_ids: list[str], batch_rows: int = 262144):
+    """2D of cameras ``cam_ids`` of one subject aligned to the sorted 3D rows: raw (distorted) x2d (N, C, J, 2) px,
+    conf (N, C, J), avail (N, C) bool (a row exists and is finite). Streams the poses2d rows in batches."""
     path = Path(ds) / "poses2d" / f"subject={subject}"
-    t = read_poses2d(ds, [subject], columns=["action", "subaction", "frame", "camera", "joints2d", "confidence"],
-                     source=source)
-    n, c = len(d3["key"]), len(real)
+    n, c = len(d3["key"]), len(cam_ids)
     x2d = np.zeros((n, c, NUM_JOINTS, 2), np.float32)
     conf = np.zeros((n, c, NUM_JOINTS), np.float32)
     avail = np.zeros((n, c), bool)
-    ids = [cam.camera for cam in real]
-    cam_idx = pc.index_in(t["camera"], value_set=pa.array(ids, pa.string())).to_numpy(zero_copy_only=False)
-    unknown = np.isnan(cam_idx) if cam_idx.dtype.kind == "f" else np.zeros(len(cam_idx), bool)
-    if unknown.any():
-        bad = sorted(set(pc.filter(t["camera"], pa.array(unknown)).to_pylist()))
-        raise DatasetError(f"{path}: {source} 2D of camera(s) {bad} that subject {subject} has no calibration for")
-    cam_idx = np.nan_to_num(cam_idx).astype(np.int64)
-    key = _sequence_keys(t["action"], t["subaction"].to_numpy(), t["frame"].to_numpy(), d3["names"])
-    pos = np.clip(np.searchsorted(d3["key"], key), 0, n - 1)
-    hit = (key >= 0) & (d3["key"][pos] == key)
-    rows, cols = pos[hit], cam_idx[hit]
-    x2d[rows, cols] = joints_to_numpy(t["joints2d"], 2)[hit]
-    conf[rows, cols] = list_to_numpy(t["confidence"], NUM_JOINTS)[hit]
-    avail[rows, cols] = np.isfinite(x2d[rows, cols]).all((1, 2)) & np.isfinite(conf[rows, cols]).all(1)
+    ids = pa.array(cam_ids, pa.string())
+    cols = ["action", "subaction", "frame", "camera", "joints2d", "confidence"]
+    flt = (pc.field("subject") == subject) & (pc.field("source") == source)
+    for t in _poses2d_dataset(Path(ds) / "poses2d").to_batches(columns=cols, filter=flt, batch_size=batch_rows,
+                                                                   batch_readahead=1, fragment_readahead=1):
+        if t.num_rows == 0:
+            continue
+        cam_idx = pc.index_in(t["camera"], value_set=ids)
+        if cam_idx.null_count:
+            bad = sorted(set(pc.filter(t["camera"], pc.is_null(cam_idx)).to_pylist()))
+            raise DatasetError(f"{path}: {source} 2D of camera(s) {bad} that subject {subject} has no calibration for")
+        cam_idx = cam_idx.to_numpy().astype(np.int64)
+        key = _sequence_keys(t["action"], t["subaction"].to_numpy(), t["frame"].to_numpy(), d3["names"])
+        pos = np.clip(np.searchsorted(d3["key"], key), 0, n - 1)
+        hit = (key >= 0) & (d3["key"][pos] == key)
+        rows, cols_ = pos[hit], cam_idx[hit]
+        uv = joints_to_numpy(t["joints2d"], 2)[hit]
+        cf = list_to_numpy(t["confidence"], NUM_JOINTS)[hit]
+        x2d[rows, cols_] = uv
+        conf[rows, cols_] = cf
+        avail[rows, cols_] = np.isfinite(uv).all((1, 2)) & np.isfinite(cf).all(1)
     return x2d, conf, avail
 
 
@@ -203,6 +209,7 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
                     report["dropped"][s] = info.pop("dropped")
                     report["invalid_3d_frames"][s] = info.pop("invalid_3d_frames")
                     report["subjects"][s] = info
+                    pa.default_memory_pool().release_unused()  # keep RSS at one subject's working set
             shards = writers["train"].close() + writers["test"].close()
         except BaseException:
             for w in writers.values():
@@ -220,6 +227,7 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
         for s in subjects:
             f = stage / f"{s}.parquet"
             replace_poses2d_files(ds, s, "virtual", pq.read_table(f) if f.exists() else None)
+            pa.default_memory_pool().release_unused()
         allc = replace_cameras(ds, virtual_all, "virtual", subjects)
         shutil.rmtree(stage)
 
@@ -239,9 +247,13 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
 def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrinsics, k, views, writer, stage, bar):
     given, used = rigs
     d3 = _subject_3d(ds, subject)
-    # real views: cameras that have 2D of this source, in rig order
-    have = set(pc.unique(read_poses2d(ds, [subject], columns=["camera"], source=source)["camera"]).to_pylist())
-    real_ids = [c for c in given if c in have]
+    # real views: the given cameras that have 2D of this source, in rig order
+    x2d_r, conf_r, avail_r = _subject_2d(ds, subject, source, d3, list(given))
+    pa.default_memory_pool().release_unused()
+    keep = np.flatnonzero(avail_r.any(0))
+    real_ids = [list(given)[i] for i in keep]
+    if len(keep) < len(given):
+        x2d_r, conf_r, avail_r = x2d_r[:, keep], conf_r[:, keep], avail_r[:, keep]
     if extrinsics == "estimated":
         lacking = [c for c in real_ids if c not in used]
         if lacking:
@@ -249,7 +261,6 @@ def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrins
                                f"of subject {subject}")
     real_used = [used[c] for c in real_ids]
     real_given = [given[c] for c in real_ids]
-    x2d_r, conf_r, avail_r = _subject_2d(ds, subject, source, d3, real_used)
 
     X = d3["X"]
     finite = np.isfinite(X).all((1, 2))
