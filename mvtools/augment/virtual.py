@@ -191,7 +191,7 @@ def project_virtual(X: np.ndarray, cams: list[Camera]) -> tuple[np.ndarray, np.n
     X = np.asarray(X, np.float64)
     R = np.array([c.R for c in cams]).reshape(-1, 3, 3)
     t = np.array([c.t for c in cams]).reshape(-1, 3)
-    Xc = np.einsum("vij,njk->nvki", R, np.swapaxes(X, 1, 2)) + t[None, :, None, :]
+    Xc = np.matmul(X[:, None], np.swapaxes(R, 1, 2)[None]) + t[None, :, None, :]
     intr = np.array([c.intrinsics for c in cams]).reshape(-1, 4)
     size = np.array([[c.width, c.height] for c in cams], float).reshape(-1, 2)
     z = Xc[..., 2:3]
