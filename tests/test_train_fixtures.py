@@ -59,8 +59,12 @@ def make_cameras(subject: str, n_cams: int = 4, distortion: bool = True) -> list
 
 
 def make_dataset(out, subjects=("S1", "S2", "S9"), test=("S9",), frames=40, n_cams=4, seed=0,
-                 detected_noise=0.0) -> Path:
-    """A dataset directory with poses3d, poses2d (gt and detected) and given cameras (H36M distortion)."""
+                 detected_noise=0.0, extras=False) -> Path:
+    """A dataset directory with poses3d, poses2d (gt and detected) and given cameras (H36M distortion).
+
+    ``extras``: MPI-INF-3DHP-style hooks: poses3d columns ``valid`` (every third frame False), ``scene``
+    ("studio" for even frames, else "outdoor") and ``joints3d_univ`` (the pose scaled by 0.9 about the pelvis),
+    and manifest ``evaluation`` = {"reference_column": "joints3d_univ", "root_joint": 0}."""
     rng = np.random.default_rng(seed)
     cams = []
     with DatasetWriter(out) as w:
@@ -70,7 +74,13 @@ def make_dataset(out, subjects=("S1", "S2", "S9"), test=("S9",), frames=40, n_ca
             for a, action in enumerate(["Walk", "Sit"]):
                 P = make_poses(frames, rng)
                 fr = np.arange(frames)
-                w.add_poses3d(s, poses3d_table(action, 1, f"{action} 1", fr, P.astype(np.float32)))
+                t3 = poses3d_table(action, 1, f"{action} 1", fr, P.astype(np.float32))
+                if extras:
+                    univ = P[:, :1] + 0.9 * (P - P[:, :1])
+                    t3 = (t3.append_column("valid", pa.array(fr % 3 != 0))
+                          .append_column("scene", pa.array(np.where(fr % 2 == 0, "studio", "outdoor")))
+                          .append_column("joints3d_univ", fsl(univ)))
+                w.add_poses3d(s, t3)
                 for cam in rigcams:
                     uv = project(P, cam)
                     w.add_poses2d(s, poses2d_table(action, 1, f"{action} 1", fr, cam.camera, uv, None, "gt"))
@@ -79,7 +89,9 @@ def make_dataset(out, subjects=("S1", "S2", "S9"), test=("S9",), frames=40, n_ca
                     w.add_poses2d(s, poses2d_table(action, 1, f"{action} 1", fr, cam.camera, det, conf, "detected"))
         w.set_cameras(cams)
         train = [s for s in subjects if s not in test]
-        w.commit(base_manifest("synthetic-test", {"train": train, "test": list(test)}, 50.0, command="test"))
+        extra = {"evaluation": {"reference_column": "joints3d_univ", "root_joint": 0}} if extras else {}
+        w.commit(base_manifest("synthetic-test", {"train": train, "test": list(test)}, 50.0, command="test",
+                               **extra))
     return Path(out)
 
 

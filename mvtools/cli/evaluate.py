@@ -1,0 +1,47 @@
+"""``mvtools evaluate RUN DS``: Protocol #1/#2 errors of a run on a dataset's single views (thin layer over
+:func:`mvtools.evaluate.evaluate_run`)."""
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import click
+
+from mvtools.cli.common import friendly_errors, split_list
+
+
+@click.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.argument("ds", type=click.Path(exists=True, file_okay=False))
+@click.option("--subjects", default=None, help="Comma-separated subjects, e.g. S9,S11 (default: the test split).")
+@click.option("--source", type=click.Choice(["detected", "gt"]), default=None,
+              help="2D input: detected or ground-truth projections, px (default: what the run was trained on).")
+@click.option("--cameras", type=click.Choice(["real", "all"]), default="real", show_default=True,
+              help="real: the dataset's calibrated cameras; all: also the virtual cameras of `mvtools augment`.")
+@click.option("--checkpoint", default="best", show_default=True,
+              help="best, last, or a path to a .pt checkpoint of the run.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where to run the lifting network.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Write all results to this JSON file (errors in mm, PCK and AUC in percent).")
+@friendly_errors
+def evaluate(run, ds, subjects, source, cameras, checkpoint, device, json_out):
+    """Lift the 2D poses of DS's test subjects with RUN's lifting branch and report errors per action.
+
+    MPJPE (Protocol #1) and P-MPJPE (Protocol #2, similarity Procrustes) in mm on root-relative poses in each
+    camera's frame; PCK at 150 mm and AUC over 0-150 mm in percent. "mean over poses" pools every pose,
+    "mean over actions" averages the per-action errors (the paper's Avg column).
+    """
+    from mvtools.evaluate import evaluate_run, format_table
+
+    res = evaluate_run(run, ds, subjects=split_list(subjects), source=source, cameras=cameras,
+                       checkpoint=checkpoint, device=device)
+    click.echo(format_table(res))
+    if json_out:
+        path = Path(json_out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps(res, indent=2) + "\n")
+        os.replace(tmp, path)

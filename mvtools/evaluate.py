@@ -1,0 +1,170 @@
+"""Evaluate a run's lifting branch on single views of a dataset (not the pair shards).
+
+For every poses2d row of the chosen subjects, cameras and 2D source: undistort the 2D joints with the camera's
+given calibration, lift them, and compare the root-relative prediction (mm) with the ground truth moved into that
+camera's frame (``world_to_camera`` with the given extrinsics), root-relative too. Errors are pooled per action
+(VideoPose3D style) and over all poses.
+
+Dataset hooks (used by the MPI-INF-3DHP ingest): a boolean poses3d column ``valid`` restricts evaluation to valid
+rows; a string column ``scene`` adds ``per_scene``; manifest ``"evaluation": {"reference_column": ...}`` names the
+ground-truth column (same frame and layout as ``joints3d``: world mm, 17 joints), ``"root_joint"`` the root
+(default joint 0).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mvtools.camera import undistort_pixels, world_to_camera
+from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_manifest, read_poses2d, read_poses3d
+from mvtools.metrics import auc, joint_errors, mpjpe_per_pose, n_mpjpe_per_pose, p_mpjpe_per_pose, pck
+from mvtools.progress import log
+
+KEYS = ["subject", "action", "subaction", "frame"]
+
+
+def _default_source(ds, manifest: dict, run_source: str | None) -> str:
+    rows = (manifest.get("rows") or {}).get("poses2d") or {}
+    have = {s for s, n in rows.items() if n} if rows else None
+    if run_source in ("gt", "detected") and (have is None or run_source in have):
+        return run_source
+    if have is None or "detected" in have:
+        return "detected"
+    return "gt"
+
+
+def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str = "real",
+                     run_source: str | None = None) -> dict:
+    """Single views to evaluate: undistorted 2D (N, 17, 2) px, K (N, 4) px, ground truth (N, 17, 3) camera-frame
+    mm, and per-row labels (subject, action, camera, scene). ``cameras``: 'real' (given calibration) or 'all'
+    (also the virtual cameras of ``mvtools augment``)."""
+    if cameras not in ("real", "all"):
+        raise ValueError(f"cameras must be 'real' or 'all', got {cameras!r}")
+    ds = Path(ds)
+    manifest = read_manifest(ds)
+    ev = manifest.get("evaluation") or {}
+    ref_col = ev.get("reference_column", "joints3d")
+    root = int(ev.get("root_joint", 0))
+    if subjects is None:
+        subjects = (manifest.get("splits") or {}).get("test")
+        if not subjects:
+            raise DatasetError(f"{ds / 'manifest.json'}: no 'test' split; pass --subjects")
+    subjects = list(subjects)
+    source = source or _default_source(ds, manifest, run_source)
+    if source not in ("gt", "detected"):
+        raise ValueError(f"source must be 'gt' or 'detected', got {source!r}")
+
+    t3 = read_poses3d(ds, subjects)
+    if t3.num_rows == 0:
+        raise DatasetError(f"{ds / 'poses3d'}: no rows for subject(s) {', '.join(subjects)}")
+    if ref_col not in t3.column_names:
+        raise DatasetError(f"{ds / 'poses3d'}: reference column {ref_col!r} (manifest 'evaluation') is missing")
+    gt_world = joints_to_numpy(t3.column(ref_col), 3).astype(np.float64)
+    k3 = pd.DataFrame({k: t3.column(k).to_numpy(zero_copy_only=False) for k in KEYS})
+    k3["row3"] = np.arange(len(k3))
+    if "valid" in t3.column_names:
+        k3 = k3[t3.column("valid").to_numpy(zero_copy_only=False).astype(bool)]
+    scene = t3.column("scene").to_numpy(zero_copy_only=False) if "scene" in t3.column_names else None
+
+    srcs = [source] + (["virtual"] if cameras == "all" else [])
+    t2 = read_poses2d(ds, subjects, columns=KEYS + ["camera", "joints2d", "source"], source=srcs)
+    if t2.num_rows == 0:
+        raise DatasetError(f"{ds / 'poses2d'}: no {source!r} 2D rows for subject(s) {', '.join(subjects)}")
+    k2 = pd.DataFrame({k: t2.column(k).to_numpy(zero_copy_only=False) for k in KEYS + ["camera", "source"]})
+    k2["row2"] = np.arange(len(k2))
+    m = k2.merge(k3, on=KEYS, how="inner")
+    n_unmatched = len(k2) - len(m)
+    x2d_all = joints_to_numpy(t2.column("joints2d"), 2).astype(np.float64)
+
+    cams = read_cameras(ds, source=["given"] + (["virtual"] if cameras == "all" else []), subjects=subjects)
+    by_key = {(c.subject, c.camera, "virtual" if c.source == "virtual" else "real"): c for c in cams}
+    parts = []
+    for (subj, cam_id, src), g in m.groupby(["subject", "camera", "source"], sort=True):
+        kind = "virtual" if src == "virtual" else "real"
+        cam = by_key.get((subj, cam_id, kind))
+        if cam is None:
+            raise DatasetError(f"{ds / 'cameras.parquet'}: no {'virtual' if kind == 'virtual' else 'given'} "
+                               f"calibration for camera {cam_id!r} of {subj}")
+        r2, r3 = g["row2"].to_numpy(), g["row3"].to_numpy()
+        x = undistort_pixels(x2d_all[r2], cam)
+        y = world_to_camera(gt_world[r3], cam.R, cam.t)
+        parts.append(dict(x2d=x, K=np.broadcast_to(cam.intrinsics, (len(g), 4)), gt=y, subject=g["subject"].to_numpy(),
+                          action=g["action"].to_numpy(), camera=np.full(len(g), cam_id, object),
+                          scene=scene[r3] if scene is not None else None))
+    if not parts:
+        raise DatasetError(f"{ds}: no 2D rows of subject(s) {', '.join(subjects)} match a 3D pose")
+    out = {k: np.concatenate([p[k] for p in parts]) for k in ("x2d", "K", "gt", "subject", "action", "camera")}
+    out["scene"] = np.concatenate([p["scene"] for p in parts]) if scene is not None else None
+    out.update(root=root, source=source, subjects=subjects, n_unmatched=int(n_unmatched), reference_column=ref_col)
+    return out
+
+
+def _summary(pred: np.ndarray, gt: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> dict:
+    return {"mpjpe": float(e1.mean()), "p_mpjpe": float(e2.mean()), "n": int(len(e1))}
+
+
+def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> dict:
+    out = {}
+    for lab in sorted(set(labels.tolist())):
+        sel = labels == lab
+        out[str(lab)] = {"mpjpe": float(e1[sel].mean()), "p_mpjpe": float(e2[sel].mean()), "n": int(sel.sum())}
+    return out
+
+
+def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str = "real",
+                 checkpoint: str = "best", device: str = "cpu") -> dict:
+    """Protocol #1/#2 errors (mm), PCK@150 mm and AUC (percent) of ``run``'s lifting branch on ``ds``.
+
+    ``subjects`` default to the manifest's test split, ``source`` ('detected' | 'gt') to the 2D source the run was
+    trained on (else detected when present), ``cameras`` 'real' | 'all'. Keys: ``mpjpe`` / ``p_mpjpe`` (mean over
+    all poses), ``mpjpe_action_mean`` / ``p_mpjpe_action_mean`` (mean of the per-action errors, VideoPose3D's
+    "Avg"), ``n_mpjpe``, ``n_poses``, ``per_action`` {action: {mpjpe, p_mpjpe, n}}, ``per_camera``,
+    ``per_subject``, ``pck150``, ``auc`` (and ``per_scene`` when poses3d has a ``scene`` column).
+    """
+    from mvtools.train.loop import load_lifter, predict_relative
+
+    lift, cfg = load_lifter(run, checkpoint, device)
+    v = evaluation_views(ds, subjects, source, cameras, run_source=cfg.get("source2d"))
+    pred = predict_relative(lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device)
+    r = v["root"]
+    pred = pred - pred[:, r:r + 1]
+    gt = v["gt"] - v["gt"][:, r:r + 1]
+    e1, e2 = mpjpe_per_pose(pred, gt), p_mpjpe_per_pose(pred, gt)
+    per_action = _pooled(v["action"], e1, e2)
+    res = {
+        "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": checkpoint, "subjects": v["subjects"],
+        "source": v["source"], "cameras": cameras, "root_joint": r, "reference_column": v["reference_column"],
+        "units": {"errors": "mm", "pck150": "percent", "auc": "percent"},
+        "mpjpe": float(e1.mean()), "p_mpjpe": float(e2.mean()), "n_mpjpe": float(n_mpjpe_per_pose(pred, gt).mean()),
+        "mpjpe_action_mean": float(np.mean([a["mpjpe"] for a in per_action.values()])),
+        "p_mpjpe_action_mean": float(np.mean([a["p_mpjpe"] for a in per_action.values()])),
+        "n_poses": int(len(e1)), "n_unmatched_2d": v["n_unmatched"],
+        "pck150": pck(pred, gt, 150.0), "auc": auc(pred, gt),
+        "per_joint_mpjpe": joint_errors(pred, gt).mean(0).tolist(),
+        "per_action": per_action,
+        "per_camera": _pooled(v["camera"], e1, e2),
+        "per_subject": _pooled(v["subject"], e1, e2),
+    }
+    if v["scene"] is not None:
+        res["per_scene"] = _pooled(v["scene"], e1, e2)
+    if v["n_unmatched"]:
+        log(f"evaluate: {v['n_unmatched']} 2D rows have no matching 3D pose and were skipped")
+    return res
+
+
+def format_table(res: dict) -> str:
+    """The per-action table (mm) printed by ``mvtools evaluate``."""
+    w = max([len(a) for a in res["per_action"]] + [22])
+    lines = [f"{'action':<{w}} {'poses':>8} {'MPJPE':>8} {'P-MPJPE':>8}"]
+    for a, d in res["per_action"].items():
+        lines.append(f"{a:<{w}} {d['n']:>8d} {d['mpjpe']:>8.1f} {d['p_mpjpe']:>8.1f}")
+    lines.append("-" * len(lines[0]))
+    lines.append(f"{'mean over actions':<{w}} {res['n_poses']:>8d} {res['mpjpe_action_mean']:>8.1f} "
+                 f"{res['p_mpjpe_action_mean']:>8.1f}")
+    lines.append(f"{'mean over poses':<{w}} {res['n_poses']:>8d} {res['mpjpe']:>8.1f} {res['p_mpjpe']:>8.1f}")
+    lines.append(f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} %, N-MPJPE {res['n_mpjpe']:.1f} mm "
+                 f"({res['source']} 2D, {res['cameras']} cameras, subjects {', '.join(res['subjects'])})")
+    return "\n".join(lines)
