@@ -1,0 +1,224 @@
+"""Lift 2D detections from files with a trained run: VideoPose3D npz or a Parquet / CSV table -> 3D.
+
+Outputs are root-relative 3D joints in each camera's frame, mm (x right, y down, z forward; joint 0 = pelvis = 0).
+
+Inputs:
+
+- VideoPose3D 2D ``.npz``: ``positions_2d[subject][action]`` = list of per-camera (T, 17, 2|3) px arrays (or
+  None), 17-joint H36M layout. Intrinsics come from ``cameras``: ``"h36m"`` (built-in calibration, list index
+  i = H36M camera i), a camera JSON in the layout of mvtools/data/h36m_cameras.json, or an aniposelib TOML
+  (list index i = ``cam_i``). Pixels are undistorted with each camera's lens model before lifting.
+- A table (``.parquet`` or ``.csv``), one row per frame: the 2D joints as a ``joints2d`` fixed-size list of 34
+  floats (x0, y0, x1, ...; Parquet) or as columns ``x0, y0, ..., x16, y16`` (px); intrinsics ``fx, fy, cx, cy``
+  (px) per row; optional OpenCV distortion ``k1, k2, p1, p2, k3`` (missing = none). Other columns are copied to
+  the output.
+
+Outputs: ``.npz`` (from npz input: ``positions_3d[subject][action]`` = list of (T, 17, 3) float32 mm per camera,
+None where the input was None), ``.parquet`` (a ``joints3d`` list of 51 floats, plus ``subject, action, camera,
+frame`` for npz input or the input's other columns), or ``.csv`` (columns ``X0, Y0, Z0, ..., Z16``).
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import torch
+
+from mvtools.camera import Camera, undistort_pixels
+from mvtools.dataset import DatasetError, fsl, joints_to_numpy, write_table_atomic
+from mvtools.h36m_cameras import H36M_CAMERA_IDS, h36m_cameras
+from mvtools.skeleton import NUM_JOINTS
+
+J = NUM_JOINTS
+XY_COLUMNS = [f"{c}{j}" for j in range(J) for c in ("x", "y")]
+XYZ_COLUMNS = [f"{c}{j}" for j in range(J) for c in ("X", "Y", "Z")]
+INTRINSICS = ["fx", "fy", "cx", "cy"]
+DISTORTION = ["k1", "k2", "p1", "p2", "k3"]
+
+
+def camera_list(cameras) -> list[Camera]:
+    """Cameras by VideoPose3D list index: ``"h36m"`` (built-in), a JSON camera file or an aniposelib TOML."""
+    if cameras is None:
+        raise ValueError("a VideoPose3D .npz input needs intrinsics: pass --cameras h36m or a camera JSON/TOML file")
+    if str(cameras) == "h36m":
+        cams = h36m_cameras()
+        return [next(c for c in cams if c.camera == cid) for cid in H36M_CAMERA_IDS]
+    p = Path(cameras)
+    if not p.is_file():
+        raise ValueError(f"{p}: no such camera file (or pass --cameras h36m)")
+    if p.suffix.lower() == ".toml":
+        from mvtools.calibration.toml_io import read_aniposelib_toml
+
+        return read_aniposelib_toml(p)
+    if p.suffix.lower() == ".json":
+        cams = h36m_cameras(p)
+        order = []
+        for c in cams:  # first occurrence of each camera id, in file order
+            if c.camera not in [o.camera for o in order]:
+                order.append(c)
+        if not order:
+            raise ValueError(f"{p}: no cameras")
+        return order
+    raise ValueError(f"{p}: camera file must be .json (h36m_cameras.json layout) or .toml (aniposelib)")
+
+
+def lift_pixels(lift, uv: np.ndarray, K: np.ndarray, device="cpu") -> np.ndarray:
+    """Undistorted pixels (N, 17, 2) and intrinsics (N, 4) [fx, fy, cx, cy] -> root-relative 3D (N, 17, 3) mm."""
+    from mvtools.train.loop import predict_relative
+
+    return predict_relative(lift, torch.from_numpy(np.ascontiguousarray(uv, np.float32)),
+                            torch.from_numpy(np.ascontiguousarray(K, np.float32)), device)
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _predict_npz(lift, inp: Path, cameras, device) -> tuple[dict, pa.Table]:
+    from mvtools.h36m import load_videopose3d_2d
+
+    data, _ = load_videopose3d_2d(inp)
+    cams = camera_list(cameras)
+    # one batched lifting pass over every (subject, action, camera) array
+    items, uvs, Ks = [], [], []
+    for subject, acts in data.items():
+        for action, lst in acts.items():
+            for i, a in enumerate(lst):
+                if a is None:
+                    continue
+                if i >= len(cams):
+                    raise ValueError(f"{inp}: positions_2d[{subject!r}][{action!r}] has camera index {i} but the "
+                                     f"camera file has {len(cams)} camera(s)")
+                a = np.asarray(a, np.float64)[..., :2]
+                if not np.isfinite(a).all():
+                    raise DatasetError(f"{inp}: positions_2d[{subject!r}][{action!r}][{i}] holds NaN/inf values")
+                items.append((subject, action, i, len(a)))
+                uvs.append(undistort_pixels(a, cams[i]))
+                Ks.append(np.broadcast_to(cams[i].intrinsics, (len(a), 4)))
+    if not items:
+        raise DatasetError(f"{inp}: positions_2d holds no arrays")
+    pred = lift_pixels(lift, np.concatenate(uvs), np.concatenate(Ks), device).astype(np.float32)
+    out: dict = {s: {a: [None] * len(lst) for a, lst in acts.items()} for s, acts in data.items()}
+    cols = {"subject": [], "action": [], "camera": [], "frame": []}
+    s0 = 0
+    for subject, action, i, n in items:
+        out[subject][action][i] = pred[s0:s0 + n]
+        s0 += n
+        cols["subject"] += [subject] * n
+        cols["action"] += [action] * n
+        cols["camera"] += [cams[i].camera] * n
+        cols["frame"].append(np.arange(n, dtype=np.int32))
+    table = pa.table({"subject": pa.array(cols["subject"], pa.string()), "action": pa.array(cols["action"], pa.string()),
+                      "camera": pa.array(cols["camera"], pa.string()), "frame": np.concatenate(cols["frame"]),
+                      "joints3d": fsl(pred)})
+    return out, table
+
+
+def _read_table(inp: Path) -> pa.Table:
+    try:
+        if inp.suffix.lower() == ".csv":
+            return pacsv.read_csv(inp)
+        return pq.read_table(inp)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{inp}: no such file") from None
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DatasetError(f"{inp}: cannot read table ({e})") from None
+
+
+def _predict_table(lift, inp: Path, device) -> pa.Table:
+    t = _read_table(inp)
+    missing = [c for c in INTRINSICS if c not in t.column_names]
+    if missing:
+        raise DatasetError(f"{inp}: missing intrinsics column(s) {missing} (px)")
+    if "joints2d" in t.column_names:
+        typ = t.schema.field("joints2d").type
+        if getattr(typ, "list_size", None) != 2 * J:
+            raise DatasetError(f"{inp}: joints2d must be a fixed-size list of {2 * J} floats (px), got {typ}")
+        uv = joints_to_numpy(t.column("joints2d"), 2).astype(np.float64)
+        used = ["joints2d"]
+    else:
+        miss = [c for c in XY_COLUMNS if c not in t.column_names]
+        if miss:
+            raise DatasetError(f"{inp}: need a joints2d list column or columns x0, y0, ..., x16, y16 "
+                               f"(missing {', '.join(miss[:4])}{'...' if len(miss) > 4 else ''})")
+        uv = np.stack([t.column(c).to_numpy().astype(np.float64) for c in XY_COLUMNS], -1).reshape(-1, J, 2)
+        used = list(XY_COLUMNS)
+    K = np.stack([t.column(c).to_numpy().astype(np.float64) for c in INTRINSICS], -1)
+    if not (np.isfinite(uv).all() and np.isfinite(K).all()):
+        raise DatasetError(f"{inp}: 2D joints or intrinsics hold NaN/inf values")
+    if (K[:, :2] <= 0).any():
+        raise DatasetError(f"{inp}: focal lengths fx, fy must be > 0 px")
+    dist = [c for c in DISTORTION if c in t.column_names]
+    if dist:
+        D = np.stack([t.column(c).to_numpy().astype(np.float64) if c in dist else np.zeros(t.num_rows)
+                      for c in DISTORTION], -1)
+        # rows sharing one camera are undistorted together (vectorised per distinct camera)
+        keys, inv = np.unique(np.concatenate([K, D], 1), axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        for g, key in enumerate(keys):
+            sel = inv == g
+            cam = Camera(camera="", width=0, height=0, fx=key[0], fy=key[1], cx=key[2], cy=key[3], R=np.eye(3),
+                         t=np.zeros(3), k=(key[4], key[5], key[8]), p=(key[6], key[7]), distortion_model="opencv")
+            uv[sel] = undistort_pixels(uv[sel], cam)
+    pred = lift_pixels(lift, uv, K, device).astype(np.float32)
+    keep = [c for c in t.column_names if c not in used]
+    out = t.select(keep)
+    return out.append_column("joints3d", fsl(pred))
+
+
+def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str = "cpu") -> Path:
+    """Lift the 2D joints in ``inp`` with ``run``'s lifting branch and write ``out`` (.npz, .parquet or .csv).
+
+    ``cameras`` ('h36m' or a camera JSON/TOML) is needed for VideoPose3D npz input. Returns ``out``.
+    """
+    from mvtools.train.loop import load_lifter
+
+    inp, out = Path(inp), Path(out)
+    if not inp.is_file():
+        raise FileNotFoundError(f"{inp}: no such input file")
+    osuf = out.suffix.lower()
+    if osuf not in (".npz", ".parquet", ".csv"):
+        raise ValueError(f"{out}: output must end in .npz, .parquet or .csv")
+    lift, _ = load_lifter(run, checkpoint, device)
+    if inp.suffix.lower() == ".npz":
+        positions, table = _predict_npz(lift, inp, cameras, device)
+        if osuf == ".npz":
+            _save_npz(out, positions_3d=np.array(positions, dtype=object),
+                      metadata=np.array({"units": "mm", "frame": "camera, root-relative (joint 0 = 0)",
+                                         "layout_name": "h36m", "num_joints": J}, dtype=object))
+            return out
+    elif inp.suffix.lower() in (".parquet", ".csv"):
+        if osuf == ".npz":
+            raise ValueError(f"{out}: a table input writes .parquet or .csv, not .npz")
+        table = _predict_table(lift, inp, device)
+    else:
+        raise ValueError(f"{inp}: input must be a VideoPose3D .npz, a .parquet or a .csv file")
+    if osuf == ".parquet":
+        write_table_atomic(table, out)
+    else:
+        xyz = joints_to_numpy(table.column("joints3d"), 3).reshape(-1, 3 * J)
+        flat = table.drop_columns(["joints3d"])
+        for i, c in enumerate(XYZ_COLUMNS):
+            flat = flat.append_column(c, pa.array(xyz[:, i]))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            pacsv.write_csv(flat, tmp)
+            os.replace(tmp, out)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    return out
