@@ -31,12 +31,16 @@ def run_child(ds: Path, **kw) -> dict:
     code = ("import json, sys; from mvtools.augment import augment; "
             f"s = augment({str(ds)!r}, **json.loads(sys.argv[1])); "
             "print(json.dumps({'rows': s['rows'], 'shards': s['shards'], 'dropped': s['dropped']}))")
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code, json.dumps(kw)], check=True, capture_output=True, text=True,
                          env={**os.environ, "MVTOOLS_QUIET": "1"})
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # max over all children so far
-    return {**json.loads(out.stdout.strip().splitlines()[-1]), "wall_s": wall, "peak_rss_mib": peak / 1024}
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    peak = r1.ru_maxrss  # max over all children so far
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "wall_s": wall, "cpu_s": cpu,
+            "peak_rss_mib": peak / 1024}
 
 
 def main() -> None:
@@ -71,7 +75,9 @@ def main() -> None:
         row_bytes = 4 * (2 * 34 + 2 * 17 + 2 * 4 + 2 * 2 + 2 * 9 + 2 * 3 + 2 * 51)
         res = {
             "frames_per_camera": frames, "subjects": len(subjects), "rows": rows, "shards": full["shards"],
-            "wall_s": round(full["wall_s"], 1), "rows_per_s": round(rows / full["wall_s"]),
+            "wall_s": round(full["wall_s"], 1), "cpu_s": round(full["cpu_s"], 1),
+            "load_avg_1min": round(os.getloadavg()[0], 1),
+            "rows_per_s": round(rows / full["wall_s"]),
             "frames_per_s": round(frames / full["wall_s"]), "peak_rss_mib": round(full["peak_rss_mib"]),
             "pairs_bytes": size_pairs, "virtual_poses2d_bytes": size_virtual,
             "one_shard_in_memory_mib": round(min(args.shard_rows, rows) * row_bytes / 2 ** 20),
@@ -80,9 +86,10 @@ def main() -> None:
             "dropped_virtual_frames": sum(sum(v.values()) for v in full["dropped"].values()),
         }
         print(json.dumps(res, indent=2))
-        print(f"\n| frames/camera | rows | wall | rows/s | frames/s | peak RSS | one subject: rows, peak RSS | "
+        print(f"\n| frames/camera | rows | wall (CPU) | rows/s | frames/s | peak RSS | one subject: rows, peak RSS | "
               f"pairs on disk |\n|---|---|---|---|---|---|---|---|\n"
-              f"| {frames:,} | {rows:,} | {res['wall_s']} s | {res['rows_per_s']:,} | {res['frames_per_s']:,} | "
+              f"| {frames:,} | {rows:,} | {res['wall_s']} s ({res['cpu_s']} s) | {res['rows_per_s']:,} | "
+              f"{res['frames_per_s']:,} | "
               f"{res['peak_rss_mib']} MiB | {res['one_subject']['rows']:,}, {res['one_subject']['peak_rss_mib']} MiB | "
               f"{size_pairs / 2 ** 30:.2f} GiB |")
     finally:
