@@ -79,7 +79,7 @@ def cams():
 
 
 # ----------------------------------------------------------------------------- geometry
-def test_triangulate_matches_opencv_and_is_exact(cams):
+def test_triangulate_is_exact_and_matches_per_point_least_squares(cams):
     rng = np.random.default_rng(0)
     X = rng.uniform([-1000, -1000, 0], [1000, 1000, 2000], (50, 3))
     R = np.stack([c.R for c in cams])
@@ -87,18 +87,29 @@ def test_triangulate_matches_opencv_and_is_exact(cams):
     Xc = np.einsum("vij,nj->nvi", R, X) + t
     xn = Xc[..., :2] / Xc[..., 2:3]
     P = np.concatenate([R, t[..., None]], -1)
-    # exact with all four views, and with two
-    np.testing.assert_allclose(triangulate(xn, P), X, atol=1e-6)
-    # noisy two-view: same as OpenCV's linear triangulation (translations of unit size, as ours conditions them)
-    xn2 = xn[:, :2] + rng.normal(0, 2e-3, (50, 2, 2))
-    P1 = P.copy()
-    P1[:, :, 3] /= np.abs(P1[:2, :, 3]).max()
-    ref = cv2.triangulatePoints(P1[0], P1[1], xn2[:, 0].T.copy(), xn2[:, 1].T.copy())
-    np.testing.assert_allclose(triangulate(xn2, P1[:2]), (ref[:3] / ref[3]).T, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(triangulate(xn, P), X, atol=1e-6)  # exact from noise-free views
+    # noisy, weighted, some views missing: the same as a per-point weighted lstsq of the DLT rows
+    xs = xn + rng.normal(0, 2e-3, xn.shape)
+    w = rng.random((50, 4)) + 0.1
+    xs[::3, 2] = np.nan
+    ours = triangulate(xs, P, w)
+    for i in range(50):
+        rows, rhs = [], []
+        for v in range(4):
+            if np.isfinite(xs[i, v]).all():
+                for k in range(2):
+                    r = np.sqrt(w[i, v]) * (xs[i, v, k] * P[v, 2] - P[v, k])
+                    rows.append(r[:3])
+                    rhs.append(-r[3])
+        ref = np.linalg.lstsq(np.array(rows), np.array(rhs), rcond=None)[0]
+        np.testing.assert_allclose(ours[i], ref, rtol=1e-8, atol=1e-6)
+    # and close to OpenCV's homogeneous DLT for two noisy views (within the noise, mm)
+    ref = cv2.triangulatePoints(P[0], P[1], xs[:, 0].T.copy(), xs[:, 1].T.copy())
+    assert np.abs(triangulate(xs[:, :2], P[:2]) - (ref[:3] / ref[3]).T).max() < 5.0
     # fewer than two usable views -> NaN
-    w = np.zeros((50, 4))
-    w[:, 0] = 1
-    assert np.isnan(triangulate(xn, P, w)).all()
+    w1 = np.zeros((50, 4))
+    w1[:, 0] = 1
+    assert np.isnan(triangulate(xn, P, w1)).all()
 
 
 def test_sampson_distance_matches_opencv():

@@ -13,8 +13,10 @@ def projection_matrices(R: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def triangulate(xn: np.ndarray, P: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-    """Weighted linear (DLT) triangulation of many points at once.
+    """Weighted linear least-squares triangulation of many points at once.
 
+    Each view contributes the rows ``x P_3 - P_1`` and ``y P_3 - P_2`` (times its weight) of the linear system
+    A [X; 1] = 0, solved for X with the last homogeneous coordinate fixed to 1 (Hartley-Sturm "linear LS").
     xn (N, V, 2) normalised coordinates (NaN = not seen), P (V, 3, 4), w (N, V) weights (0 = unused) ->
     X (N, 3) in the frame and unit of P; NaN where fewer than two views are usable.
     """
@@ -22,18 +24,15 @@ def triangulate(xn: np.ndarray, P: np.ndarray, w: np.ndarray | None = None) -> n
     ok = np.isfinite(xn).all(-1)
     w = ok.astype(float) if w is None else np.where(ok, np.asarray(w, float), 0.0)
     x = np.where(ok[..., None], xn, 0.0)
-    # condition: unit-size translations so the 4x4 normal matrix is well scaled
-    s = max(float(np.abs(P[:, :, 3]).max()), 1e-12)
-    Ps = P.copy()
-    Ps[:, :, 3] /= s
-    r1 = x[..., 0:1] * Ps[None, :, 2, :] - Ps[None, :, 0, :]  # (N, V, 4)
-    r2 = x[..., 1:2] * Ps[None, :, 2, :] - Ps[None, :, 1, :]
-    M = np.einsum("nv,nvi,nvj->nij", w, r1, r1) + np.einsum("nv,nvi,nvj->nij", w, r2, r2)
-    _, vec = np.linalg.eigh(M)
-    Xh = vec[..., 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        X = Xh[:, :3] / Xh[:, 3:4] * s
-    X[(w > 0).sum(1) < 2] = np.nan
+    rows = np.concatenate([x[..., 0:1] * P[None, :, 2, :] - P[None, :, 0, :],
+                           x[..., 1:2] * P[None, :, 2, :] - P[None, :, 1, :]], axis=1)  # (N, 2V, 4)
+    M = np.swapaxes(rows * np.concatenate([w, w], 1)[..., None], 1, 2) @ rows  # (N, 4, 4)
+    few = (w > 0).sum(1) < 2
+    A = M[:, :3, :3]
+    A[few] = np.eye(3)
+    with np.errstate(all="ignore"):
+        X = np.linalg.solve(A, -M[:, :3, 3:4])[..., 0]
+    X[few] = np.nan
     return X
 
 

@@ -90,7 +90,7 @@ def solve_rig(views: Views, reference: int, opts: RigOptions, refine: bool = Tru
         raise CalibrationError(f"{views.subject}: only {int(multi.sum())} frames are seen by two or more cameras "
                                f"with confident joints (need {opts.min_frames})")
     fr = np.flatnonzero(multi)[_sample(int(multi.sum()), max_frames, rng)]
-    v = views.subset(fr)
+    v = views.subset(fr) if len(fr) < len(views.uv) else views
     pairs = estimate_pairs(v, opts)
     rig = build_rig(v, reference, opts, pairs)
     ba = None
@@ -172,7 +172,7 @@ def calibrate_subject(ds, subject: str, all_cams: list[Camera], source: str | No
     intr = subject_cameras(all_cams, subject, ds)
     given_list = [c for c in all_cams if c.subject == subject and c.source == "given"]
     given = {c.camera: c for c in given_list} if has_extrinsics(given_list) else None
-    views = load_views(ds, subject, intr, source, min_confidence)
+    views, n_multi = load_views(ds, subject, intr, source, min_confidence, max_frames, opts.seed)
     ids = views.ids
     if len(ids) < 2:
         raise CalibrationError(f"{Path(ds) / 'poses2d'}: subject {subject} has confident 2D joints in "
@@ -235,7 +235,7 @@ def calibrate_subject(ds, subject: str, all_cams: list[Camera], source: str | No
     rot = [p["rotation_error_deg"] for p in pairs if p.get("rotation_error_deg") is not None]
     entry = {
         "source2d": views.source, "reference_camera": ref_id, "partner_camera": ids[rig.partner],
-        "cameras": ids, "frames_total": int(len(views.uv)), "frames_used": int(len(v.uv)),
+        "cameras": ids, "frames_total": int(n_multi), "frames_used": int(len(v.uv)),
         "world_frame": world, "scale": {k: (_r(x, 6) if isinstance(x, float) else x) for k, x in scale_info.items()},
         "bundle_adjustment": sol["ba"],
         "resection": {ids[c]: r for c, r in rig.resection.items()},

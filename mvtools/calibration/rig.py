@@ -139,17 +139,15 @@ def robust_triangulate(xn: np.ndarray, w: np.ndarray, R: np.ndarray, t: np.ndarr
     re-triangulate. Returns (X (N, 3), inlier weights (N, V))."""
     P = np.concatenate([R, t[..., None]], -1)
     w = np.where(np.isfinite(xn).all(-1), w, 0.0)
+    X = triangulate(xn, P, w)
     for _ in range(rounds):
-        X = triangulate(xn, P, w)
         proj, depth = reprojection(X, R, t)
         err = np.linalg.norm(proj - xn, axis=-1)
-        bad = ~(err < threshold) | ~(depth > 0)
-        w_new = np.where(bad, 0.0, w)
+        w_new = np.where(~(err < threshold) | ~(depth > 0), 0.0, w)
         if np.array_equal(w_new > 0, w > 0):
             break
         w = w_new
-    X = triangulate(xn, P, w)
-    X[(w > 0).sum(1) < 2] = np.nan
+        X = triangulate(xn, P, w)
     return X, w
 
 

@@ -95,10 +95,12 @@ def default_source(ds, subject: str) -> str:
 
 
 def load_views(ds, subject: str, cameras: dict[str, Camera], source: str | None = None,
-               min_confidence: float = 0.3) -> Views:
+               min_confidence: float = 0.3, max_frames: int | None = None, seed: int = 0) -> tuple[Views, int]:
     """Read ``ds``'s poses2d of ``subject`` (``source`` gt|detected, default detected when present),
     keep the cameras in ``cameras`` (id -> Camera with the intrinsics), drop NaNs and joints with confidence
-    below ``min_confidence``, undistort with each camera's lens model and join frames across cameras."""
+    below ``min_confidence``, join frames across cameras, keep the frames seen by two or more cameras
+    (at most ``max_frames`` of them, sampled at random over all sequences) and undistort them with each
+    camera's lens model. Returns (views, number of frames seen by two or more cameras)."""
     path = Path(ds) / "poses2d" / f"subject={subject}"
     if source is None:
         source = default_source(ds, subject)
@@ -128,15 +130,21 @@ def load_views(ds, subject: str, cameras: dict[str, Camera], source: str | None 
             "lower --min-confidence")
     uv[~ok] = np.nan
     conf = np.where(ok, conf, 0.0)
-    und = np.empty_like(uv)
-    for i, cid in enumerate(ids):  # one vectorised call per camera
-        rows = cam_idx == i
-        und[rows] = undistort_pixels(uv[rows], cameras[cid])
     keys, U, W, dup = join_views(table.column("action").to_numpy(zero_copy_only=False),
                                  table.column("subaction").to_numpy(), table.column("frame").to_numpy(),
-                                 cam_idx, und, conf, len(ids))
+                                 cam_idx, uv, conf, len(ids))
     if dup:
         raise CalibrationError(f"{path}: {dup} duplicate (action, subaction, frame, camera) rows in {source!r} 2D")
-    present = W.reshape(len(U), len(ids), -1).max(axis=(0, 2)) > 0
+    multi = np.flatnonzero((W.max(axis=2) > 0).sum(1) >= 2)
+    n_multi = len(multi)
+    if n_multi == 0:
+        raise CalibrationError(f"{path}: no frame of {subject} has confident {source!r} joints in two or more "
+                               f"cameras; the views do not overlap")
+    if max_frames is not None and n_multi > max_frames:
+        multi = np.sort(np.random.default_rng(seed).choice(multi, max_frames, replace=False))
+    keys, U, W = keys[multi], U[multi], W[multi]
+    for i, cid in enumerate(ids):  # one vectorised call per camera, on the kept frames only
+        U[:, i] = undistort_pixels(U[:, i], cameras[cid])
+    present = W.max(axis=(0, 2)) > 0 if len(W) else np.zeros(len(ids), bool)
     cams = [cameras[c] for c, p in zip(ids, present) if p]
-    return Views(subject, cams, U[:, present], W[:, present], keys, source)
+    return Views(subject, cams, U[:, present], W[:, present], keys, source), n_multi
