@@ -175,7 +175,7 @@ CHANNELS = (["pelvis_pitch", "pelvis_roll", "spine_flex", "spine_lat", "spine_tw
 _CI = {c: i for i, c in enumerate(CHANNELS)}
 
 _LIMITS_SIDE = {  # degrees
-    "hip_flex": (-25, 125), "hip_abd": (-20, 45), "hip_twist": (-35, 35), "knee": (0, 150), "ankle": (-35, 40),
+    "hip_flex": (-30, 125), "hip_abd": (-30, 45), "hip_twist": (-35, 35), "knee": (0, 150), "ankle": (-35, 40),
     "clav": (-10, 25), "sh_flex": (-55, 175), "sh_abd": (-15, 170), "sh_twist": (-70, 80), "elbow": (0, 150),
     "wrist": (-60, 60),
 }
@@ -209,7 +209,8 @@ def _channels_to_local(ch: np.ndarray, yaw_deg: np.ndarray) -> np.ndarray:
         R[:, j] = _zyx(w * g("neck_twist"), w * g("neck_flex"), -w * g("neck_lat"))
     for side, sgn, hip, clav in (("l", 1.0, 6, 16), ("r", -1.0, 1, 24)):
         c = lambda name: g(f"{side}_{name}")  # noqa: E731
-        R[:, hip] = _limb(-c("hip_flex"), sgn * c("hip_abd"), -sgn * c("hip_twist"))
+        R[:, hip] = _rx(np.radians(sgn * c("hip_abd"))) @ _ry(np.radians(-c("hip_flex"))) \
+            @ _rz(np.radians(-sgn * c("hip_twist")))
         R[:, hip + 1] = _ry(np.radians(c("knee")))
         R[:, hip + 2] = _ry(np.radians(-c("ankle")))
         R[:, clav] = _rx(np.radians(-sgn * c("clav")))
@@ -367,6 +368,7 @@ _ALIVE_DEG = 2.5      # std of slow "alive" fluctuation on every channel
 #: for a standing adult (the rig's common field of view is centred a little off the world origin).
 CAPTURE_CENTER = np.array([250.0, 500.0])
 CAPTURE_RADIUS = 1300.0
+_LAT_ACC = 2000.0  # largest sideways acceleration while walking a curve, mm/s^2
 
 
 def _mirror(d: dict) -> dict:
@@ -415,12 +417,45 @@ def _chaikin(pts: np.ndarray, iters: int = 5) -> np.ndarray:
     return pts
 
 
-def _path(rng, length_mm: float, start: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A smooth walking path inside the capture disc, at least ``length_mm`` long: (arc length (N,), xy (N, 2))."""
+def _arc_length(curve: np.ndarray, step: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Resample a polyline (N, 2) mm every ``step`` mm: (arc length (M,), points (M, 2))."""
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
+    keep = np.concatenate([[True], np.diff(s) > 1e-9])
+    s, curve = s[keep], curve[keep]
+    u = np.arange(0.0, s[-1], step) if s[-1] > step else np.array([0.0, s[-1]])
+    return u, np.stack([np.interp(u, s, curve[:, 0]), np.interp(u, s, curve[:, 1])], -1)
+
+
+def _path(rng, length_mm: float, mode: str = "wander") -> tuple[np.ndarray, np.ndarray]:
+    """A smooth walking path inside the capture disc, at least ``length_mm`` long: (arc length (N,), xy (N, 2)).
+
+    ``loop``: around the capture centre on a wobbly closed curve; ``shuttle``: back and forth along chords
+    with U-turns at the ends (the direction drifts); ``wander``: between random spots (for stop-and-go).
+    """
     R, c0 = CAPTURE_RADIUS, CAPTURE_CENTER
-    pts = [start if start is not None else c0 + rng.uniform(-0.6, 0.6, 2) * R]
-    total = 0.0
-    while total < length_mm * 1.3 + 4000:
+    need = length_mm + 3000.0
+    if mode == "loop":
+        turns = need / (2 * np.pi * 0.75 * R) + 1
+        th = np.linspace(0, 2 * np.pi * turns, int(400 * turns)) * rng.choice([-1, 1]) + rng.uniform(0, 2 * np.pi)
+        k = rng.uniform(0, 2 * np.pi, 3)
+        r = R * (0.8 + 0.08 * np.sin(2 * th + k[0]) + 0.05 * np.sin(3 * th + k[1]) + 0.03 * np.sin(th + k[2]))
+        return _arc_length(c0 + np.stack([r * np.cos(th), r * np.sin(th)], -1))
+    pts, total = [], 0.0
+    if mode == "shuttle":
+        alpha = rng.uniform(0, np.pi)
+        side = 1.0
+        while total < need * 1.2 or len(pts) < 2:
+            alpha += rng.normal(0, 0.35)
+            d = np.array([np.cos(alpha), np.sin(alpha)])
+            perp = np.array([-d[1], d[0]])
+            end = c0 + rng.uniform(-0.15, 0.15) * R * perp + side * 0.7 * R * d
+            turn = rng.choice([-1.0, 1.0]) * 350.0 * perp  # U-turn of ~0.35 m radius at each end
+            pts += [end + turn, end - turn]
+            side = -side
+            total += 1.4 * R
+        return _arc_length(_chaikin(np.array(pts), 6))
+    pts = [c0 + rng.uniform(-0.6, 0.6, 2) * R]
+    while total < need * 1.3:
         for _ in range(50):
             r = R * np.sqrt(rng.uniform(0.0, 1.0))
             th = rng.uniform(0, 2 * np.pi)
@@ -429,12 +464,7 @@ def _path(rng, length_mm: float, start: np.ndarray | None = None) -> tuple[np.nd
                 break
         total += np.linalg.norm(cand - pts[-1])
         pts.append(cand)
-    curve = _chaikin(np.array(pts))
-    seg = np.linalg.norm(np.diff(curve, axis=0), axis=1)
-    keep = np.concatenate([[True], seg > 1e-6])
-    curve = curve[keep]
-    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(curve, axis=0), axis=1))])
-    return s, curve
+    return _arc_length(_chaikin(np.array(pts)))
 
 
 # ----------------------------------------------------------------------------- schedule and motion
@@ -462,28 +492,108 @@ def _schedule(spec: _Activity, activity: str, n: int, fps: float, rng):
     return segs
 
 
-#: Sagittal gait table over the phase of the hip flexion 5 + 20 sin(phase) (degrees): heel strike at 90,
-#: mid-stance 180, toe-off 270, mid-swing 360.
-_GAIT_PHASE = np.array([0, 45, 90, 135, 180, 225, 270, 315, 360], float)
-_GAIT_KNEE = np.array([45, 20, 5, 18, 8, 5, 35, 60, 45], float)
-_GAIT_ANKLE = np.array([2, 3, 3, -3, 8, 10, -18, -8, 2], float)
+#: Gait: stance fraction of the cycle, heel rise (mm) before toe-off, swing foot lift (mm), pelvis bob (x leg).
+_STANCE = 0.6
+_HEEL_RISE = 70.0
+_SWING_LIFT = 60.0
+_BOB = 0.02
 
 
-def _gait(phase: np.ndarray, amp: np.ndarray, swing: float) -> np.ndarray:
-    """Walking channels (T, C) in degrees from gait phase (T,) radians and amplitude (T,) in [0, 1]."""
-    g = np.zeros((len(phase), len(CHANNELS)))
-    for side, off in (("r", 0.0), ("l", np.pi)):
-        ph = phase + off
-        deg = np.degrees(ph) % 360.0
-        g[:, _CI[f"{side}_hip_flex"]] = 5 + 20 * np.sin(ph)
-        g[:, _CI[f"{side}_knee"]] = np.interp(deg, _GAIT_PHASE, _GAIT_KNEE)
-        g[:, _CI[f"{side}_ankle"]] = np.interp(deg, _GAIT_PHASE, _GAIT_ANKLE)
-        g[:, _CI[f"{side}_hip_abd"]] = 2 - 3 * np.cos(ph)
+def _smoothstep(x):
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+def _footholds(cycles, off, hip_xy, yaw):
+    """Planted-foot plan of one leg: per frame the ankle target (T, 2) world mm, the foot's yaw (T,) rad, the
+    cycle fraction u (T,) and the swing progress (T,).
+
+    Stance k of this leg spans cycle values [k - off, k - off + _STANCE); its foothold is where the hip is at
+    mid-stance (so the planted foot stays put however the body turns); the swing moves between footholds.
+    """
+    T = len(cycles)
+    frames = np.arange(T, dtype=float)
+    c = cycles + 1e-9 * frames  # strictly increasing for interpolation
+    ph = cycles + off
+    k = np.floor(ph)
+    u = ph - k
+    sw = np.clip((u - _STANCE) / (1 - _STANCE), 0.0, 1.0)
+
+    def at(cyc):  # hip position and yaw at a cycle value (clamped to the sequence)
+        f = np.interp(cyc, c, frames)
+        return (np.stack([np.interp(f, frames, hip_xy[:, 0]), np.interp(f, frames, hip_xy[:, 1])], -1),
+                np.interp(f, frames, yaw))
+
+    p0, y0 = at(k - off + 0.5 * _STANCE)           # this cycle's stance foothold
+    p1, y1 = at(k + 1 - off + 0.5 * _STANCE)       # the next one (target of the swing)
+    # the swing moves the foot from where it is relative to the hip at lift-off to where it will be at heel
+    # strike, in the turning body frame, so on a curve it follows the hip's arc rather than cutting the chord
+    hs, ys = at(k - off + _STANCE)
+    he, ye = at(k + 1 - off)
+
+    def to_body(p, h, a):
+        d = p - h
+        return np.stack([np.cos(a) * d[:, 0] + np.sin(a) * d[:, 1], -np.sin(a) * d[:, 0] + np.cos(a) * d[:, 1]], -1)
+
+    e = _smoothstep(sw)[:, None]
+    rel = (1 - e) * to_body(p0, hs, ys) + e * to_body(p1, he, ye)
+    ca, sa = np.cos(yaw), np.sin(yaw)
+    swing_xy = hip_xy + np.stack([ca * rel[:, 0] - sa * rel[:, 1], sa * rel[:, 0] + ca * rel[:, 1]], -1)
+    target = np.where((u < _STANCE)[:, None], p0, swing_xy)
+    fyaw = np.where(u < _STANCE, y0, (1 - e[:, 0]) * y0 + e[:, 0] * y1)
+    return target, fyaw, u, sw
+
+
+def _gait(cycles: np.ndarray, root_xy: np.ndarray, yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray,
+          amp: np.ndarray, swing: float, body: "Body") -> np.ndarray:
+    """Walking channels (T, C) in degrees from the gait cycle count (T,), root path (T, 2) mm, yaw (T,) rad,
+    the posture's pelvis pitch and roll (T,) deg and walking amount (T,) in [0, 1].
+
+    Each foot is planted in the world during stance (flat, the heel rising before toe-off) and swings to the
+    next foothold; the leg reaches it by inverse kinematics: hip flexion and knee from the two-link (thigh,
+    shank) solution in the sagittal plane, hip abduction for the sideways offset, hip twist for the foot's
+    heading. The ankle keeps the foot flat (plantar flexion at push-off). The pelvis bobs twice per cycle.
+    """
+    L1, L2 = np.linalg.norm(body.offsets[2]), np.linalg.norm(body.offsets[3])
+    clear = body.clearance[0]
+    u_r = cycles % 1.0
+    hip_h = (L1 + L2 + clear) * (0.96 - 0.025 * np.cos(4 * np.pi * (u_r - 0.05)))  # hip above the floor, mm
+    cy, sy = np.cos(yaw), np.sin(yaw)
+    gait_roll = 3 * np.sin(4 * np.pi * u_r)
+    roll = roll + amp * gait_roll  # the pelvis roll the legs must compensate
+    g = np.zeros((len(cycles), len(CHANNELS)))
+    for side, off, hip_j, sgn in (("r", 0.0, 1, -1.0), ("l", 0.5, 6, 1.0)):
+        ho = body.offsets[hip_j, :2]
+        hip_xy = root_xy + np.stack([cy * ho[0] - sy * ho[1], sy * ho[0] + cy * ho[1]], -1)
+        target, fyaw, u, sw = _footholds(cycles, off, hip_xy, yaw)
+        d = target - hip_xy
+        x = cy * d[:, 0] + sy * d[:, 1]                       # ankle ahead of the hip, body frame, mm
+        lat = -sy * d[:, 0] + cy * d[:, 1]                    # ankle to the body's left of the hip, mm
+        st = u < _STANCE
+        rise = np.where(st, _HEEL_RISE * _smoothstep((u - 0.45) / (_STANCE - 0.45)),
+                        _HEEL_RISE * (1 - _smoothstep(sw / 0.6)) + _SWING_LIFT * np.sin(np.pi * sw))
+        dz = hip_h - clear - rise                             # hip above the ankle, mm
+        abd = np.degrees(np.arctan2(sgn * lat, dz))
+        dz = np.hypot(dz, lat)                                # leg length needed in the sagittal plane
+        dist = np.minimum(np.hypot(x, dz), L1 + L2 - 1e-3)
+        knee = np.pi - np.arccos(np.clip((L1 ** 2 + L2 ** 2 - dist ** 2) / (2 * L1 * L2), -1, 1))
+        thigh = np.arctan2(x, dz) + np.arccos(np.clip((L1 ** 2 + dist ** 2 - L2 ** 2) / (2 * L1 * dist), -1, 1))
+        thigh, knee = np.degrees(thigh), np.degrees(knee)
+        push = np.where(st, _smoothstep((u - 0.45) / (_STANCE - 0.45)), 1 - _smoothstep(sw / 0.5))
+        # the planted foot pivots with the body in turns: only a little of its heading goes into hip twist,
+        # since twisting a flexed leg would swing the ankle sideways
+        twist = 0.25 * np.degrees(np.angle(np.exp(1j * (fyaw - yaw))))
+        g[:, _CI[f"{side}_hip_flex"]] = thigh + pitch
+        g[:, _CI[f"{side}_knee"]] = knee
+        g[:, _CI[f"{side}_ankle"]] = (knee - thigh) - 28.0 * push + 4.0 * _smoothstep((sw - 0.7) / 0.3)
+        g[:, _CI[f"{side}_hip_abd"]] = abd - sgn * roll
+        g[:, _CI[f"{side}_hip_twist"]] = -sgn * twist
         # the arm swings with the opposite leg
-        g[:, _CI[f"{side}_sh_flex"]] = -18 * swing * np.sin(ph)
-        g[:, _CI[f"{side}_elbow"]] = 15 + 12 * swing * np.maximum(0.0, -np.sin(ph))
-    g[:, _CI["pelvis_roll"]] = 3 * np.sin(2 * phase)
-    g[:, _CI["spine_twist"]] = 5 * np.sin(phase)
+        rel = np.clip(x / 350.0, -1.2, 1.2)
+        g[:, _CI[f"{side}_sh_flex"]] = -18 * swing * rel
+        g[:, _CI[f"{side}_elbow"]] = 15 + 12 * swing * np.maximum(0.0, -rel)
+    g[:, _CI["pelvis_roll"]] = gait_roll
+    g[:, _CI["spine_twist"]] = 5 * np.sin(2 * np.pi * u_r)
     g[:, _CI["spine_flex"]] = 3
     return g * amp[:, None]
 
@@ -541,12 +651,23 @@ def generate_motion(activity: str, n_frames: int, body: Body, rng: np.random.Gen
     speed = np.where(moving, v_seg, 0.0)
     if n > 1:
         speed = gaussian_filter1d(speed, 0.3 * fps, mode="nearest")
-    s = np.cumsum(speed) / fps
-    s = s - s[0]
-    arc, curve = _path(rng, float(s[-1]))
-    xy = np.stack([np.interp(s, arc, curve[:, 0]), np.interp(s, arc, curve[:, 1])], -1)
+    mode = ("loop" if rng.random() < 0.5 else "shuttle") if spec.walk_all else "wander"
+    arc, curve = _path(rng, float(speed.sum() / fps), mode)
     tang = np.gradient(curve, axis=0)
     path_heading = np.unwrap(np.arctan2(tang[:, 1], tang[:, 0]))
+    # slow down in tight turns: lateral acceleration v^2 * curvature <= _LAT_ACC
+    curv = np.abs(np.gradient(path_heading, arc))
+    curv = gaussian_filter1d(curv, 25.0, mode="nearest")  # over ~250 mm of path
+    for _ in range(2):
+        s = np.cumsum(speed) / fps
+        s = s - s[0]
+        limit = np.sqrt(_LAT_ACC / np.maximum(np.interp(s, arc, curv), 1e-9))
+        speed = np.minimum(np.where(moving, v_seg, 0.0), limit)
+        if n > 1:
+            speed = gaussian_filter1d(speed, 0.3 * fps, mode="nearest")
+    s = np.cumsum(speed) / fps
+    s = s - s[0]
+    xy = np.stack([np.interp(s, arc, curve[:, 0]), np.interp(s, arc, curve[:, 1])], -1)
     heading = np.interp(s, arc, path_heading)
     if n > 1:
         heading = gaussian_filter1d(heading, 0.15 * fps, mode="nearest")
@@ -556,10 +677,10 @@ def generate_motion(activity: str, n_frames: int, body: Body, rng: np.random.Gen
     turn += rng.uniform(-1, 1) * np.radians(min(2 * spec.turn_deg, 180.0))
     yaw = heading + (1 - w) * turn + np.radians(3) * _smooth_noise(rng, n, 1, fps, 1.0, 1.0)[:, 0]
 
-    # --- gait cycle overlaid while walking
-    stride = 1.55 * body.leg_mm  # mm per gait cycle
-    phase = 2 * np.pi * s / stride + rng.uniform(0, 2 * np.pi)
-    g = _gait(phase, w, spec.swing)
+    # --- gait cycle overlaid while walking: stride grows with speed (1.45 x leg length at 1.2 m/s)
+    stride = body.leg_mm * (0.9 + 0.55 * np.minimum(speed, 1600.0) / 1200.0)
+    cycles = np.cumsum(speed / stride) / fps + rng.uniform(0, 1)
+    g = _gait(cycles, xy, yaw, ch[:, _CI["pelvis_pitch"]], ch[:, _CI["pelvis_roll"]], w, spec.swing, body)
     ch[:, _LEG_CH] = (1 - w[:, None]) * ch[:, _LEG_CH] + g[:, _LEG_CH]
     ch[:, _ARM_SWING_CH] += g[:, _ARM_SWING_CH] * (1 - 0.6 * (np.abs(ch[:, _ARM_SWING_CH]) > 60))
     others = np.setdiff1d(np.arange(len(CHANNELS)), np.concatenate([_LEG_CH, _ARM_SWING_CH]))

@@ -80,7 +80,11 @@ def test_anatomy_per_activity(sequences, activity):
     side = lambda j: ((X[:, j] - X[:, 0]) * left).sum(-1)  # noqa: E731
     assert np.all(side(6) > 0) and np.all(side(1) < 0)          # hips
     assert np.mean(side(17) > side(25)) > 0.98                   # shoulders
-    assert np.mean(side(8) > side(3)) > 0.9                      # feet (crossed legs are rare)
+    # feet, except while turning fast (a planted foot can cross behind in a tight turn)
+    hips = X[:, 6, :2] - X[:, 1, :2]
+    turn = np.abs(np.gradient(np.unwrap(np.arctan2(hips[:, 1], hips[:, 0])))) * 50.0  # rad/s
+    calm = turn < np.radians(45)
+    assert calm.mean() > 0.3 and np.mean(side(8)[calm] > side(3)[calm]) > 0.9
     # the upper body faces the way the feet point, and the nose is in front of the thorax
     chest = np.cross(X[:, 17] - X[:, 25], np.array([0.0, 0.0, 1.0]))
     chest /= np.linalg.norm(chest, axis=1, keepdims=True)
