@@ -130,6 +130,28 @@ def _splits(ds, manifest: dict, subjects: list[str]) -> dict[str, str]:
     return {s: ("test" if s in test else "train") for s in subjects}
 
 
+def _check_args(virtual_views, layout, extrinsics, views, pairs_per_frame, shard_rows, seed, source) -> None:
+    def whole(x):
+        return not isinstance(x, bool) and isinstance(x, (int, np.integer))
+
+    if not whole(virtual_views) or virtual_views < 0:
+        raise ValueError(f"virtual_views must be an integer >= 0, got {virtual_views!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if extrinsics not in EXTRINSICS:
+        raise ValueError(f"extrinsics must be one of {EXTRINSICS}, got {extrinsics!r}")
+    if views not in ("real", "all"):
+        raise ValueError(f"views must be 'real' or 'all', got {views!r}")
+    if not whole(pairs_per_frame) or pairs_per_frame < 1:
+        raise ValueError(f"pairs_per_frame must be an integer >= 1, got {pairs_per_frame!r}")
+    if not whole(shard_rows) or shard_rows < 1:
+        raise ValueError(f"shard_rows must be an integer >= 1, got {shard_rows!r}")
+    if not whole(seed) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if source is not None and source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+
+
 def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, extrinsics: str = "given",
             pairs_per_frame: int = 4, views: str = "all", subjects=None, shard_rows: int = 1_000_000,
             source: str | None = None, command: str | None = None) -> dict:
@@ -148,23 +170,9 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
     Returns a summary dict (rows per split, shards, dropped frames per subject and virtual camera, ...).
     """
     ds = Path(ds)
-    if isinstance(virtual_views, bool) or int(virtual_views) != virtual_views or virtual_views < 0:
-        raise ValueError(f"virtual_views must be an integer >= 0, got {virtual_views!r}")
-    if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    if extrinsics not in EXTRINSICS:
-        raise ValueError(f"extrinsics must be one of {EXTRINSICS}, got {extrinsics!r}")
-    if views not in ("real", "all"):
-        raise ValueError(f"views must be 'real' or 'all', got {views!r}")
-    if int(pairs_per_frame) != pairs_per_frame or pairs_per_frame < 1:
-        raise ValueError(f"pairs_per_frame must be an integer >= 1, got {pairs_per_frame!r}")
-    if int(shard_rows) != shard_rows or shard_rows < 1:
-        raise ValueError(f"shard_rows must be an integer >= 1, got {shard_rows!r}")
-    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if source is not None and source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    virtual_views, pairs_per_frame, shard_rows = int(virtual_views), int(pairs_per_frame), int(shard_rows)
+    _check_args(virtual_views, layout, extrinsics, views, pairs_per_frame, shard_rows, seed, source)
+    virtual_views, pairs_per_frame, shard_rows, seed = (int(x) for x in (virtual_views, pairs_per_frame,
+                                                                         shard_rows, seed))
 
     manifest = read_manifest(ds)
     present = subjects_in(ds)
