@@ -457,3 +457,18 @@ def test_on_synthetic_detections_end_to_end(synth_ds, tmp_path):
         assert np.abs(back - raw[m]).max() < 0.01
     conf = _arr(real.conf_a, (17,))
     assert conf.min() >= 0 and conf.max() <= 1 and conf.std() > 0  # detector confidences are carried over
+
+
+def test_after_calibrate_from_joints(synth_ds_clean, tmp_path):
+    """The real chain: `calibrate --from-joints` (noise-free 2D) then augment with its estimated rig."""
+    from mvtools.calibration import calibrate_from_joints
+
+    ds = tmp_path / "ds"
+    shutil.copytree(synth_ds_clean, ds)
+    calibrate_from_joints(ds, subjects=["S1"], source="gt", refine=False)
+    s = augment(ds, subjects=["S1"], extrinsics="estimated", pairs_per_frame=6)
+    assert s["source2d"] == "gt" and abs(s["subjects"]["S1"]["estimated_alignment"]["scale"] - 1) < 1e-3
+    df, _ = _pairs(ds, "train")
+    err = np.linalg.norm(apply_relative(_arr(df.y3d_a, (17, 3)), _arr(df.R_ab, (3, 3)), _arr(df.t_ab, (3,)))
+                         - _arr(df.y3d_b, (17, 3)), axis=-1)
+    assert len(set(zip(df.kind_a, df.kind_b))) == 4 and err.max() < 2.0  # mm: estimated from exact 2D
