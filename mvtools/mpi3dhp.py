@@ -571,7 +571,7 @@ def ingest_3dhp(root, out, split: str = "train", cameras=CHEST_CAMERAS, subjects
         manifest = base_manifest(
             "mpi-inf-3dhp", splits={"train": train_subj, "test": test_subj}, fps=None, command=command,
             sequence_fps=seq_fps,
-            evaluation={"reference_column": "joints3d_univ", "metrics": ["pck150", "auc"], "root": 0,
+            evaluation={"reference_column": "joints3d_univ", "metrics": ["pck150", "auc"], "root_joint": 0,
                         "valid_column": "valid", "scene_column": "scene",
                         "pck_joints": PCK14_H36M.tolist(),
                         "note": "official protocol: univ_annot3, valid frames only, root-relative (pelvis), "

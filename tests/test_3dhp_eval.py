@@ -78,3 +78,32 @@ def test_per_scene_and_activity_groups(tree, both):
     names = ["Stand/Walk", "Exercise", "Sit on Chair", "Reach/Crouch", "On Floor", "Sports", "Misc."]
     got = {a: int((action[ts1] == a).sum()) for a in names}
     assert got == {n: int((codes == i + 1).sum()) for i, n in enumerate(names)}
+
+
+def test_evaluation_views_hooks(tree, both):
+    """mvtools.evaluate on the 3DHP dataset: valid rows only, univ_annot3 as ground truth (camera frame = world),
+    scene labels, and TS5's 2D undistorted onto the pinhole projection (OpenCV reference)."""
+    import cv2
+
+    from mvtools.evaluate import evaluation_views
+
+    root, info, counts, cams = tree
+    out, _ = both
+    v = evaluation_views(out, source="gt")
+    assert v["reference_column"] == "joints3d_univ" and v["root"] == 0
+    assert sorted(set(v["subject"])) == ["TS1", "TS5"]
+    for ts, scene in (("TS1", "greenscreen"), ("TS5", "outdoor")):
+        sel = v["subject"] == ts
+        ref = info[ts]
+        assert sel.sum() == ref["valid"].sum()  # invalid frames dropped
+        assert set(v["scene"][sel]) == {scene} and set(v["camera"][sel]) == {"test"}
+        # rows come in poses2d order, which is frame order within a sequence
+        np.testing.assert_allclose(v["gt"][sel], ref["univ"][ref["valid"]][:, ORDER], atol=0.05)
+        acts = np.array(["Stand/Walk", "Exercise", "Sit on Chair", "Reach/Crouch", "On Floor", "Sports", "Misc."])
+        assert list(v["action"][sel]) == list(acts[ref["activity"][ref["valid"]] - 1])
+    sel = v["subject"] == "TS5"
+    fx, fy, cx, cy = v["K"][sel][0]
+    K = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]])
+    X = info["TS5"]["annot3"][info["TS5"]["valid"]][:, ORDER]
+    pin = cv2.projectPoints(X.reshape(-1, 3), np.zeros(3), np.zeros(3), K, None)[0].reshape(X.shape[:2] + (2,))
+    np.testing.assert_allclose(v["x2d"][sel], pin, atol=0.01)
