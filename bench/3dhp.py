@@ -1,13 +1,19 @@
 """Time `ingest_3dhp` on full-size synthetic 3DHP files: S2 (6502 + 6081 frames, 14 camera cells, float64 like
-the real annot.mat) and TS1 (6151 frames) + TS5 (320)."""
-import sys, time, resource
+the real annot.mat) and TS1 (6151 frames) + TS5 (320).
+
+Usage: python bench/3dhp.py [WORK_DIR]   (default: a directory under the system temp dir; fixtures are reused)
+"""
+import resource
+import sys
+import tempfile
+import time
 from pathlib import Path
 import numpy as np
-sys.path.insert(0, "/work/main/tests")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # fixture writers live in the tests
 from test_3dhp import write_train_sequence, write_test_sequence, rig14
 from mvtools.mpi3dhp import ingest_3dhp
 
-root = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/h7bench/root")
+root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(tempfile.gettempdir()) / "mvtools-bench-3dhp") / "root"
 if not (root / "S2").exists():
     rng = np.random.default_rng(0)
     cams = rig14(rng)
