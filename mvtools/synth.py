@@ -17,7 +17,7 @@ from mvtools.camera import project, world_to_camera
 from mvtools.dataset import DatasetWriter, base_manifest, poses2d_table, poses3d_table
 from mvtools.h36m_cameras import H36M_SUBJECTS, H36M_TEST, H36M_TRAIN, h36m_cameras, h36m_rig
 from mvtools.motion import H36M_ACTION_TO_ACTIVITY, generate_motion, random_body
-from mvtools.noise import NoiseParams, simulate_detections
+from mvtools.noise import NoiseParams, resolve_noise, simulate_detections
 from mvtools.progress import log, progress
 from mvtools.skeleton import H36M32_TO_17
 
@@ -76,14 +76,15 @@ def synth_dataset(out, subjects=None, sequences_per_subject: int = 4, frames: in
     poses3d: 17 joints, world mm. poses2d ``gt``: projection through the H36M rig with lens distortion (px);
     ``detected`` (when ``noise`` is not None): :func:`mvtools.noise.simulate_detections`. cameras: the built-in
     H36M calibration of the subjects used. ``subjects`` defaults to all seven labelled H36M subjects.
-    ``noise``: a NoiseParams, None for ground truth only, or "realistic" (the default).
+    ``noise``: a NoiseParams, None (or "none") for ground truth only, "realistic" (the default) or a path to a
+    NoiseParams JSON file.
     """
     subjects = list(H36M_SUBJECTS if subjects is None else subjects)
     unknown = [s for s in subjects if s not in H36M_SUBJECTS]
     if unknown or not subjects:
         raise ValueError(f"subjects must be among {', '.join(H36M_SUBJECTS)}, got {subjects}")
-    if noise == _REALISTIC:
-        noise = NoiseParams.realistic()
+    if isinstance(noise, (str, Path)):
+        noise = resolve_noise(noise)  # "realistic", "none" or a JSON file
     rigs = {s: h36m_rig(s) for s in subjects}
     total = len(subjects) * sequences_per_subject
     outside = behind = 0
