@@ -79,7 +79,7 @@ def _sample(n: int, k: int, rng) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- one subject
 def solve_rig(views: Views, reference: int, opts: RigOptions, refine: bool = True, ba_frames: int = 400,
-              max_frames: int = 2000, loss_scale_px: float = 4.0) -> dict:
+              max_frames: int = 2000, loss_scale_px: float = 8.0) -> dict:
     """Rig of ``views`` in the reference camera's frame (unit = reference-partner distance).
 
     Returns {"rig": Rig (R, t after refinement), "views": the frames used, "ba": dict or None}.
@@ -131,7 +131,8 @@ def _pair_rows(views: Views, rig: Rig, cams_est: list[Camera], given: dict[str, 
         ca, cb = cams_est[a], cams_est[b]
         R_ab, t_ab = relative_transform(ca.R, ca.t, cb.R, cb.t)
         row = {"cam_a": ca.camera, "cam_b": cb.camera, "frames": pe.frames, "correspondences": pe.points,
-               "status": "ok" if pe.usable else "not estimated", "warning": pe.warning,
+               "status": "ok" if pe.usable else ("not estimated" if pe.pose is None else "warning"),
+               "warning": pe.warning,
                "baseline_mm": _r(np.linalg.norm(t_ab), 2)}
         if pe.pose is not None:
             row.update(inliers=int(pe.pose.inliers.sum()), inlier_ratio=_r(pe.pose.inlier_ratio),
@@ -261,7 +262,7 @@ def calibrate_from_joints(ds, subjects=None, source: str | None = None, referenc
                           scale: str = "given", baseline_mm: float | None = None, min_confidence: float = 0.3,
                           refine: bool = True, method: str = "magsac", seed: int = 0,
                           baseline_camera: str | None = None, threshold_px: float = 6.0,
-                          max_frames: int = 2000, ba_frames: int = 400, loss_scale_px: float = 4.0,
+                          max_frames: int = 2000, ba_frames: int = 400, loss_scale_px: float = 8.0,
                           export_toml=None, write: bool = True) -> dict:
     """Estimate every subject's camera extrinsics from its 2D joints and (``write``) store them in ``ds``.
 

@@ -42,6 +42,8 @@ from mvtools.cli.common import friendly_errors, split_list
               help="Synchronous frames sampled (evenly at random over all sequences) for the epipolar stage.")
 @click.option("--ba-frames", type=click.IntRange(min=10), default=400, show_default=True,
               help="Frames sampled for bundle adjustment (17 joints each).")
+@click.option("--loss-scale-px", type=click.FloatRange(min=0.1), default=8.0, show_default=True,
+              help="Bundle adjustment: scale of the robust (soft-L1) loss, px; residuals beyond it count less.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (sampling, RANSAC).")
 @click.option("--export-toml", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the estimated cameras as aniposelib calibration TOML (translation mm); with "
@@ -55,7 +57,8 @@ from mvtools.cli.common import friendly_errors, split_list
               help="With --import-toml: unit of the TOML translations (default: its [metadata] units, else mm).")
 @friendly_errors
 def calibrate(dataset, from_joints, subjects, source, reference_camera, scale, baseline_mm, baseline_camera,
-              min_confidence, refine, method, threshold_px, max_frames, ba_frames, seed, export_toml, import_toml,
+              min_confidence, refine, method, threshold_px, max_frames, ba_frames, loss_scale_px, seed, export_toml,
+              import_toml,
               subject, as_given, toml_units):
     """Camera extrinsics from 2D joints alone (--from-joints DS), or import an aniposelib TOML
     (--import-toml FILE --subject S DATASET).
@@ -87,7 +90,7 @@ def calibrate(dataset, from_joints, subjects, source, reference_camera, scale, b
         from_joints, subjects=split_list(subjects), source=source, reference_camera=reference_camera, scale=scale,
         baseline_mm=baseline_mm, baseline_camera=baseline_camera, min_confidence=min_confidence, refine=refine,
         method=method, seed=seed, threshold_px=threshold_px, max_frames=max_frames, ba_frames=ba_frames,
-        export_toml=export_toml)
+        loss_scale_px=loss_scale_px, export_toml=export_toml)
     click.echo(format_report(report))
     click.echo(f"wrote {Path(from_joints) / 'calibration_report.json'} and estimated cameras to "
                f"{Path(from_joints) / 'cameras.parquet'}")
