@@ -90,4 +90,5 @@ def body_scale(joints: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict:
     return {"value": s, "uncertainty_rel": total, "uncertainty_mm_per_unit": s * total,
             "bootstrap_rel": boot_sd, "between_bones_rel": between, "body_size_prior_rel": BODY_SIZE_CV,
             "frames": int(len(L)),
-            "bone_ratio": {f"{H36M17_NAMES[c]}-{H36M17_NAMES[p]}": float(np.exp(r)) for (c, p), r in zip(b, per_bone)}}
+            "per_bone_scale": {f"{H36M17_NAMES[c]}-{H36M17_NAMES[p]}": float(np.exp(r))
+                               for (c, p), r in zip(b, per_bone)}}
