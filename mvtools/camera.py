@@ -143,7 +143,7 @@ def distort_normalized(xy: np.ndarray, k: np.ndarray, p: np.ndarray, model: str)
     if model == "h36m":
         # Human3.6M / VideoPose3D project_to_2d: clamp, radial, and its own tangential form.
         xy = np.clip(xy, -1.0, 1.0)
-        r2 = (xy ** 2).sum(-1, keepdims=True)
+        r2 = xy[..., :1] * xy[..., :1] + xy[..., 1:2] * xy[..., 1:2]
         radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
         tan = p1 * xy[..., :1] + p2 * xy[..., 1:2]
         return xy * (radial + tan) + np.array([p1, p2]) * r2
@@ -157,15 +157,20 @@ def distort_normalized(xy: np.ndarray, k: np.ndarray, p: np.ndarray, model: str)
     raise ValueError(f"unknown distortion model {model!r} (expected h36m, opencv or none)")
 
 
-def undistort_normalized(xyd: np.ndarray, k, p, model: str, iters: int = 30) -> np.ndarray:
-    """Invert ``distort_normalized`` by fixed-point iteration (vectorised), (..., 2) -> (..., 2)."""
+def undistort_normalized(xyd: np.ndarray, k, p, model: str, iters: int = 50, tol: float = 1e-14) -> np.ndarray:
+    """Invert ``distort_normalized`` by fixed-point iteration (vectorised), (..., 2) -> (..., 2).
+
+    Stops when the largest residual is below ``tol`` (normalised units; 1e-14 is ~1e-11 px) or after ``iters``.
+    """
     if model == "none" or (not np.any(k) and not np.any(p)):
         return np.array(xyd, dtype=np.float64)
     xyd = np.asarray(xyd, dtype=np.float64)
     xy = xyd.copy()
     for _ in range(iters):
         err = distort_normalized(xy, k, p, model) - xyd
-        xy = xy - err
+        xy -= err
+        if xy.size == 0 or np.abs(err).max() < tol:
+            break
     return xy
 
 
