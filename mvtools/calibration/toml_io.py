@@ -153,7 +153,8 @@ def read_aniposelib_toml(path, subject: str = "", source: str = "estimated",
         K = _matrix(d["matrix"], (3, 3), "matrix", path, key)
         dist = np.asarray(d["distortions"], float).ravel()
         if dist.size not in (4, 5, 8, 12, 14) or not np.isfinite(dist).all():
-            raise ValueError(f"{path}: [{key}] distortions must be OpenCV [k1, k2, p1, p2(, k3)], got {dist.size} values")
+            raise ValueError(f"{path}: [{key}] distortions must be OpenCV [k1, k2, p1, p2(, k3)], "
+                             f"got {dist.size} values")
         if dist.size > 5 and np.any(dist[5:]):
             raise ValueError(f"{path}: [{key}] has rational/thin-prism distortion terms mvtools does not model")
         dist = np.concatenate([dist, np.zeros(max(0, 5 - dist.size))])[:5]

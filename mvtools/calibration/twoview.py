@@ -140,8 +140,9 @@ def relative_pose(x1: np.ndarray, x2: np.ndarray, threshold: float, method: str 
     ``third``: optional list of (x1, x2, x3) normalised 3-view correspondences (one per other camera) used to
     confirm the cheirality choice among the four decompositions (a candidate the third views support more
     than twice as well overrules it); ``scores["ambiguous"]`` flags a runner-up candidate with more than
-    ``ambiguous_front`` of the points in front of both cameras (near-degenerate pair); ``threshold`` in normalised units. ``refine`` polishes the chosen
-    pose on the Sampson distances (:func:`refine_pose`). Returns None when no essential matrix is found.
+    ``ambiguous_front`` of the points in front of both cameras (near-degenerate pair); ``threshold`` in
+    normalised units (px / focal); ``refine`` polishes the chosen pose on the Sampson distances
+    (:func:`refine_pose`). Returns None when no essential matrix is found.
     """
     E, inl = estimate_essential(x1, x2, threshold, method, seed=seed, max_points=max_points)
     if E is None or inl.sum() < 5:
