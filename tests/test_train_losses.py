@@ -9,7 +9,7 @@ from mvtools.camera import look_at, relative_transform, tvec_from_center, world_
 from mvtools.dataset import DatasetError
 from mvtools.train import losses
 from mvtools.train.data import epoch_batches, load_pairs
-from mvtools.train.model import DEPTH0_MM, GlobalBatchNorm1d, LiftingNet, RootNet, TwoBranch, normalise_2d
+from mvtools.train.model import DEPTH0_MM, Dropout, GlobalBatchNorm1d, LiftingNet, RootNet, TwoBranch, normalise_2d
 
 from test_train_fixtures import make_dataset, make_poses, make_shards
 
@@ -164,3 +164,23 @@ def test_load_pairs_errors(tmp_path):
     shard.unlink()
     with pytest.raises(DatasetError, match="part-00000.parquet.*missing"):
         load_pairs(pdir, "train")
+
+
+def test_fast_dropout_statistics():
+    torch.manual_seed(0)
+    d = Dropout(0.3)
+    x = torch.ones(400, 1000)
+    y = d(x)
+    p = d.threshold / 256  # 0.3 rounded to a multiple of 1/256
+    assert abs(p - 0.3) <= 1 / 512
+    assert float((y == 0).float().mean()) == pytest.approx(p, abs=0.005)
+    assert float(y.mean()) == pytest.approx(1.0, abs=0.01)  # inverted dropout keeps the expectation
+    vals = torch.unique(y).tolist()
+    assert len(vals) == 2 and vals[0] == 0.0 and vals[1] == pytest.approx(1 / (1 - p))
+    d.eval()
+    assert torch.equal(d(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)
+    g = torch.ones(10, 10, requires_grad=True)
+    out = Dropout(0.5)(g)
+    out.sum().backward()
+    torch.testing.assert_close(g.grad, (out > 0).float() * 2.0)

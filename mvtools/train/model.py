@@ -62,6 +62,34 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
         return y.to(x.dtype)
 
 
+class Dropout(nn.Module):
+    """Inverted dropout. On CPU the keep mask comes from random bytes (8 per int64 draw), with ``p`` rounded to a
+    multiple of 1/256 and the kept values scaled by 1 / (1 - rounded p): about 10x faster than PyTorch's CPU
+    Bernoulli sampling, which otherwise costs more than half of a 1024-wide linear layer. CUDA uses
+    ``F.dropout``. Both draw from the global torch RNG (seeded and checkpointed by the training loop)."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        self.threshold = int(round(p * 256))
+        self.scale = 256.0 / (256 - self.threshold)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.threshold == 0:
+            return x
+        if x.device.type != "cpu":
+            return nn.functional.dropout(x, self.p, True)
+        n = x.numel()
+        words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 7) // 8,), dtype=torch.int64)
+        keep = words.view(torch.uint8)[:n].view(x.shape) >= self.threshold
+        return x * (keep.to(x.dtype) * self.scale)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p} (effective {self.threshold / 256:.4f})"
+
+
 class ResLinear(nn.Module):
     """Martinez et al. (2017) backbone: Linear -> BN -> ReLU -> Dropout, then ``blocks`` residual blocks of
     2 x (Linear, BN, ReLU, Dropout), then a Linear to ``out_features``. Input (B, in_features)."""
@@ -72,10 +100,10 @@ class ResLinear(nn.Module):
 
         def unit():
             return [nn.Linear(channels, channels), GlobalBatchNorm1d(channels), nn.ReLU(inplace=True),
-                    nn.Dropout(dropout)]
+                    Dropout(dropout)]
 
         self.inp = nn.Sequential(nn.Linear(in_features, channels), GlobalBatchNorm1d(channels),
-                                 nn.ReLU(inplace=True), nn.Dropout(dropout))
+                                 nn.ReLU(inplace=True), Dropout(dropout))
         self.blocks = nn.ModuleList([nn.Sequential(*unit(), *unit()) for _ in range(blocks)])
         self.out = nn.Linear(channels, out_features)
         # small output layer: the model starts near "zero relative pose, root on the 2D root's ray at 5 m"
