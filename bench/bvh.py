@@ -78,12 +78,13 @@ def main() -> None:
     ap.add_argument("--detector-noise", default="realistic", help="none | realistic | FILE.json")
     ap.add_argument("--fps", type=float, default=50.0, help="output rate, Hz")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=8, help="main-phase training epochs per loss")
+    ap.add_argument("--epochs", type=int, default=6, help="main-phase training epochs per loss")
     ap.add_argument("--pretrain-epochs", type=int, default=2, help="pre-training epochs (eq. 6) per loss")
     ap.add_argument("--extrinsics", choices=["estimated", "given"], default="estimated",
                     help="extrinsics used by augment: from `calibrate --from-joints` or the rig's")
     ap.add_argument("--virtual-views", type=int, default=8)
-    ap.add_argument("--train-args", default="--channels 512 --blocks 2 --batch-size 512 --device cpu",
+    ap.add_argument("--train-args", default="--channels 512 --blocks 2 --batch-size 512 --max-pairs 10000 "
+                                            "--val-max-pairs 2000 --device cpu",
                     help="extra arguments for mvtools train (quoted string); the default is a small network so "
                          "the run fits in minutes on a CPU")
     ap.add_argument("--ingest-only", action="store_true", help="skip calibrate/augment/train/evaluate")
