@@ -11,7 +11,8 @@ from mvtools.cli.common import friendly_errors
 @click.option("--out", "-o", required=True, type=click.Path(), help="Dataset directory to write (replaced atomically).")
 @click.option("--rig", default="h36m:S1", show_default=True,
               help="Cameras: h36m:<subject> (built-in Human3.6M rig, e.g. h36m:S9) or an aniposelib RIG.toml "
-                   "(world mm; Z-up with the floor at z=0 expected, else see docs/bvh.md).")
+                   "(translations to mm from its units). The person stands on z=0 of a Z-up rig; for other rigs "
+                   "the floor is put 0.9 m below the point the cameras look at (docs/bvh.md).")
 @click.option("--fps", default=50.0, show_default=True, type=float,
               help="Output frame rate in Hz (frames/s); 0 keeps the file's rate (CMU: 120 Hz).")
 @click.option("--subject-map", default=None,
@@ -19,7 +20,7 @@ from mvtools.cli.common import friendly_errors
                    "lines, or inline '02_*=A,03_*=B'. Default: CMU names SS_TT.bvh -> subject CMU<SS>, "
                    "other files -> their stem.")
 @click.option("--split", default="auto", show_default=True,
-              help="Test subjects: 'auto' (last 20%% of subjects in sorted order), 'none' (all train) or a "
+              help="Test subjects: 'auto' (last 20% of subjects in sorted order), 'none' (all train) or a "
                    "comma-separated list such as CMU08,CMU09.")
 @click.option("--detector-noise", default="realistic", show_default=True,
               help="2D detector model for source 'detected': none (ground truth, confidence 1), realistic, or a "
