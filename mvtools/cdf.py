@@ -5,13 +5,11 @@ Each raw file holds one variable, ``Pose``, stored as a single record of dims [T
 """
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-from mvtools.dataset import DatasetError
+from mvtools.dataset import DatasetError, atomic_path
 
 #: Widths of the ``Pose`` variable: 32 joints x 3 (mm) and 32 joints x 2 (px).
 POSE_WIDTHS = (96, 64)
@@ -82,8 +80,7 @@ def write_pose_cdf(path, array: np.ndarray, dtype=np.float64) -> Path:
     if cdf_type is None:
         raise ValueError(f"{path}: dtype must be float64 or float32, got {dtype}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{uuid.uuid4().hex[:12]}.tmp.cdf")
-    try:
+    with atomic_path(path, suffix=".tmp.cdf") as tmp:
         w = CDF(str(tmp))
         try:
             w.write_var({"Variable": "Pose", "Data_Type": cdf_type, "Num_Elements": 1, "Rec_Vary": True,
@@ -91,8 +88,4 @@ def write_pose_cdf(path, array: np.ndarray, dtype=np.float64) -> Path:
                         var_data=np.ascontiguousarray(a, dtype=dtype)[None])
         finally:
             w.close()
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path

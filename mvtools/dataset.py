@@ -32,7 +32,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from mvtools import __version__
-from mvtools.camera import Camera, camera_center
+from mvtools.camera import Camera
 from mvtools.skeleton import NUM_JOINTS, layout_dict
 
 FORMAT_VERSION = 1
@@ -216,17 +216,32 @@ def rig(cams: Iterable[Camera], subject: str, source: str = "given") -> dict[str
     return {c.camera: c for c in cams if c.subject == subject and c.source == source}
 
 
-def write_table_atomic(table: pa.Table, path: Path) -> None:
-    """Write a Parquet file via a temporary name in the same directory, then rename."""
+@contextmanager
+def atomic_path(path, suffix: str = ".tmp"):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block completes, else delete it.
+
+    ``suffix`` keeps an extension some writers insist on (e.g. ``.cdf``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}")
     try:
-        pq.write_table(table, tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    """Write a Parquet file via a temporary name in the same directory, then rename."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def write_json_atomic(path, obj) -> None:
+    """Write ``obj`` as indented JSON (numpy scalars and arrays allowed) via a temporary file and rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
 def write_cameras(ds, cams: Iterable[Camera]) -> None:
@@ -258,10 +273,7 @@ def read_manifest(ds) -> dict:
 
 
 def write_manifest(ds, manifest: dict) -> None:
-    path = Path(ds) / "manifest.json"
-    tmp = path.with_name(f".manifest.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(Path(ds) / "manifest.json", manifest)
 
 
 def _json_default(o):

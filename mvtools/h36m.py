@@ -8,9 +8,7 @@ See docs/h36m.md for the quirks handled and the choices made.
 """
 from __future__ import annotations
 
-import os
 import re
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pyarrow as pa
 
 from mvtools.camera import Camera, project
 from mvtools.cdf import read_pose_cdf
-from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table)
+from mvtools.dataset import (DatasetError, DatasetWriter, atomic_path, base_manifest, poses2d_table, poses3d_table)
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, H36M_TEST, H36M_TRAIN, h36m_cameras
 from mvtools.progress import log, progress
 from mvtools.skeleton import H36M17_LEFT, H36M17_RIGHT, H36M32_TO_17
@@ -330,15 +328,8 @@ def load_videopose3d_2d(path) -> tuple[dict, dict]:
 
 def _save_npz_atomic(path, **arrays) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
     return path
 
 

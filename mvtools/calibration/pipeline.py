@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +24,8 @@ from mvtools.calibration.scale import body_scale, given_scale
 from mvtools.calibration.toml_io import read_aniposelib_toml, write_aniposelib_toml
 from mvtools.calibration.views import CalibrationError, Views, load_views
 from mvtools.camera import (Camera, angle_between_deg, camera_center, relative_transform, rotation_angle_deg)
-from mvtools.dataset import DatasetError, _json_default, producer, read_cameras, read_manifest, replace_cameras, \
-    write_manifest
+from mvtools.dataset import DatasetError, producer, read_cameras, read_manifest, replace_cameras, \
+    write_json_atomic, write_manifest
 from mvtools.progress import log, progress
 
 REPORT_NAME = "calibration_report.json"
@@ -57,16 +55,6 @@ def output_path(path, subject: str, several: bool) -> Path:
     """``FILE`` for one subject; ``FILE`` with ``_<subject>`` before the suffix when there are several."""
     p = Path(path)
     return p.with_name(f"{p.stem}_{subject}{p.suffix}") if several else p
-
-
-def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _r(x, nd=4):
@@ -324,7 +312,7 @@ def calibrate_from_joints(ds, subjects=None, source: str | None = None, referenc
                 old = {}
         merged = {**{k: v for k, v in old.items() if k not in entries}, **entries}
         allc = replace_cameras(ds, new_cams, "estimated", subjects)
-        _write_json_atomic(rp, {**report, "subjects": merged})
+        write_json_atomic(rp, {**report, "subjects": merged})
         manifest["calibration"] = {"when": when, "how": "from-joints", "subjects": subjects,
                                    "report": REPORT_NAME, "settings": settings}
         manifest.setdefault("rows", {})["cameras"] = len(allc)

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +34,7 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 from mvtools.camera import Camera, rodrigues, rotmat_to_rodrigues
+from mvtools.dataset import atomic_path
 
 UNITS_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
 
@@ -96,14 +95,8 @@ def write_aniposelib_toml(path, cams: list[Camera], metadata: dict | None = None
     if not cams:
         raise ValueError(f"{path}: no cameras to write")
     text = toml_text(list(cams), metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
