@@ -16,18 +16,17 @@ HDF5: ``annot2`` (T, 1, 17, 2) px, ``annot3``/``univ_annot3`` (T, 1, 17, 3) mm c
 """
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from mvtools.camera import Camera, camera_to_world, project, project_camera_frame
+from mvtools.camera import Camera, project, project_camera_frame
 from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, fsl, poses2d_table, poses3d_table,
                              read_manifest)
 from mvtools.progress import log, progress
-from mvtools.skeleton import H36M17_NAMES, NUM_JOINTS
+from mvtools.skeleton import NUM_JOINTS
 
 # ----------------------------------------------------------------------------- joints
 #: The 28 joints of annot.mat (``mpii_get_joint_set('all')``), 0-based.
