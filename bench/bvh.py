@@ -106,11 +106,13 @@ def main() -> None:
     m = json.loads((ds / "manifest.json").read_text())
     tot = m["totals"]
     print("\n## ingest bvh\n")
-    print("| files | MB | frames read (120 Hz) | frames out (50 Hz) | kept | wall s | frames read/s | frames out/s | read+FK only s |")
+    print("| files | MB | frames read (120 Hz) | frames out (50 Hz) | kept | wall s | frames read/s | frames out/s "
+          "| read+FK only s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     print(f"| {len(files)} | {nbytes / 1e6:.1f} | {tot['frames_read']:,} | {tot['frames_resampled']:,} | "
           f"{tot['frames_kept']:,} ({100 * tot['frames_kept'] / tot['frames_resampled']:.1f}%) | {wall:.2f} | "
-          f"{tot['frames_read'] / wall:,.0f} | {tot['frames_kept'] / wall:,.0f} | {fk_s:.2f} ({fk_frames / fk_s:,.0f} frames/s) |")
+          f"{tot['frames_read'] / wall:,.0f} | {tot['frames_kept'] / wall:,.0f} | "
+          f"{fk_s:.2f} ({fk_frames / fk_s:,.0f} frames/s) |")
     print(f"\nsplits: train {m['splits']['train']}, test {m['splits']['test']}; rig {a.rig}; noise {a.detector_noise}")
 
     if a.ingest_only:

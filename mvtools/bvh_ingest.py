@@ -23,7 +23,6 @@ from mvtools.bvh import (apply_joint_map, chain_kinematics, detect_units, has_tp
 from mvtools.camera import Camera, project, world_to_camera
 from mvtools.dataset import DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table
 from mvtools.progress import log, progress
-from mvtools.skeleton import NUM_JOINTS
 
 #: Frames whose per-frame lowest point is at this percentile define the clip's low point (robust to glitches).
 FLOOR_PERCENTILE = 2.0

@@ -256,9 +256,10 @@ def test_channels_count_mismatch_names_line():
 
 
 def test_unknown_rotation_order_names_line():
-    msg = error_of(TWO_LEVEL.replace("CHANNELS 3 Xrotation Yrotation Zrotation", "CHANNELS 3 Xrotation Wrotation Zrotation"))
+    chans = "CHANNELS 3 Xrotation Yrotation Zrotation"
+    msg = error_of(TWO_LEVEL.replace(chans, "CHANNELS 3 Xrotation Wrotation Zrotation"))
     assert "line 9:" in msg and "unknown channel 'Wrotation'" in msg
-    msg = error_of(TWO_LEVEL.replace("CHANNELS 3 Xrotation Yrotation Zrotation", "CHANNELS 3 Xrotation Xrotation Zrotation"))
+    msg = error_of(TWO_LEVEL.replace(chans, "CHANNELS 3 Xrotation Xrotation Zrotation"))
     assert "line 9:" in msg and "unknown rotation order 'XXZ'" in msg
 
 
@@ -268,7 +269,8 @@ def test_other_malformed_inputs(tmp_path):
     assert "no MOTION" in error_of(TWO_LEVEL.split("MOTION")[0])
     assert "not a number" in error_of(TWO_LEVEL.replace("1 2 3 90", "1 2 x 90"))
     assert "line 28: frame 0 has a non-finite value" in error_of(TWO_LEVEL.replace("1 2 3 90", "1 2 nan 90"))
-    two = TWO_LEVEL.replace("Frames: 1", "Frames: 2").replace("0 0 0 1 1 1 0 0\n", "0 0 0 1 1 1 0 0\n\n0 " * 1 + "1 " * 14 + "\n")
+    second = "0 " + "1 " * 14 + "\n"
+    two = TWO_LEVEL.replace("Frames: 1", "Frames: 2").replace("0 0 0 1 1 1 0 0\n", "0 0 0 1 1 1 0 0\n\n" + second)
     assert "line 29: blank line inside the motion block" in error_of(two)
     p = tmp_path / "missing.bvh"
     with pytest.raises(DatasetError, match="missing.bvh"):

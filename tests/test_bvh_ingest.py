@@ -119,7 +119,8 @@ def expected_visibility(X: np.ndarray, cams: list[Camera], near=100.0) -> np.nda
     for c in cams:
         depth = X.reshape(-1, 3) @ c.R.T[:, 2] + c.t[2]
         rvec = cv2.Rodrigues(c.R)[0]
-        uv = cv2.projectPoints(X.reshape(-1, 1, 3), rvec, c.t, c.K, c.opencv_distortion())[0].reshape(X.shape[:2] + (2,))
+        uv = cv2.projectPoints(X.reshape(-1, 1, 3), rvec, c.t, c.K, c.opencv_distortion())[0]
+        uv = uv.reshape(X.shape[:2] + (2,))
         inside = (uv[..., 0] >= 0) & (uv[..., 0] < c.width) & (uv[..., 1] >= 0) & (uv[..., 1] < c.height)
         out.append((depth.reshape(X.shape[:2]) >= near).all(1) & inside.all(1))
     return np.array(out)
