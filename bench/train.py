@@ -209,9 +209,13 @@ def main() -> None:
             "--blocks", str(a.blocks), "--batch-size", str(a.batch_size), "--steps", str(a.steps),
             "--dropout", str(a.dropout), "--threads", str(a.threads)]
     res = {}
-    for mode in ("matmul", "loop", "dataloader", "data-only"):
+    # matmul is measured before and after the others and the better figure kept, so a burst of other work on the
+    # machine during one measurement cannot make the loop look better than the matmul bound
+    for mode in ("matmul", "loop", "dataloader", "data-only", "matmul"):
         out = subprocess.run(base + ["--mode", mode], capture_output=True, text=True, check=True)
-        res[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        if mode not in res or r["pairs_per_s"] > res[mode]["pairs_per_s"]:
+            res[mode] = r
     mm, loop, dl = res["matmul"]["pairs_per_s"], res["loop"]["pairs_per_s"], res["dataloader"]["pairs_per_s"]
     print(f"model: {a.channels} channels, {a.blocks} blocks, batch {a.batch_size}, dropout {a.dropout}; "
           f"{res['matmul']['flop_per_pair'] / 1e6:.0f} MFLOP per pair per step; torch threads "
