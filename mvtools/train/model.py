@@ -5,7 +5,7 @@ Both branches take the 17 2D joints in normalised camera coordinates ``((u - cx)
 
 - Lifting branch: root-relative 3D joints (B, 17, 3) in mm, camera frame; the root joint is fixed at 0.
 - Root branch: the root's 3D position (B, 3) in mm, camera frame. Parametrised along the ray of the detected
-  root: ``z = depth0 * exp(o_z)`` (depth0 = 5000 mm), ``x = z * (x_root + o_x)``, ``y = z * (y_root + o_y)``
+  root: ``z = depth0 * exp(5 tanh(o_z / 5))`` (depth0 = 5000 mm), ``x = z * (x_root + o_x)``, ``y = z * (y_root + o_y)``
   with ``(x_root, y_root)`` the normalised 2D root and ``o`` the network's 3 outputs.
 - Global pose = relative + root (``TwoBranch.forward``).
 """
@@ -145,7 +145,7 @@ class RootNet(nn.Module):
 
     def forward(self, xn: torch.Tensor) -> torch.Tensor:
         o = self.net(xn.flatten(1))
-        z = DEPTH0_MM * torch.exp(o[:, 2:3].clamp(-5.0, 5.0))
+        z = DEPTH0_MM * torch.exp(5.0 * torch.tanh(o[:, 2:3] / 5.0))  # soft bound e^+-5, never a zero gradient
         xy = z * (xn[:, self.root] + o[:, 0:2])
         return torch.cat([xy, z], dim=1)
 
