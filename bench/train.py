@@ -231,7 +231,8 @@ def main() -> None:
     print(f"| data path only: packed index_select | {d['ours_pairs_per_s']:,.0f} | - | {d['peak_rss_mb']:.0f} |")
     print(f"| data path only: DataLoader | {d['dataloader_pairs_per_s']:,.0f} | - | |")
     print(f"loop / DataLoader = {loop / dl:.2f}x end to end, "
-          f"{d['ours_pairs_per_s'] / d['dataloader_pairs_per_s']:.0f}x data path; wall {time.perf_counter() - t0:.0f} s")
+          f"{d['ours_pairs_per_s'] / d['dataloader_pairs_per_s']:.0f}x data path; "
+          f"wall {time.perf_counter() - t0:.0f} s")
     print(json.dumps(res))
 
 

@@ -102,10 +102,6 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
     return out
 
 
-def _summary(pred: np.ndarray, gt: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> dict:
-    return {"mpjpe": float(e1.mean()), "p_mpjpe": float(e2.mean()), "n": int(len(e1))}
-
-
 def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> dict:
     out = {}
     for lab in sorted(set(labels.tolist())):

@@ -121,7 +121,8 @@ def _predict_npz(lift, inp: Path, cameras, device) -> tuple[dict, pa.Table]:
         cols["action"] += [action] * n
         cols["camera"] += [cams[i].camera] * n
         cols["frame"].append(np.arange(n, dtype=np.int32))
-    table = pa.table({"subject": pa.array(cols["subject"], pa.string()), "action": pa.array(cols["action"], pa.string()),
+    table = pa.table({"subject": pa.array(cols["subject"], pa.string()),
+                      "action": pa.array(cols["action"], pa.string()),
                       "camera": pa.array(cols["camera"], pa.string()), "frame": np.concatenate(cols["frame"]),
                       "joints3d": fsl(pred)})
     return out, table

@@ -104,7 +104,8 @@ def test_predict_errors(run, tmp_path):
     with pytest.raises(ValueError, match="needs intrinsics"):
         predict(run, inp, tmp_path / "o.npz")
     pq.write_table(pa.table({"joints2d": fsl(np.zeros((2, 17, 2))), "fx": [1.0, 1.0]}), tmp_path / "bad.parquet")
-    r = CliRunner().invoke(cli, ["predict", str(run), str(tmp_path / "bad.parquet"), "--out", str(tmp_path / "o.parquet")])
+    r = CliRunner().invoke(cli, ["predict", str(run), str(tmp_path / "bad.parquet"),
+                                 "--out", str(tmp_path / "o.parquet")])
     assert r.exit_code != 0 and "bad.parquet" in r.output and "fy" in r.output
     with pytest.raises(ValueError, match="not .npz"):
         predict(run, tmp_path / "bad.parquet", tmp_path / "o.npz")
