@@ -87,3 +87,23 @@ def test_option_errors(ds, tmp_path):
         train(ds, tmp_path / "r", epochs=2, pretrain_epochs=0, resume=True, **SMALL)
     res = CliRunner().invoke(cli, ["train", str(tmp_path), "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "pairs" in res.output and "Error" in res.output
+
+
+def test_pipeline_synth_augment_train_evaluate(tmp_path):
+    """The real producers of the shards (mvtools.synth, mvtools.augment) feed train and evaluate."""
+    from mvtools.augment import augment
+    from mvtools.evaluate import evaluate_run
+    from mvtools.synth import synth_dataset
+
+    ds = synth_dataset(tmp_path / "ds", subjects=["S1", "S9"], sequences_per_subject=1, frames=30)
+    augment(ds, virtual_views=2, pairs_per_frame=2)
+    run = tmp_path / "run"
+    summary = train(ds, run, epochs=1, pretrain_epochs=1, **SMALL)
+    assert summary["train_pairs"] == 60 and summary["val_pairs"] == 60
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["virtual_views"] == 2 and cfg["source2d"] == "detected"
+    res = evaluate_run(run, ds, cameras="all")
+    assert res["subjects"] == ["S9"] and res["source"] == "detected"
+    cams = set(res["per_camera"])
+    assert len(cams) == 6 and sum(c.startswith("virtual") for c in cams) == 2
+    assert res["n_poses"] == sum(d["n"] for d in res["per_camera"].values())
