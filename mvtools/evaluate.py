@@ -20,7 +20,7 @@ import torch
 
 from mvtools.camera import undistort_pixels, world_to_camera
 from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_manifest, read_poses2d, read_poses3d
-from mvtools.metrics import auc, joint_errors, mpjpe_per_pose, n_mpjpe_per_pose, p_mpjpe_per_pose, pck
+from mvtools.metrics import AUC_THRESHOLDS, auc, joint_errors, mpjpe_per_pose, n_mpjpe_per_pose, p_mpjpe_per_pose, pck
 from mvtools.progress import log
 
 KEYS = ["subject", "action", "subaction", "frame"]
@@ -65,8 +65,10 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
     gt_world = joints_to_numpy(t3.column(ref_col), 3).astype(np.float64)
     k3 = pd.DataFrame({k: t3.column(k).to_numpy(zero_copy_only=False) for k in KEYS})
     k3["row3"] = np.arange(len(k3))
+    invalid = k3.iloc[:0]
     if "valid" in t3.column_names:
-        k3 = k3[t3.column("valid").to_numpy(zero_copy_only=False).astype(bool)]
+        valid = t3.column("valid").to_numpy(zero_copy_only=False).astype(bool)
+        invalid, k3 = k3[~valid], k3[valid]
     scene = t3.column("scene").to_numpy(zero_copy_only=False) if "scene" in t3.column_names else None
 
     srcs = [source] + (["virtual"] if cameras == "all" else [])
@@ -76,7 +78,8 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
     k2 = pd.DataFrame({k: t2.column(k).to_numpy(zero_copy_only=False) for k in KEYS + ["camera", "source"]})
     k2["row2"] = np.arange(len(k2))
     m = k2.merge(k3, on=KEYS, how="inner")
-    n_unmatched = len(k2) - len(m)
+    n_invalid = len(k2.merge(invalid[KEYS], on=KEYS, how="inner")) if len(invalid) else 0
+    n_unmatched = len(k2) - len(m) - n_invalid
     x2d_all = joints_to_numpy(t2.column("joints2d"), 2).astype(np.float64)
 
     cams = read_cameras(ds, source=["given"] + (["virtual"] if cameras == "all" else []), subjects=subjects)
@@ -98,15 +101,22 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
         raise DatasetError(f"{ds}: no 2D rows of subject(s) {', '.join(subjects)} match a 3D pose")
     out = {k: np.concatenate([p[k] for p in parts]) for k in ("x2d", "K", "gt", "subject", "action", "camera")}
     out["scene"] = np.concatenate([p["scene"] for p in parts]) if scene is not None else None
-    out.update(root=root, source=source, subjects=subjects, n_unmatched=int(n_unmatched), reference_column=ref_col)
+    out.update(root=root, source=source, subjects=subjects, n_unmatched=int(n_unmatched), n_invalid=n_invalid,
+               reference_column=ref_col, pck_joints=ev.get("pck_joints"))
     return out
 
 
-def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> dict:
+def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray, jerr: np.ndarray) -> dict:
+    """Per label: MPJPE and P-MPJPE (mm, pooled over poses), PCK@150 and AUC (percent) from the joint errors
+    ``jerr`` (N, J') of the joints the protocol scores, and the pose count."""
     out = {}
     for lab in sorted(set(labels.tolist())):
         sel = labels == lab
-        out[str(lab)] = {"mpjpe": float(e1[sel].mean()), "p_mpjpe": float(e2[sel].mean()), "n": int(sel.sum())}
+        je = jerr[sel].reshape(-1)
+        curve = (je[None, :] < AUC_THRESHOLDS[:, None]).mean(1) * 100.0
+        out[str(lab)] = {"mpjpe": float(e1[sel].mean()), "p_mpjpe": float(e2[sel].mean()),
+                         "pck150": float((je < 150.0).mean() * 100.0), "auc": float(curve.mean()),
+                         "n": int(sel.sum())}
     return out
 
 
@@ -129,7 +139,10 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     pred = pred - pred[:, r:r + 1]
     gt = v["gt"] - v["gt"][:, r:r + 1]
     e1, e2 = mpjpe_per_pose(pred, gt), p_mpjpe_per_pose(pred, gt)
-    per_action = _pooled(v["action"], e1, e2)
+    jerr = joint_errors(pred, gt)
+    pj = v["pck_joints"] if v["pck_joints"] is not None else list(range(jerr.shape[1]))
+    sj = jerr[:, pj]  # the joints PCK/AUC score (MPI-INF-3DHP's official script: 14 of the 17)
+    per_action = _pooled(v["action"], e1, e2, sj)
     res = {
         "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": checkpoint, "subjects": v["subjects"],
         "source": v["source"], "cameras": cameras, "root_joint": r, "reference_column": v["reference_column"],
@@ -138,14 +151,17 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
         "mpjpe_action_mean": float(np.mean([a["mpjpe"] for a in per_action.values()])),
         "p_mpjpe_action_mean": float(np.mean([a["p_mpjpe"] for a in per_action.values()])),
         "n_poses": int(len(e1)), "n_unmatched_2d": v["n_unmatched"],
-        "pck150": pck(pred, gt, 150.0), "auc": auc(pred, gt),
-        "per_joint_mpjpe": joint_errors(pred, gt).mean(0).tolist(),
+        "pck150": pck(pred[:, pj], gt[:, pj], 150.0), "auc": auc(pred[:, pj], gt[:, pj]), "pck_joints": pj,
+        "per_joint_mpjpe": jerr.mean(0).tolist(),
         "per_action": per_action,
-        "per_camera": _pooled(v["camera"], e1, e2),
-        "per_subject": _pooled(v["subject"], e1, e2),
+        "per_camera": _pooled(v["camera"], e1, e2, sj),
+        "per_subject": _pooled(v["subject"], e1, e2, sj),
+        "n_invalid_frames": v["n_invalid"],
     }
     if v["scene"] is not None:
-        res["per_scene"] = _pooled(v["scene"], e1, e2)
+        res["per_scene"] = _pooled(v["scene"], e1, e2, sj)
+    if v["n_invalid"]:
+        log(f"evaluate: {v['n_invalid']} 2D rows belong to frames marked invalid (column 'valid') and were left out")
     if v["n_unmatched"]:
         log(f"evaluate: {v['n_unmatched']} 2D rows have no matching 3D pose and were skipped")
     return res

@@ -92,6 +92,12 @@ def test_evaluate_3dhp_hooks(tmp_path):
     assert res["reference_column"] == "joints3d_univ"
     assert set(res["per_scene"]) == {"studio", "outdoor"}
     assert sum(d["n"] for d in res["per_scene"].values()) == res["n_poses"]
+    # PCK/AUC per scene pool the same joints as the overall figure (identity: pose-weighted mean)
+    for k in ("pck150", "auc"):
+        pooled = sum(d[k] * d["n"] for d in res["per_scene"].values()) / res["n_poses"]
+        assert pooled == pytest.approx(res[k], rel=1e-9)
+        assert all(0 <= d[k] <= 100 for d in res["per_action"].values())
+    assert res["n_invalid_frames"] == 4 * 2 * 4 and res["n_unmatched_2d"] == 0  # 4 invalid frames x 2 actions x 4 cams
 
 
 def test_cli_evaluate_json_and_errors(tmp_path):
