@@ -184,3 +184,25 @@ def test_fast_dropout_statistics():
     out = Dropout(0.5)(g)
     out.sum().backward()
     torch.testing.assert_close(g.grad, (out > 0).float() * 2.0)
+
+
+def test_root_depth_soft_bound_keeps_a_gradient():
+    # a hard clamp of o_z to +-5 (the earlier parametrisation) gives zero gradient once the output leaves the
+    # range, so a root pushed far away (e.g. early in the main phase) could never come back
+    torch.manual_seed(0)
+    root = RootNet(channels=16, blocks=1, dropout=0.0).eval()
+    x = torch.randn(4, 17, 2) * 0.1
+    for oz in (-12.0, 0.0, 3.0, 12.0):
+        with torch.no_grad():
+            root.net.out.weight.zero_()
+            root.net.out.bias.copy_(torch.tensor([0.0, 0.0, oz]))
+        root.zero_grad()
+        z = root(x)[:, 2]
+        z.sum().backward()
+        t = np.tanh(oz / 5.0)
+        z_ref = DEPTH0_MM * np.exp(5.0 * t)  # hand-computed depth and d z / d o_z = z (1 - tanh^2)
+        np.testing.assert_allclose(z.detach().numpy(), z_ref, rtol=1e-5)
+        assert DEPTH0_MM * np.exp(-5) < z_ref < DEPTH0_MM * np.exp(5)
+        g = root.net.out.bias.grad[2].item()
+        np.testing.assert_allclose(g, 4 * z_ref * (1 - t * t), rtol=1e-4)
+        assert g > 0
