@@ -13,8 +13,8 @@ from mvtools.cli.common import friendly_errors
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for data, virtual cameras and training.")
 @click.option("--sequences", type=int, default=4, show_default=True,
               help="Synthetic sequences per subject (7 subjects: S1 S5 S6 S7 S8 train, S9 S11 test).")
-@click.option("--frames", type=int, default=400, show_default=True,
-              help="Frames per synthetic sequence (50 Hz, so 400 frames = 8 s).")
+@click.option("--frames", type=int, default=500, show_default=True,
+              help="Frames per synthetic sequence (50 Hz, so 500 frames = 10 s).")
 @click.option("--epochs", type=int, default=None,
               help="Main training epochs per run (default: the demo's small setting; the paper uses 300).")
 @click.option("--channels", type=int, default=None,
