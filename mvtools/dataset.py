@@ -238,6 +238,13 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
         pq.write_table(table, tmp)
 
 
+def save_npz_atomic(path, **arrays) -> Path:
+    """``np.savez_compressed`` via a temporary file and rename; returns the path."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
+    return Path(path)
+
+
 def write_json_atomic(path, obj) -> None:
     """Write ``obj`` as indented JSON (numpy scalars and arrays allowed) via a temporary file and rename."""
     with atomic_path(path) as tmp:

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from mvtools.camera import Camera, project
 from mvtools.cdf import read_pose_cdf
-from mvtools.dataset import (DatasetError, DatasetWriter, atomic_path, base_manifest, poses2d_table, poses3d_table)
+from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, save_npz_atomic, poses2d_table, poses3d_table)
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, H36M_TEST, H36M_TRAIN, h36m_cameras
 from mvtools.progress import log, progress
 from mvtools.skeleton import H36M17_LEFT, H36M17_RIGHT, H36M32_TO_17
@@ -326,13 +326,6 @@ def load_videopose3d_2d(path) -> tuple[dict, dict]:
     return data, meta
 
 
-def _save_npz_atomic(path, **arrays) -> Path:
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    return path
-
-
 def write_videopose3d_2d(path, positions_2d: dict, metadata: dict | None = None) -> Path:
     """Write a VideoPose3D-layout 2D file (``positions_2d``, ``metadata``) atomically.
 
@@ -341,7 +334,7 @@ def write_videopose3d_2d(path, positions_2d: dict, metadata: dict | None = None)
     """
     if metadata is None:
         metadata = {"layout_name": "h36m", "num_joints": 17, "keypoints_symmetry": [H36M17_LEFT, H36M17_RIGHT]}
-    return _save_npz_atomic(path, positions_2d=positions_2d, metadata=metadata)
+    return save_npz_atomic(path, positions_2d=positions_2d, metadata=metadata)
 
 
 def write_videopose3d_3d(path, positions_3d_mm: dict) -> Path:
@@ -349,7 +342,7 @@ def write_videopose3d_3d(path, positions_3d_mm: dict) -> Path:
     stored in metres (float32), as VideoPose3D's prepare_data_h36m.py does."""
     m = {s: {k: (np.asarray(a, np.float64) / 1000.0).astype(np.float32) for k, a in acts.items()}
          for s, acts in positions_3d_mm.items()}
-    return _save_npz_atomic(path, positions_3d=m)
+    return save_npz_atomic(path, positions_3d=m)
 
 
 def sequences_from_videopose3d(path, subjects=None, actions=None) -> tuple[list[RawSequence], list[dict]]:

@@ -19,8 +19,6 @@ frame`` for npz input or the input's other columns), or ``.csv`` (columns ``X0, 
 """
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +28,7 @@ import pyarrow.parquet as pq
 import torch
 
 from mvtools.camera import Camera, undistort_pixels
-from mvtools.dataset import DatasetError, fsl, joints_to_numpy, write_table_atomic
+from mvtools.dataset import DatasetError, atomic_path, fsl, joints_to_numpy, save_npz_atomic, write_table_atomic
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, h36m_cameras
 from mvtools.skeleton import NUM_JOINTS
 
@@ -73,18 +71,6 @@ def lift_pixels(lift, uv: np.ndarray, K: np.ndarray, device="cpu") -> np.ndarray
 
     return predict_relative(lift, torch.from_numpy(np.ascontiguousarray(uv, np.float32)),
                             torch.from_numpy(np.ascontiguousarray(K, np.float32)), device)
-
-
-def _save_npz(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _predict_npz(lift, inp: Path, cameras, device) -> tuple[dict, pa.Table]:
@@ -197,7 +183,7 @@ def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str =
     if inp.suffix.lower() == ".npz":
         positions, table = _predict_npz(lift, inp, cameras, device)
         if osuf == ".npz":
-            _save_npz(out, positions_3d=np.array(positions, dtype=object),
+            save_npz_atomic(out, positions_3d=np.array(positions, dtype=object),
                       metadata=np.array({"units": "mm", "frame": "camera, root-relative (joint 0 = 0)",
                                          "layout_name": "h36m", "num_joints": J}, dtype=object))
             return out
@@ -214,12 +200,6 @@ def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str =
         flat = table.drop_columns(["joints3d"])
         for i, c in enumerate(XYZ_COLUMNS):
             flat = flat.append_column(c, pa.array(xyz[:, i]))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
+        with atomic_path(out) as tmp:
             pacsv.write_csv(flat, tmp)
-            os.replace(tmp, out)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
     return out

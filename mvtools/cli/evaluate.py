@@ -2,14 +2,11 @@
 :func:`mvtools.evaluate.evaluate_run`)."""
 from __future__ import annotations
 
-import json
-import os
-import uuid
-from pathlib import Path
 
 import click
 
 from mvtools.cli.common import friendly_errors, split_list
+from mvtools.dataset import write_json_atomic
 
 
 @click.command()
@@ -40,8 +37,4 @@ def evaluate(run, ds, subjects, source, cameras, checkpoint, device, json_out):
                        checkpoint=checkpoint, device=device)
     click.echo(format_table(res))
     if json_out:
-        path = Path(json_out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps(res, indent=2) + "\n")
-        os.replace(tmp, path)
+        write_json_atomic(json_out, res)
