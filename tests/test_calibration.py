@@ -17,30 +17,13 @@ from mvtools.camera import (angle_between_deg, camera_center, look_at, project, 
                             rotation_angle_deg, world_to_camera)
 from mvtools.h36m_cameras import h36m_rig
 from mvtools.skeleton import H36M17_FLIP, bones
+from test_train_fixtures import make_poses
 
-# 17-joint rest pose (pelvis at origin, Z up, mm) and limb rotations for random but plausible bodies
-REST = np.array([
-    [0, 0, 0], [-130, 0, 0], [-130, 0, -450], [-130, 0, -900], [130, 0, 0], [130, 0, -450], [130, 0, -900],
-    [0, 0, 230], [0, 0, 480], [0, 0, 600], [0, 0, 715], [150, 0, 480], [170, 0, 200], [180, 0, -50],
-    [-150, 0, 480], [-170, 0, 200], [-180, 0, -50]], float)
-LIMBS = [([12, 13], 11, (-120, 40)), ([13], 12, (-100, 0)), ([15, 16], 14, (-120, 40)), ([16], 15, (-100, 0)),
-         ([2, 3], 1, (-60, 40)), ([3], 2, (0, 90)), ([5, 6], 4, (-60, 40)), ([6], 5, (0, 90)),
-         ([8, 9, 10, 11, 12, 13, 14, 15, 16], 7, (-30, 30))]
 
 
 def random_poses(n, rng, spread_mm=1500.0):
-    """(n, 17, 3) world mm: limb rotations, yaw and position on the floor of the H36M capture area."""
-    P = np.broadcast_to(REST, (n, 17, 3)).copy()
-    for joints, pivot, (lo, hi) in LIMBS:
-        ang = np.radians(rng.uniform(lo, hi, n))
-        R = rodrigues(np.stack([ang, np.zeros(n), np.zeros(n)], -1))
-        piv = P[:, pivot:pivot + 1]
-        P[:, joints] = np.einsum("nij,nkj->nki", R, P[:, joints] - piv) + piv
-    yaw = rng.uniform(-np.pi, np.pi, n)
-    P = np.einsum("nij,nkj->nki", rodrigues(np.stack([np.zeros(n), np.zeros(n), yaw], -1)), P)
-    P[:, :, :2] += rng.uniform(-spread_mm, spread_mm, (n, 1, 2))
-    P[:, :, 2] += 950
-    return P
+    """(n, 17, 3) world mm spread over the floor of the H36M capture area."""
+    return make_poses(n, rng, spread_mm)
 
 
 def make_views(X, cams, rng=None, noise_px=0.0, swap=0.0, outliers=0.0):

@@ -27,8 +27,9 @@ LIMBS = [([12, 13], 11, (-120, 40)), ([13], 12, (-100, 0)), ([15, 16], 14, (-120
          ([8, 9, 10, 11, 12, 13, 14, 15, 16], 7, (-30, 30))]
 
 
-def make_poses(n: int, rng) -> np.ndarray:
-    """(n, 17, 3) world mm: limb rotations, a random yaw and a random position on the floor."""
+def make_poses(n: int, rng, spread_mm: float = 800.0) -> np.ndarray:
+    """(n, 17, 3) world mm: limb rotations, a random yaw and a random position on the floor within
+    +-``spread_mm`` of the origin in x and y."""
     P = np.broadcast_to(REST, (n, 17, 3)).copy()
     for joints, pivot, (lo, hi) in LIMBS:
         ang = np.radians(rng.uniform(lo, hi, n))
@@ -38,8 +39,7 @@ def make_poses(n: int, rng) -> np.ndarray:
     yaw = rng.uniform(-np.pi, np.pi, n)
     Rz = rodrigues(np.stack([np.zeros(n), np.zeros(n), yaw], -1))
     P = np.einsum("nij,nkj->nki", Rz, P)
-    P[:, :, 0] += rng.uniform(-800, 800, (n, 1))
-    P[:, :, 1] += rng.uniform(-800, 800, (n, 1))
+    P[:, :, :2] += rng.uniform(-spread_mm, spread_mm, (n, 1, 2))
     P[:, :, 2] += 950
     return P
 
