@@ -14,9 +14,11 @@ from mvtools.progress import log
 LOSSES = ("trans-reproj", "reproj", "supervised")
 
 #: Small settings that run in minutes on a 2-core CPU (the paper's are 1024 channels, 4 blocks, 20 + 300 epochs).
-#: Chosen by a sweep on this synthetic data (docs/method.md): lambda 2 beat 0.5 and 1; lr 2e-3 diverged.
+#: Chosen by a sweep on this synthetic data (docs/method.md): lambda 2 beat 0.5 and 1; lr 2e-3 diverged. A 256-wide
+#: network needs no learning-rate warm-up (trans-reproj 68.3 mm without, 76.9 mm with the default 300 steps, which
+#: spend much of this short budget at a low rate); wider ones do (512 wide: 71.0 mm with, ~700 mm without).
 DEMO_TRAIN = dict(channels=256, blocks=2, epochs=10, pretrain_epochs=3, batch_size=256, lr=1e-3, dropout=0.0,
-                  lam=2.0)
+                  lam=2.0, warmup_steps=0)
 
 
 def run_demo(out, seed: int = 0, sequences: int = 4, frames: int = 500, virtual_views: int = 8,

@@ -11,7 +11,7 @@ from mvtools.train.loop import load_lifter, train
 from test_train_fixtures import make_dataset, make_shards
 
 torch.set_num_threads(1)
-SMALL = dict(channels=32, blocks=1, batch_size=64, dropout=0.1, plots=False)
+SMALL = dict(channels=32, blocks=1, batch_size=64, dropout=0.1, warmup_steps=3, plots=False)
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +107,21 @@ def test_pipeline_synth_augment_train_evaluate(tmp_path):
     cams = set(res["per_camera"])
     assert len(cams) == 6 and sum(c.startswith("virtual") for c in cams) == 2
     assert res["n_poses"] == sum(d["n"] for d in res["per_camera"].values())
+
+
+def test_warmup_ramps_the_learning_rate_linearly_each_phase(ds, tmp_path, monkeypatch):
+    """Per optimiser step the rate is lr * k / warmup for k = 1..warmup, then lr, restarting in each phase."""
+    seen = []
+    real_step = torch.optim.Adam.step
+
+    def spy(self, *a, **kw):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **kw)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    train(ds, tmp_path / "w", epochs=1, pretrain_epochs=1, lr=1e-3, **{**SMALL, "warmup_steps": 4})
+    n = len(seen) // 2  # one pre-training epoch, one main epoch, same number of steps
+    assert len(seen) == 2 * n and n > 4
+    for phase in (seen[:n], seen[n:]):
+        assert phase[:4] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3])
+        assert phase[4:] == pytest.approx([1e-3] * (n - 4))

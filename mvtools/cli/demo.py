@@ -29,6 +29,8 @@ def demo(out, seed, sequences, frames, epochs, channels):
     from mvtools.demo import format_table, run_demo
 
     opts = {k: v for k, v in {"epochs": epochs, "channels": channels}.items() if v is not None}
+    if channels is not None and channels > 256:
+        opts["warmup_steps"] = 300  # wider networks need the warm-up (docs/method.md)
     summary = run_demo(out, seed=seed, sequences=sequences, frames=frames, train_options=opts)
     click.echo(format_table(summary["results"]))
     click.echo(f"\nWritten to {out}/ (summary.json, summary.md, run-*/ with plots and checkpoints)")

@@ -49,10 +49,15 @@ from mvtools.cli.common import friendly_errors
               help="Continue RUN from its last.pt (same options; the result is the same as an uninterrupted run).")
 @click.option("--stop-after", type=click.IntRange(1), default=None,
               help="Stop after this many epochs in total (pre-training included), leaving a resumable run.")
+@click.option("--warmup-steps", type=click.IntRange(0), default=300, show_default=True,
+              help="Optimiser steps at the start of each phase over which the learning rate rises linearly "
+                   "to --lr (0 = off). Keeps a fresh Adam from throwing wide networks out of the pre-trained "
+                   "state (docs/method.md).")
 @click.option("--no-plots", is_flag=True, help="Do not write the PNG plots at the end.")
 @friendly_errors
 def train(ds, out, loss, epochs, pretrain_epochs, lr, lam, batch_size, channels, blocks, dropout, seed,
-          max_pairs, val_max_pairs, device, extrinsics, amp, compile_, resume, stop_after, no_plots):
+          max_pairs, val_max_pairs, device, extrinsics, amp, compile_, resume, stop_after, warmup_steps,
+          no_plots):
     """Train the 2D-to-3D lifter on the pair shards in DS/pairs/ (written by `mvtools augment`).
 
     Validation each epoch: MPJPE / P-MPJPE (mm) of the lifting branch on view a of the test-split pairs.
@@ -63,7 +68,8 @@ def train(ds, out, loss, epochs, pretrain_epochs, lr, lam, batch_size, channels,
     summary = run_train(ds, out, loss=loss, epochs=epochs, pretrain_epochs=pretrain_epochs, lr=lr, lam=lam,
                         batch_size=batch_size, channels=channels, blocks=blocks, dropout=dropout, seed=seed,
                         max_pairs=max_pairs, val_max_pairs=val_max_pairs, device=device, extrinsics=extrinsics,
-                        amp=amp, compile=compile_, resume=resume, stop_after=stop_after, plots=not no_plots)
+                        amp=amp, compile=compile_, resume=resume, stop_after=stop_after,
+                        warmup_steps=warmup_steps, plots=not no_plots)
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:

@@ -38,7 +38,7 @@ def train(ds, out, *, loss: str = "trans-reproj", epochs: int = 300, pretrain_ep
           seed: int = 0, max_pairs: int | None = None, val_max_pairs: int | None = 20000,
           device: str = "auto", extrinsics: str | None = None, amp: str = "off", compile: bool = False,
           resume: bool = False, stop_after: int | None = None, lr_step: int | None = None,
-          plots: bool = True) -> dict:
+          warmup_steps: int = 300, plots: bool = True) -> dict:
     """Train the two-branch lifter on ``ds``'s pair shards and write the run directory ``out``.
 
     ``epochs`` / ``pretrain_epochs``: main / pre-training epochs. ``lr``: Adam learning rate. ``lam``: the
@@ -47,7 +47,9 @@ def train(ds, out, *, loss: str = "trans-reproj", epochs: int = 300, pretrain_ep
     validation (test-split) pairs (None or 0 = all). ``extrinsics``: 'given' or 'estimated', must match the
     shards (None = accept the shards'). ``amp``: 'bf16' | 'fp16' | 'off' (CUDA only). ``stop_after``: stop once
     this many epochs (pre-training included) are done, leaving a resumable run. ``lr_step``: main-phase decay
-    period in epochs (default ceil(epochs / 3)). Returns a summary dict (best validation MPJPE in mm, ...).
+    period in epochs (default ceil(epochs / 3)). ``warmup_steps``: the learning rate rises linearly from
+    lr/warmup_steps to lr over the first optimiser steps of each phase (0 = off; without it a fresh Adam's first
+    steps can throw a wide network out of the pre-trained basin, see docs/method.md). Returns a summary dict (best validation MPJPE in mm, ...).
     """
     # ------------------------------------------------------------------ setup: processes, device, options
     if loss not in LOSSES:
@@ -57,7 +59,7 @@ def train(ds, out, *, loss: str = "trans-reproj", epochs: int = 300, pretrain_ep
     for name, v in (("epochs", epochs), ("batch_size", batch_size), ("channels", channels)):
         if v < 1:
             raise ValueError(f"{name} must be >= 1, got {v}")
-    if pretrain_epochs < 0 or blocks < 0 or not 0 <= dropout < 1:
+    if pretrain_epochs < 0 or blocks < 0 or warmup_steps < 0 or not 0 <= dropout < 1:
         raise ValueError("pretrain_epochs and blocks must be >= 0 and dropout in [0, 1)")
     rank, world, local_rank = _init_distributed(device)
     dev = _device(device, local_rank)
@@ -78,7 +80,7 @@ def train(ds, out, *, loss: str = "trans-reproj", epochs: int = 300, pretrain_ep
     extrinsics = manifest["extrinsics"]
     config = dict(loss=loss, epochs=epochs, pretrain_epochs=pretrain_epochs, lr=lr, lam=lam, batch_size=batch_size,
                   channels=channels, blocks=blocks, dropout=dropout, seed=seed, max_pairs=max_pairs,
-                  val_max_pairs=val_max_pairs, extrinsics=extrinsics, lr_step=lr_step)
+                  val_max_pairs=val_max_pairs, extrinsics=extrinsics, lr_step=lr_step, warmup_steps=warmup_steps)
     config_extra = dict(dataset=str(Path(ds).absolute()), pairs=str(pdir.absolute()),
                         source2d=manifest.get("source2d"), views=manifest.get("views"),
                         virtual_views=manifest.get("virtual_views"), splits=manifest.get("splits"),
@@ -138,13 +140,21 @@ def train(ds, out, *, loss: str = "trans-reproj", epochs: int = 300, pretrain_ep
         if ep_phase != phase:  # a fresh Adam for each phase
             phase = ep_phase
             opt, sched = _optimizer(trainable, lr, phase, lr_step)
-        cur_lr = opt.param_groups[0]["lr"]
+        cur_lr = opt.param_groups[0]["lr"]  # the scheduled rate; warm-up scales it per step below
         net.train()
         batches = epoch_batches(len(tr), batch_size, gen, rank, world)
+        # optimiser steps already taken in this phase (a function of the epoch, so --resume stays exact)
+        phase_step = (epoch - (0 if phase == "pretrain" else pretrain_epochs)) * len(batches)
         sums = torch.zeros(4, dtype=torch.float64)  # total, reproj, t_reproj, n
         t0 = time.perf_counter()
         with progress(length=len(batches), label=f"{phase} {epoch + 1}/{total}") as bar:
-            for idx, n_global in batches:
+            for i, (idx, n_global) in enumerate(batches):
+                if phase_step + i < warmup_steps:
+                    for g in opt.param_groups:
+                        g["lr"] = cur_lr * (phase_step + i + 1) / warmup_steps
+                elif i and phase_step + i == warmup_steps:
+                    for g in opt.param_groups:
+                        g["lr"] = cur_lr
                 b = tr.batch(idx, dev)
                 with autocast():
                     per, parts = _batch_loss(step_net, b, loss, phase, lam)
@@ -164,6 +174,8 @@ def train(ds, out, *, loss: str = "trans-reproj", epochs: int = 300, pretrain_ep
                                         + [torch.tensor(float(len(idx)), dtype=torch.float64)])
                 bar.update(1)
         train_time = time.perf_counter() - t0
+        for g in opt.param_groups:  # the scheduler continues from the scheduled rate, not a warm-up fraction
+            g["lr"] = cur_lr
         if world > 1:
             dist.all_reduce(sums)
         if sched is not None:
