@@ -1,8 +1,6 @@
 """BVH reader, forward kinematics, units, resampling and the CMU joint map (mvtools/bvh.py)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,15 +14,7 @@ from mvtools.dataset import DatasetError
 from mvtools.skeleton import H36M17_NAMES
 
 
-def cmu_dir() -> Path:
-    env = os.environ.get("MVTOOLS_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
-    return base / "data" / "cmu"
-
-
-CMU = cmu_dir()
-needs_cmu = pytest.mark.skipif(not (CMU / "02_01.bvh").exists(),
-                               reason=f"CMU BVH files not found at {CMU} (set MVTOOLS_SHARED)")
+from shared_data import CMU, needs_cmu
 
 
 def one_joint_bvh(order: str, angles, pos=(0.0, 0.0, 0.0), offset=(1, 2, 3)) -> str:

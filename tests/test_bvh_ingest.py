@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -19,15 +18,7 @@ from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_ma
 from mvtools.skeleton import H36M17_NAMES, bone_lengths
 
 
-def cmu_dir() -> Path:
-    env = os.environ.get("MVTOOLS_SHARED")
-    base = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared"
-    return base / "data" / "cmu"
-
-
-CMU = cmu_dir()
-needs_cmu = pytest.mark.skipif(not (CMU / "02_01.bvh").exists(),
-                               reason=f"CMU BVH files not found at {CMU} (set MVTOOLS_SHARED)")
+from shared_data import CMU, needs_cmu
 
 
 def cam_at(name, C, target, w=1400, h=1000, f=1000.0, dist=(0, 0, 0, 0, 0)) -> Camera:
