@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mvtools.dataset import DatasetError
+from mvtools.dataset import DatasetError, atomic_path, write_json_atomic
 from mvtools.metrics import mpjpe_per_pose, p_mpjpe_per_pose
 from mvtools.progress import log, progress
 from mvtools.train import losses
@@ -129,7 +129,7 @@ def train(ds, out, *, loss: str = "trans-reproj", epochs: int = 300, pretrain_ep
         _set_rng(ckpt["rng"], rank, world)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        _write_json(out / "config.json", {**config, **config_extra})
+        write_json_atomic(out / "config.json", {**config, **config_extra})
         _truncate_metrics(out / "metrics.jsonl", start)
 
     # ------------------------------------------------------------------ epochs
@@ -329,15 +329,8 @@ def _set_rng(states: list, rank: int, world: int) -> None:
 
 
 def _save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _truncate_metrics(path: Path, epochs_done: int) -> None:
@@ -346,9 +339,8 @@ def _truncate_metrics(path: Path, epochs_done: int) -> None:
         return
     lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
     keep = [ln for ln in lines if json.loads(ln).get("epoch", 0) <= epochs_done]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(ln + "\n" for ln in keep))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(ln + "\n" for ln in keep))
 
 
 def _load_resume(out: Path, config: dict) -> dict:

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from mvtools.dataset import atomic_path
 from mvtools.skeleton import H36M17_LEFT, H36M17_PARENTS
 
 
@@ -28,9 +28,8 @@ def read_metrics(run) -> list[dict]:
 
 
 def _savefig(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".tmp.png") as tmp:  # the suffix tells matplotlib the format
+        fig.savefig(tmp, dpi=100)
 
 
 def plot_curves(run) -> None:
