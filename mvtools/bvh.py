@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mvtools.camera import quat_to_rotmat
-from mvtools.dataset import DatasetError
+from mvtools.dataset import DatasetError, read_json
 from mvtools.skeleton import H36M17_NAMES
 
 _AXES = "XYZ"
@@ -618,10 +618,7 @@ def load_joint_map(spec="cmu") -> dict:
             where = str(p)
             if not p.exists():
                 raise ValueError(f"{p}: joint map not found (built-in maps: {', '.join(builtin_joint_maps())})")
-            try:
-                data = json.loads(p.read_text())
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{p}: not valid JSON ({e})") from None
+            data = read_json(p, "joint map")
     joints = data.get("joints") if isinstance(data, dict) else None
     if not isinstance(joints, dict):
         raise ValueError(f"{where}: expected an object with a 'joints' object")

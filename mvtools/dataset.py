@@ -266,14 +266,25 @@ def replace_cameras(ds, new: Iterable[Camera], source: str, subjects: Iterable[s
 
 
 # ----------------------------------------------------------------------------- manifest
+def read_json(path, what: str = "file", error: type[Exception] = ValueError):
+    """Parsed JSON of ``path``; a missing, unreadable or malformed file raises ``error`` naming the file.
+    ``what`` says what the file is for in the messages (e.g. "noise parameters")."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read {what} ({e.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({e})") from None
+
+
 def read_manifest(ds) -> dict:
     path = Path(ds) / "manifest.json"
     if not path.exists():
         raise DatasetError(f"{path}: missing (is {ds} an mvtools dataset?)")
-    try:
-        m = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path}: not valid JSON ({e})") from None
+    m = read_json(path, "dataset manifest", DatasetError)
     if m.get("format_version") != FORMAT_VERSION:
         raise DatasetError(f"{path}: format_version {m.get('format_version')!r}, this mvtools reads {FORMAT_VERSION}")
     return m

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mvtools.camera import Camera, quat_to_rotmat, tvec_from_center
+from mvtools.dataset import read_json
 
 #: Camera ids in the H36M index order 0..3 (VideoPose3D npz lists follow it).
 H36M_CAMERA_IDS = ["54138969", "55011271", "58860488", "60457274"]
@@ -61,12 +62,7 @@ def h36m_cameras(path: str | Path | None = None) -> list[Camera]:
     """All (subject, camera) Cameras of the H36M rig: built-in, or read from ``path`` (same JSON layout)."""
     if path is None:
         return cameras_from_json(_builtin())
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{p}: cannot read camera file ({e})") from None
-    return cameras_from_json(data, str(p))
+    return cameras_from_json(read_json(path, "camera file"), str(path))
 
 
 def h36m_rig(subject: str, path: str | Path | None = None) -> dict[str, Camera]:

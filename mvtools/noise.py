@@ -27,12 +27,12 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 from scipy.signal import lfilter
 
 from mvtools.camera import Camera, project_camera_frame, world_to_camera
+from mvtools.dataset import read_json, write_json_atomic
 from mvtools.skeleton import NUM_JOINTS
 
 #: Limb pairs that a detector can swap: (left joints, right joints) in the 17-joint layout.
@@ -114,20 +114,13 @@ class NoiseParams:
 
     @classmethod
     def from_json(cls, path) -> "NoiseParams":
-        p = Path(path)
-        try:
-            d = json.loads(p.read_text())
-        except OSError as e:
-            raise ValueError(f"{p}: cannot read noise parameters ({e.strerror})") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{p}: not valid JSON ({e})") from None
-        return cls.from_dict(d, str(p))
+        return cls.from_dict(read_json(path, "noise parameters"), str(path))
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def to_json(self, path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_json_atomic(path, self.to_dict())
 
     @property
     def is_none(self) -> bool:

@@ -117,3 +117,14 @@ def test_replace_cameras_and_poses2d_files(tmp_path):
     assert d.read_poses2d(out, ["S1"], source="virtual").num_rows == 2
     d.replace_poses2d_files(out, "S1", "virtual", None)
     assert d.read_poses2d(out, ["S1"], source="virtual").num_rows == 0
+
+
+def test_read_json_names_the_file_and_the_problem(tmp_path):
+    p = tmp_path / "x.json"
+    with pytest.raises(ValueError, match=r"x\.json: noise parameters not found"):
+        d.read_json(p, "noise parameters")
+    p.write_text("{bad")
+    with pytest.raises(d.DatasetError, match=r"x\.json: not valid JSON"):
+        d.read_json(p, error=d.DatasetError)
+    p.write_text('{"a": [1, 2]}')
+    assert d.read_json(p) == {"a": [1, 2]}

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from mvtools.dataset import DatasetError, list_to_numpy
+from mvtools.dataset import DatasetError, list_to_numpy, read_json
 from mvtools.skeleton import NUM_JOINTS
 
 J = NUM_JOINTS
@@ -61,12 +61,9 @@ def pairs_dir(ds) -> Path:
 def read_pairs_manifest(pdir) -> dict:
     """The pair-shard manifest (validated) of a ``pairs/`` directory."""
     path = Path(pdir) / "manifest.json"
-    try:
-        m = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: missing (run `mvtools augment` first)") from None
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path}: not valid JSON ({e})") from None
+    if not path.exists():
+        raise DatasetError(f"{path}: missing (run `mvtools augment` first)")
+    m = read_json(path, "pair-shard manifest", DatasetError)
     if m.get("format_version") != 1:
         raise DatasetError(f"{path}: format_version {m.get('format_version')!r}, this mvtools reads 1")
     for key in ("extrinsics", "shards"):
