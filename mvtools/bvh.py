@@ -151,6 +151,15 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
         if pos + k > n_tok:
             raise _err(path, line, f"{what}: hierarchy ends early")
 
+    def declare(name: str, parent: int, is_end: bool) -> int:
+        """Append a joint (offset and channels filled in later); returns its index."""
+        names.append(name)
+        parents.append(parent)
+        offsets.append([0.0, 0.0, 0.0])
+        channels.append(())
+        end_site.append(is_end)
+        return len(names) - 1
+
     while pos < n_tok:
         tok, line = tokens[pos]
         up = tok.upper()
@@ -161,12 +170,7 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
                 raise _err(path, line, f"JOINT {name} outside any ROOT")
             if name in names:
                 raise _err(path, line, f"duplicate joint name {name!r}")
-            names.append(name)
-            parents.append(stack[-1] if stack else -1)
-            offsets.append([0.0, 0.0, 0.0])
-            channels.append(())
-            end_site.append(False)
-            pending = len(names) - 1
+            pending = declare(name, stack[-1] if stack else -1, False)
             pos += 2
         elif up == "END":
             need(1, "End Site", line)
@@ -177,12 +181,7 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
             name, k = base, 2
             while name in names:
                 name, k = f"{base}{k}", k + 1
-            names.append(name)
-            parents.append(parent)
-            offsets.append([0.0, 0.0, 0.0])
-            channels.append(())
-            end_site.append(True)
-            pending = len(names) - 1
+            pending = declare(name, parent, True)
             pos += 2
         elif tok == "{":
             if pending is None:
