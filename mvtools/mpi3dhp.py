@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from mvtools.camera import Camera, project, project_camera_frame
+from mvtools.camera import Camera, project, project_camera_frame, project_pinhole
 from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, fsl, poses2d_table, poses3d_table,
                              read_manifest)
 from mvtools.progress import log, progress
@@ -328,7 +328,7 @@ def fit_intrinsics(x2d: np.ndarray, X3d: np.ndarray) -> tuple[np.ndarray, float]
         A = np.stack([X[:, ax] / X[:, 2], np.ones(len(X))], 1)
         par.append(np.linalg.lstsq(A, x[:, ax], rcond=None)[0])
     intr = np.array([par[0][0], par[1][0], par[0][1], par[1][1]])
-    res = X[:, :2] / X[:, 2:3] * intr[:2] + intr[2:] - x
+    res = project_pinhole(X, intr) - x
     return intr, float(np.sqrt((res ** 2).sum(1).mean()))
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mvtools.camera import Camera, look_at, tvec_from_center, world_to_camera
+from mvtools.camera import Camera, look_at, project_pinhole, tvec_from_center, world_to_camera
 
 LAYOUTS = ("ring", "random")
 #: Smallest eigenvalue of sum(I - d d^T) over the optical axes below which their closest point is ill-defined.
@@ -196,7 +196,7 @@ def project_virtual(X: np.ndarray, cams: list[Camera]) -> tuple[np.ndarray, np.n
     size = np.array([[c.width, c.height] for c in cams], float).reshape(-1, 2)
     z = Xc[..., 2:3]
     with np.errstate(divide="ignore", invalid="ignore"):
-        uv = Xc[..., :2] / z * intr[None, :, None, :2] + intr[None, :, None, 2:]
+        uv = project_pinhole(Xc, intr[None, :, None, :])
         inside = (z[..., 0] > 0) & (uv >= 0).all(-1) & (uv < size[None, :, None, :]).all(-1)
     return Xc, uv, inside.all(-1)
 

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.sparse import coo_matrix
 
-from mvtools.camera import rodrigues
+from mvtools.camera import project_pinhole, rodrigues
 
 
 @dataclass
@@ -55,7 +55,7 @@ def reprojection_errors(X, R, t, intr, pt, cam, uv) -> np.ndarray:
     """Pixel distances (M,) of observations uv (M, 2) of points X[pt] in cameras cam; inf behind a camera."""
     Xc = np.einsum("mij,mj->mi", R[cam], X[pt]) + t[cam]
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = Xc[:, :2] / Xc[:, 2:3] * intr[cam, :2] + intr[cam, 2:4]
+        p = project_pinhole(Xc, intr[cam])
     return np.where(Xc[:, 2] > 0, np.linalg.norm(p - uv, axis=-1), np.inf)
 
 
