@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # fixture writers live in the tests
 from test_3dhp import write_train_sequence, write_test_sequence, rig14
-from mvtools.mpi3dhp import ingest_3dhp
+from mvtools.ingest.mpi3dhp import ingest_3dhp
 
 root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(tempfile.gettempdir()) / "mvtools-bench-3dhp") / "root"
 if not (root / "S2").exists():

@@ -1,6 +1,6 @@
 """Benchmark `mvtools augment --virtual-views 8 --pairs-per-frame 4` on a full-scale synthetic tree.
 
-Builds (or reuses) a synthetic H36M-like dataset with ``mvtools.synth.synth_dataset`` (default 7 subjects x 30
+Builds (or reuses) a synthetic H36M-like dataset with ``mvtools.synth.dataset.synth_dataset`` (default 7 subjects x 30
 sequences x 4,300 frames = 903,000 frames per camera, like Human3.6M, with realistic detections), then runs
 ``augment`` in a child process and reports wall time, rows/s, frames/s, peak resident memory, output size. To show
 that memory is bounded by one shard and not by the dataset, the same run is repeated on one subject only.
@@ -54,7 +54,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from mvtools.dataset import read_poses3d
-    from mvtools.synth import synth_dataset
+    from mvtools.synth.dataset import synth_dataset
 
     work = args.work or Path(tempfile.mkdtemp(prefix="mvtools-bench-augment-"))
     ds = work / f"synth-{args.frames}x{args.sequences}"

@@ -60,7 +60,8 @@ def have_command(name: str) -> bool:
 
 
 def reader_fk_seconds(files: list[Path]) -> tuple[float, int]:
-    from mvtools.bvh import forward_kinematics, read_bvh
+    from mvtools.ingest.bvh.kinematics import forward_kinematics
+    from mvtools.ingest.bvh.reader import read_bvh
 
     t = time.perf_counter()
     n = 0

@@ -1,6 +1,6 @@
 """Benchmark `mvtools calibrate --from-joints` against a literal reading of the paper on a synthetic H36M tree.
 
-Builds (or reuses, ``--ds``) a synthetic H36M-like dataset with ``mvtools.synth.synth_dataset`` (default 7 subjects
+Builds (or reuses, ``--ds``) a synthetic H36M-like dataset with ``mvtools.synth.dataset.synth_dataset`` (default 7 subjects
 x 30 sequences x 1,500 frames, realistic detections: several px, temporally correlated, outliers, left/right
 swaps), then for every subject and each of the 6 camera pairs compares against the given calibration:
 
@@ -32,7 +32,8 @@ import numpy as np
 
 from mvtools.calibration.pipeline import calibrate_from_joints
 from mvtools.calibration.views import join_views
-from mvtools.camera import angle_between_deg, relative_transform, rotation_angle_deg
+from mvtools.rotations import angle_between_deg, rotation_angle_deg
+from mvtools.camera import relative_transform
 from mvtools.dataset import joints_to_numpy, read_cameras, read_poses2d
 from mvtools.skeleton import NUM_JOINTS
 
@@ -92,7 +93,7 @@ def main() -> None:
     os.environ.setdefault("MVTOOLS_QUIET", "1")
 
     if args.ds is None:
-        from mvtools.synth import synth_dataset
+        from mvtools.synth.dataset import synth_dataset
         work = args.work or Path(tempfile.mkdtemp(prefix="mvtools-bench-calib-"))
         ds = work / f"synth-{args.sequences}x{args.frames}"
         if not (ds / "manifest.json").exists():

@@ -31,7 +31,7 @@ def _peak_mb() -> float:
 def stage_ingest(raw: str, out: str) -> dict:
     import cdflib  # noqa: F401  (imported before timing, as in the floor)
 
-    from mvtools.h36m import ingest_h36m
+    from mvtools.ingest.h36m.reader import ingest_h36m
 
     t = time.perf_counter()
     s = ingest_h36m(raw, out)
@@ -125,7 +125,7 @@ def main() -> None:
     work = Path(a.work or tempfile.mkdtemp(prefix="mvtools-bench-ingest-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        from mvtools.synth_raw import synth_h36m
+        from mvtools.synth.h36m import synth_h36m
 
         raw = Path(a.raw) if a.raw else work / "raw"
         if not a.raw:

@@ -34,7 +34,7 @@ def _peak_mb() -> float:
 def build_shards(work: Path, pairs: int) -> Path:
     """A synthetic dataset with pair shards of about ``pairs`` training pairs (synth + augment)."""
     from mvtools.augment import augment
-    from mvtools.synth import synth_dataset
+    from mvtools.synth.dataset import synth_dataset
 
     ds = work / "ds"
     if not (ds / "pairs" / "manifest.json").exists():

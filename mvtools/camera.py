@@ -17,59 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 
-# ----------------------------------------------------------------------------- rotations
-def quat_to_rotmat(q: np.ndarray) -> np.ndarray:
-    """Unit quaternions (..., 4) as [w, x, y, z] -> rotation matrices (..., 3, 3)."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-    ], -2)
-
-
-def rodrigues(rvec: np.ndarray) -> np.ndarray:
-    """Rotation vectors (..., 3) in radians -> rotation matrices (..., 3, 3) (same as cv2.Rodrigues)."""
-    rvec = np.asarray(rvec, dtype=np.float64)
-    theta = np.linalg.norm(rvec, axis=-1, keepdims=True)
-    k = np.where(theta > 1e-12, rvec / np.maximum(theta, 1e-300), 0.0)
-    kx, ky, kz = np.moveaxis(k, -1, 0)
-    zero = np.zeros_like(kx)
-    K = np.stack([np.stack([zero, -kz, ky], -1), np.stack([kz, zero, -kx], -1),
-                  np.stack([-ky, kx, zero], -1)], -2)
-    th = theta[..., None]
-    eye = np.broadcast_to(np.eye(3), K.shape)
-    return eye + np.sin(th) * K + (1 - np.cos(th)) * (K @ K)
-
-
-def rotmat_to_rodrigues(R: np.ndarray) -> np.ndarray:
-    """Rotation matrices (..., 3, 3) -> rotation vectors (..., 3) in radians."""
-    R = np.asarray(R, dtype=np.float64)
-    flat = R.reshape(-1, 3, 3)
-    out = np.empty((flat.shape[0], 3))
-    import cv2  # local: OpenCV handles the angle-near-pi cases robustly
-
-    for i, r in enumerate(flat):
-        out[i] = cv2.Rodrigues(np.ascontiguousarray(r))[0][:, 0]
-    return out.reshape(R.shape[:-2] + (3,))
-
-
-def rotation_angle_deg(R_a: np.ndarray, R_b: np.ndarray) -> np.ndarray:
-    """Geodesic angle (degrees) between rotations (..., 3, 3)."""
-    M = np.swapaxes(R_a, -1, -2) @ R_b
-    c = (np.trace(M, axis1=-2, axis2=-1) - 1) / 2
-    return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
-
-
-def angle_between_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Angle (degrees) between vectors (..., 3)."""
-    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
-    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1.0, 1.0)))
-
-
+# ----------------------------------------------------------------------------- orientation
 def look_at(C: np.ndarray, target: np.ndarray, up: np.ndarray = (0.0, 0.0, 1.0)) -> np.ndarray:
     """World->camera rotation (..., 3, 3) of cameras at C (..., 3) looking at target, with no roll.
 

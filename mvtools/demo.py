@@ -29,9 +29,9 @@ def run_demo(out, seed: int = 0, sequences: int = 4, frames: int = 500, virtual_
     """
     from mvtools.augment.pipeline import augment
     from mvtools.calibration.pipeline import calibrate_from_joints, format_report
-    from mvtools.evaluate import evaluate_run
-    from mvtools.h36m import ingest_h36m
-    from mvtools.synth_raw import synth_h36m
+    from mvtools.evaluate.evaluation import evaluate_run
+    from mvtools.ingest.h36m.reader import ingest_h36m
+    from mvtools.synth.h36m import synth_h36m
     from mvtools.train.loop import train
 
     import torch

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mvtools.camera import Camera, quat_to_rotmat, tvec_from_center
+from mvtools.camera import Camera, tvec_from_center
+from mvtools.rotations import quat_to_rotmat
 from mvtools.dataset import read_json
 
 #: Camera ids in the H36M index order 0..3 (VideoPose3D npz lists follow it).

@@ -61,3 +61,22 @@ def bone_lengths(joints: np.ndarray, parents: np.ndarray = H36M17_PARENTS) -> np
     """Bone lengths (..., B) of joints (..., J, 3), same unit as the input (mm)."""
     b = bones(parents)
     return np.linalg.norm(joints[..., b[:, 0], :] - joints[..., b[:, 1], :], axis=-1)
+
+
+def chain_kinematics(parents: np.ndarray, rot: np.ndarray, trans: np.ndarray) -> np.ndarray:
+    """Global joint positions (T, J, 3) from local rotations (T, J, 3, 3) and translations (T, J, 3).
+
+    Joints must be ordered parents first (as in a BVH file). One vectorised step per joint.
+    """
+    T, J = trans.shape[:2]
+    G = np.empty_like(rot)
+    P = np.empty_like(trans)
+    for j in range(J):
+        p = parents[j]
+        if p < 0:
+            G[:, j] = rot[:, j]
+            P[:, j] = trans[:, j]
+        else:
+            G[:, j] = G[:, p] @ rot[:, j]
+            P[:, j] = P[:, p] + np.einsum("tij,tj->ti", G[:, p], trans[:, j])
+    return P

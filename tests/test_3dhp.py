@@ -16,7 +16,7 @@ from scipy.io import savemat
 
 from mvtools.camera import Camera, look_at, tvec_from_center
 from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_manifest, read_poses2d, read_poses3d
-from mvtools.mpi3dhp import ingest_3dhp, read_calibration, read_test_annot, read_train_annot, write_calibration
+from mvtools.ingest.mpi3dhp import (ingest_3dhp, read_calibration, read_test_annot, read_train_annot, write_calibration)
 from mvtools.skeleton import H36M17_NAMES
 
 # ----------------------------------------------------------------------------- independent references

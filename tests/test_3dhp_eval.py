@@ -1,12 +1,12 @@
 """The 3DHP protocol on an ingested fixture dataset: the manifest's reference column, valid-frame filtering,
-scene / activity grouping, and PCK@150 mm / AUC (mvtools.metrics) against hand-computed values."""
+scene / activity grouping, and PCK@150 mm / AUC (mvtools.evaluate.metrics) against hand-computed values."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from mvtools.dataset import joints_to_numpy, read_manifest, read_poses3d
-from mvtools.metrics import auc, pck, root_relative
+from mvtools.evaluate.metrics import auc, pck, root_relative
 from test_3dhp import H36M17_NAMES, H36M_TO_3DHP, NAMES_TEST, both, tree  # noqa: F401  (fixtures)
 
 ORDER = [NAMES_TEST.index(H36M_TO_3DHP[n]) for n in H36M17_NAMES]
@@ -85,7 +85,7 @@ def test_evaluation_views_hooks(tree, both):
     scene labels, and TS5's 2D undistorted onto the pinhole projection (OpenCV reference)."""
     import cv2
 
-    from mvtools.evaluate import evaluation_views
+    from mvtools.evaluate.evaluation import evaluation_views
 
     root, info, counts, cams = tree
     out, _ = both

@@ -1,4 +1,4 @@
-"""BVH reader, forward kinematics, units, resampling and the CMU joint map (mvtools/bvh.py)."""
+"""BVH reader, forward kinematics, units, resampling and the CMU joint map (mvtools/ingest/bvh/)."""
 from __future__ import annotations
 
 
@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from mvtools.bvh import (UNITS, apply_joint_map, chain_kinematics, detect_units, euler_to_quat, euler_to_rotmat,
-                         forward_kinematics, has_tpose_frame, joint_map_matrix, load_joint_map, local_transforms,
-                         parse_bvh, read_bvh, resample_bvh, resample_times, resample_transforms, to_z_up)
-from mvtools.camera import quat_to_rotmat
+from mvtools.ingest.bvh.reader import UNITS, detect_units, has_tpose_frame, parse_bvh, read_bvh, to_z_up
+from mvtools.ingest.bvh.joint_maps import apply_joint_map, joint_map_matrix, load_joint_map
+from mvtools.skeleton import chain_kinematics
+from mvtools.rotations import euler_to_quat, euler_to_rotmat
+from mvtools.ingest.bvh.kinematics import (forward_kinematics, local_transforms, resample_bvh, resample_times, resample_transforms)
+from mvtools.rotations import quat_to_rotmat
 from mvtools.dataset import DatasetError
 from mvtools.skeleton import H36M17_NAMES
 

@@ -1,4 +1,4 @@
-"""``ingest bvh``: placement, visibility and dropped frames, subject maps, splits, the CLI (mvtools/bvh_ingest.py)."""
+"""``ingest bvh``: placement, visibility and dropped frames, subject maps, splits, the CLI (mvtools/ingest/bvh/ingest.py)."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from mvtools.bvh_ingest import (capture_centre, default_subject, ingest_bvh, load_subject_map, make_splits,
-                                place_on_stage, stage_frame, subject_of, visible)
+from mvtools.ingest.bvh.ingest import (capture_centre, default_subject, ingest_bvh, load_subject_map, make_splits, place_on_stage, stage_frame, subject_of, visible)
 from mvtools.camera import Camera, look_at, tvec_from_center
 from mvtools.cli.main import cli
 from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_manifest, read_poses2d, read_poses3d

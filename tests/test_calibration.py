@@ -13,8 +13,8 @@ from mvtools.calibration.scale import BODY_SIZE_CV, bone_prior, body_scale, give
 from mvtools.calibration.twoview import (essential_from_pose, pose_candidates, relative_pose,
                                          third_view_consistency)
 from mvtools.calibration.views import CalibrationError, Views, join_views
-from mvtools.camera import (angle_between_deg, camera_center, look_at, project, relative_transform, rodrigues,
-                            rotation_angle_deg, world_to_camera)
+from mvtools.rotations import angle_between_deg, rodrigues, rotation_angle_deg
+from mvtools.camera import camera_center, look_at, project, relative_transform, world_to_camera
 from mvtools.h36m_cameras import h36m_rig
 from mvtools.skeleton import H36M17_FLIP, bones
 from test_train_fixtures import make_poses

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from mvtools.calibration.pipeline import calibrate_from_joints, import_toml
 from mvtools.calibration.toml_io import read_aniposelib_toml, write_aniposelib_toml
 from mvtools.calibration.views import CalibrationError
-from mvtools.camera import Camera, camera_center, project, rodrigues, rotmat_to_rodrigues
+from mvtools.camera import Camera, camera_center, project
+from mvtools.rotations import rodrigues, rotmat_to_rodrigues
 from mvtools.cli.main import cli
 from mvtools.dataset import (DatasetWriter, base_manifest, joints_to_numpy, poses2d_table, poses3d_table,
                              read_cameras, read_manifest, read_poses2d, read_poses3d)
@@ -27,7 +28,7 @@ def clean_ds(synth_ds_clean, tmp_path):
 @pytest.fixture(scope="module")
 def noisy_ds(tmp_path_factory):
     """One subject, 3000 frames, realistic detector noise (several px, outliers, left/right swaps)."""
-    from mvtools.synth import synth_dataset
+    from mvtools.synth.dataset import synth_dataset
 
     return synth_dataset(tmp_path_factory.mktemp("calib") / "noisy", subjects=["S1"], sequences_per_subject=6,
                          frames=500, seed=3, noise="realistic", command="pytest noisy")

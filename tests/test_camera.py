@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mvtools import camera as cg
+from mvtools import rotations as rot
 from mvtools.h36m_cameras import h36m_cameras, h36m_rig
 
 
@@ -15,11 +16,11 @@ def _points(rng, n=200):
 def test_quaternion_matches_rodrigues_and_is_orthonormal():
     rng = np.random.default_rng(0)
     q = rng.normal(size=(50, 4))
-    R = cg.quat_to_rotmat(q)
+    R = rot.quat_to_rotmat(q)
     assert np.allclose(R @ np.swapaxes(R, -1, -2), np.eye(3), atol=1e-12)
     assert np.allclose(np.linalg.det(R), 1.0)
-    rv = cg.rotmat_to_rodrigues(R)
-    assert np.allclose(cg.rodrigues(rv), R, atol=1e-10)
+    rv = rot.rotmat_to_rodrigues(R)
+    assert np.allclose(rot.rodrigues(rv), R, atol=1e-10)
     for r, v in zip(R[:5], rv[:5]):
         assert np.allclose(cv2.Rodrigues(v)[0], r, atol=1e-10)
 
@@ -113,6 +114,6 @@ def test_look_at_has_no_roll_and_points_at_target():
 
 
 def test_rotation_angle():
-    R = cg.rodrigues(np.array([0, 0, np.radians(30)]))
-    assert np.isclose(cg.rotation_angle_deg(np.eye(3), R), 30)
-    assert np.isclose(cg.angle_between_deg(np.array([1.0, 0, 0]), np.array([0, 1.0, 0])), 90)
+    R = rot.rodrigues(np.array([0, 0, np.radians(30)]))
+    assert np.isclose(rot.rotation_angle_deg(np.eye(3), R), 30)
+    assert np.isclose(rot.angle_between_deg(np.array([1.0, 0, 0]), np.array([0, 1.0, 0])), 90)

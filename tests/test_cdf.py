@@ -5,7 +5,7 @@ import pytest
 cdflib = pytest.importorskip("cdflib")
 from cdflib.cdfwrite import CDF  # noqa: E402
 
-from mvtools.cdf import read_pose_cdf, write_pose_cdf  # noqa: E402
+from mvtools.ingest.h36m.cdf import read_pose_cdf, write_pose_cdf  # noqa: E402
 from mvtools.dataset import DatasetError  # noqa: E402
 
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from mvtools.cli.main import cli
 from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_poses3d
-from mvtools.evaluate import evaluate_run, evaluation_views
+from mvtools.evaluate.evaluation import evaluate_run, evaluation_views
 from mvtools.train.model import OUTPUT_SCALE_MM, TwoBranch
 
 from test_train_fixtures import REST, make_dataset

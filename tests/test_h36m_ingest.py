@@ -7,14 +7,13 @@ import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
 
-from mvtools.cdf import write_pose_cdf
+from mvtools.ingest.h36m.cdf import write_pose_cdf
 from mvtools.cli.main import cli
 from mvtools.dataset import (DatasetError, joints_to_numpy, read_cameras, read_manifest, read_poses2d,
                              read_poses3d)
-from mvtools.h36m import (ingest_h36m, load_videopose3d_2d, parse_sequence_name, write_videopose3d_2d,
-                          write_videopose3d_3d)
+from mvtools.ingest.h36m.reader import (ingest_h36m, load_videopose3d_2d, parse_sequence_name, write_videopose3d_2d, write_videopose3d_3d)
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, h36m_rig
-from mvtools.synth_raw import write_raw_sequence
+from mvtools.synth.h36m import write_raw_sequence
 
 #: Hand-copied from h36m_facts.md section 2.2 (raw index and raw name of each of the 17 joints).
 EXPECTED_17 = [(0, "Hips"), (1, "RightUpLeg"), (2, "RightLeg"), (3, "RightFoot"), (6, "LeftUpLeg"), (7, "LeftLeg"),
@@ -179,7 +178,7 @@ def _detections(motions, cams_of, extra=3, conf=True, seed=0):
             uv = project(jj[:, idx], rig[cam]) + rng.normal(0, 2, (len(jj), 17, 2))
             a = np.concatenate([uv, rng.uniform(0.2, 1, (len(jj), 17, 1))], -1) if conf else uv
             lst.append(a.astype(np.float32))
-        from mvtools.h36m import videopose3d_key
+        from mvtools.ingest.h36m.reader import videopose3d_key
         out.setdefault(subject, {})[videopose3d_key(raw)] = lst
     return out
 
@@ -256,7 +255,7 @@ def test_pandas_and_duckdb_read(tmp_path):
 
 
 def test_atomic_failure_keeps_old_dataset(tmp_path, monkeypatch):
-    import mvtools.h36m as h
+    import mvtools.ingest.h36m.reader as h
 
     raw, ds = tmp_path / "raw", tmp_path / "ds"
     make_tree(raw, {"S1": ["Walking 1", "Walking", "Eating 2", "Eating"]}, T=6)

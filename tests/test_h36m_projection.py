@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from mvtools.camera import project
-from mvtools.cdf import read_pose_cdf
-from mvtools.h36m import ingest_h36m
+from mvtools.ingest.h36m.cdf import read_pose_cdf
+from mvtools.ingest.h36m.reader import ingest_h36m
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, h36m_rig
-from mvtools.synth_raw import write_raw_sequence
+from mvtools.synth.h36m import write_raw_sequence
 
 JSON = json.loads(resources.files("mvtools").joinpath("data/h36m_cameras.json").read_text())
 

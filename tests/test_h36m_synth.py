@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mvtools.cdf import read_pose_cdf
+from mvtools.ingest.h36m.cdf import read_pose_cdf
 from mvtools.cli.main import cli
 from mvtools.dataset import joints_to_numpy, read_manifest, read_poses2d, read_poses3d
-from mvtools.h36m import SUBACTIONS, ingest_h36m, load_videopose3d_2d, videopose3d_key
+from mvtools.ingest.h36m.reader import SUBACTIONS, ingest_h36m, load_videopose3d_2d, videopose3d_key
 from mvtools.h36m_cameras import H36M_CAMERA_IDS
-from mvtools.synth_raw import raw_plan, synth_h36m
+from mvtools.synth.h36m import raw_plan, synth_h36m
 from test_h36m_projection import vp3d_project
 
 SMALL = dict(subjects=["S1", "S11"], sequences=3, frames=40)
@@ -104,7 +104,7 @@ def test_deterministic(tree, tmp_path):
 
 def test_same_motion_as_direct_synth_dataset(tmp_path):
     """synth h36m -> CDF -> ingest gives the 3D and ground-truth 2D that synth_dataset writes directly."""
-    from mvtools.synth import synth_dataset
+    from mvtools.synth.dataset import synth_dataset
 
     synth_h36m(tmp_path / "raw", subjects=["S5"], sequences=2, frames=30, seed=1, detections=False,
                length_quirks=False)

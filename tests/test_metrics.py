@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.optimize import least_squares
 
-from mvtools import metrics
+from mvtools.evaluate import metrics
 
 
 def _poses(n=5, seed=0):

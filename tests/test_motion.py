@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mvtools import motion
+from mvtools.synth import motion
 from mvtools.skeleton import H36M32_NAMES, H36M32_PARENTS, bone_lengths
 
 T = 250
@@ -131,7 +131,7 @@ def test_fps_and_length_validation():
 
 # ----------------------------------------------------------------------------- synth
 def test_synth_sequences_deterministic_and_order_independent():
-    from mvtools.synth import synth_sequences
+    from mvtools.synth.dataset import synth_sequences
 
     a = {(s, act, sub): X for s, act, sub, _, X in synth_sequences(["S1", "S5"], 3, 60, seed=0)}
     b = {(s, act, sub): X for s, act, sub, _, X in synth_sequences(["S5"], 2, 60, seed=0)}
@@ -181,7 +181,7 @@ def test_synth_dataset_contents(synth_ds, synth_ds_clean):
 
 
 def test_synth_dataset_errors_leave_nothing(tmp_path):
-    from mvtools.synth import synth_dataset
+    from mvtools.synth.dataset import synth_dataset
 
     with pytest.raises(ValueError, match="S42"):
         synth_dataset(tmp_path / "ds", subjects=["S42"])

@@ -8,7 +8,7 @@ from scipy.stats import spearmanr
 
 from mvtools.camera import Camera, look_at, project, tvec_from_center, world_to_camera
 from mvtools.h36m_cameras import h36m_rig
-from mvtools.noise import NoiseParams, occlusion_mask, resolve_noise, simulate_detections
+from mvtools.synth.noise import NoiseParams, occlusion_mask, resolve_noise, simulate_detections
 from mvtools.skeleton import H36M17_FLIP, H36M32_TO_17
 
 
@@ -30,7 +30,7 @@ def _only(**kw):
 
 
 def _motion17(T=600, activity="discussion", seed=0):
-    from mvtools.motion import generate_motion, random_body
+    from mvtools.synth.motion import generate_motion, random_body
 
     rng = np.random.default_rng(seed)
     return generate_motion(activity, T, random_body(rng), rng)[:, H36M32_TO_17]

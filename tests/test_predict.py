@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from mvtools.camera import project, world_to_camera
 from mvtools.cli.main import cli
 from mvtools.dataset import fsl, joints_to_numpy
-from mvtools.h36m import write_videopose3d_2d
+from mvtools.ingest.h36m.reader import write_videopose3d_2d
 from mvtools.h36m_cameras import h36m_rig
-from mvtools.predict import predict
+from mvtools.evaluate.predict import predict
 from mvtools.train.loop import load_lifter, predict_relative
 from mvtools.train.model import TwoBranch
 

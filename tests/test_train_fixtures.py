@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mvtools.camera import Camera, look_at, project, project_pinhole, relative_transform, rodrigues, \
-    tvec_from_center, world_to_camera
+from mvtools.camera import (Camera, look_at, project, project_pinhole, relative_transform, tvec_from_center, world_to_camera)
+from mvtools.rotations import rodrigues
 from mvtools.dataset import DatasetWriter, base_manifest, fsl, poses2d_table, poses3d_table
 
 # 17-joint rest pose, pelvis at the origin, Z up, mm

@@ -92,8 +92,8 @@ def test_option_errors(ds, tmp_path):
 def test_pipeline_synth_augment_train_evaluate(tmp_path):
     """The real producers of the shards (mvtools.synth, mvtools.augment) feed train and evaluate."""
     from mvtools.augment import augment
-    from mvtools.evaluate import evaluate_run
-    from mvtools.synth import synth_dataset
+    from mvtools.evaluate.evaluation import evaluate_run
+    from mvtools.synth.dataset import synth_dataset
 
     ds = synth_dataset(tmp_path / "ds", subjects=["S1", "S9"], sequences_per_subject=1, frames=30)
     augment(ds, virtual_views=2, pairs_per_frame=2)

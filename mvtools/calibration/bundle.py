@@ -15,7 +15,8 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.sparse import coo_matrix
 
-from mvtools.camera import project_pinhole, rodrigues
+from mvtools.camera import project_pinhole
+from mvtools.rotations import rodrigues
 
 
 @dataclass

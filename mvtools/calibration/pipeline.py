@@ -23,7 +23,8 @@ from mvtools.calibration.rig import Rig, RigOptions, build_rig, estimate_pairs, 
 from mvtools.calibration.scale import body_scale, given_scale
 from mvtools.calibration.toml_io import read_aniposelib_toml, write_aniposelib_toml
 from mvtools.calibration.views import CalibrationError, Views, load_views
-from mvtools.camera import (Camera, angle_between_deg, camera_center, relative_transform, rotation_angle_deg)
+from mvtools.camera import Camera, camera_center, relative_transform
+from mvtools.rotations import angle_between_deg, rotation_angle_deg
 from mvtools.dataset import DatasetError, producer, read_cameras, read_manifest, replace_cameras, \
     write_json_atomic, write_manifest
 from mvtools.progress import log, progress

@@ -33,7 +33,8 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
-from mvtools.camera import Camera, rodrigues, rotmat_to_rodrigues
+from mvtools.camera import Camera
+from mvtools.rotations import rodrigues, rotmat_to_rodrigues
 from mvtools.dataset import atomic_path
 
 UNITS_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0}

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from scipy.optimize import least_squares
 
-from mvtools.camera import rodrigues
+from mvtools.rotations import rodrigues
 
 from mvtools.calibration.geometry import reprojection, sampson_distance, triangulate
 

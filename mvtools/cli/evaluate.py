@@ -1,5 +1,5 @@
 """``mvtools evaluate RUN DS``: Protocol #1/#2 errors of a run on a dataset's single views (thin layer over
-:func:`mvtools.evaluate.evaluate_run`)."""
+:func:`mvtools.evaluate.evaluation.evaluate_run`)."""
 from __future__ import annotations
 
 
@@ -31,7 +31,7 @@ def evaluate(run, ds, subjects, source, cameras, checkpoint, device, json_out):
     camera's frame; PCK at 150 mm and AUC over 0-150 mm in percent. "mean over poses" pools every pose,
     "mean over actions" averages the per-action errors (the paper's Avg column).
     """
-    from mvtools.evaluate import evaluate_run, format_table
+    from mvtools.evaluate.evaluation import evaluate_run, format_table
 
     res = evaluate_run(run, ds, subjects=split_list(subjects), source=source, cameras=cameras,
                        checkpoint=checkpoint, device=device)

@@ -39,7 +39,7 @@ def ingest_3dhp(root, out, split, cameras, subjects, test_intrinsics):
     world rotated to Z up; test joints in each test camera's frame (R = I, t = 0). 2D in px as given (gt).
     poses3d gets the extra columns valid, scene and joints3d_univ (univ_annot3, the evaluation reference).
     """
-    from mvtools.mpi3dhp import ingest_3dhp as run
+    from mvtools.ingest.mpi3dhp import ingest_3dhp as run
 
     s = run(root, out, split=split, cameras=_camera_list(cameras), subjects=split_list(subjects),
             test_intrinsics=test_intrinsics)

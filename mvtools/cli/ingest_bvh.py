@@ -55,7 +55,7 @@ def ingest_bvh(files_or_dir, out, rig, fps, subject_map, split, detector_noise, 
     Frames where a joint leaves an image or goes behind a camera are dropped and reported per file and
     camera in manifest.json.
     """
-    from mvtools.bvh_ingest import ingest_bvh as run
+    from mvtools.ingest.bvh.ingest import ingest_bvh as run
 
     s = run(list(files_or_dir), out, rig=rig, fps=fps or None, subject_map=subject_map, split=split,
             detector_noise=detector_noise, seed=seed, joint_map=joint_map, units=units,

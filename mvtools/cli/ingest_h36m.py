@@ -33,7 +33,7 @@ def ingest_h36m(raw_root, out, subjects, actions, cameras_file, detections, from
     Keeps the 17-joint subset (world mm, image px), normalises action names and sub-action ids, trims
     D2/D3 length mismatches to the common length and reports them in manifest.json ("notes").
     """
-    from mvtools.h36m import ingest_h36m as run
+    from mvtools.ingest.h36m.reader import ingest_h36m as run
 
     s = run(raw_root, out, subjects=split_list(subjects), actions=split_list(actions), cameras_file=cameras_file,
             detections=detections, from_videopose3d=from_videopose3d, d2_tolerance_px=d2_tolerance)

@@ -1,5 +1,5 @@
 """``mvtools predict RUN INPUT --out OUT``: lift 2D detections from a file (thin layer over
-:func:`mvtools.predict.predict`)."""
+:func:`mvtools.evaluate.predict.predict`)."""
 from __future__ import annotations
 
 import click
@@ -26,7 +26,7 @@ def predict(run, input_path, out, cameras, checkpoint, device):
     table with one frame per row: joints2d (34 floats) or x0,y0..x16,y16 (px), fx, fy, cx, cy (px), optional
     OpenCV k1, k2, p1, p2, k3; other columns are copied to the output.
     """
-    from mvtools.predict import predict as run_predict
+    from mvtools.evaluate.predict import predict as run_predict
 
     path = run_predict(run, input_path, out, cameras=cameras, checkpoint=checkpoint, device=device)
     click.echo(f"wrote {path}")

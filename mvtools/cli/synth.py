@@ -36,7 +36,7 @@ def h36m(out, subjects, sequences, frames, seed, detections, noise, full_scale, 
     procedural motion, ready for `mvtools ingest h36m OUT --detections OUT/detections.npz`."""
     import numpy as np
 
-    from mvtools.synth_raw import synth_h36m
+    from mvtools.synth.h36m import synth_h36m
 
     s = synth_h36m(out, subjects=split_list(subjects), sequences=sequences, frames=frames, seed=seed,
                    detections=detections, noise=noise, full_scale=full_scale, length_quirks=length_quirks,
@@ -67,7 +67,7 @@ def dataset(out, subjects, sequences, frames, fps, seed, noise):
     """Write a synthetic dataset directly (no raw files): 3D in world mm, ground-truth 2D through the H36M camera
     model (px) and detector-like 2D with confidences, with the built-in H36M cameras. The quick way to a dataset
     for `calibrate`, `augment` and `train`; `synth h36m` + `ingest h36m` exercise the raw file formats instead."""
-    from mvtools.synth import synth_dataset
+    from mvtools.synth.dataset import synth_dataset
 
     path = synth_dataset(out, subjects=split_list(subjects), sequences_per_subject=sequences, frames=frames,
                          seed=seed, noise=None if noise == "none" else noise, fps=fps)

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 
 from mvtools.dataset import DatasetError, atomic_path, write_json_atomic
-from mvtools.metrics import mpjpe_per_pose, p_mpjpe_per_pose
+from mvtools.evaluate.metrics import mpjpe_per_pose, p_mpjpe_per_pose
 from mvtools.progress import log, progress
 from mvtools.train import losses
 from mvtools.train.data import Pairs, epoch_batches, load_pairs, pairs_dir, read_pairs_manifest

@@ -103,7 +103,7 @@ def plot_skeletons(path, pred: np.ndarray, gt: np.ndarray, titles=None) -> None:
 
 def write_plots(run, lift, va, device, k: int = 4) -> None:
     """All plots of a run: curves from metrics.jsonl and ``skeletons.png`` from ``k`` validation pairs."""
-    from mvtools.metrics import mpjpe_per_pose
+    from mvtools.evaluate.metrics import mpjpe_per_pose
     from mvtools.train.loop import predict_relative
 
     plot_curves(run)

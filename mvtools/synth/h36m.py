@@ -4,7 +4,7 @@ Writes ``<out>/S1/MyPoseFeatures/D3_Positions/<raw name>.cdf`` (variable ``Pose`
 mm, 32 joints) and ``D2_Positions/<raw name>.<camera>.cdf`` ([T, 64] px, projected with the built-in H36M
 calibration and its distortion model), with the real file names (irregular sub-action suffixes,
 S1's ``TakingPhoto``/``WalkingDog``), plus ``detections.npz`` in the VideoPose3D layout with a confidence
-channel. Motion from :mod:`mvtools.synth` / :mod:`mvtools.motion`, detector noise from :mod:`mvtools.noise`.
+channel. Motion from :mod:`mvtools.synth` / :mod:`mvtools.synth.motion`, detector noise from :mod:`mvtools.synth.noise`.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from mvtools.camera import Camera, project
-from mvtools.cdf import write_pose_cdf
-from mvtools.h36m import TREE_LAYOUTS
+from mvtools.ingest.h36m.cdf import write_pose_cdf
+from mvtools.ingest.h36m.reader import TREE_LAYOUTS
 
 #: Full scale: 7 subjects x 30 sequences x ~4300 frames, about 900,000 frames per camera like H36M.
 FULL_SCALE = {"sequences": 30, "frames": 4300}
@@ -55,12 +55,12 @@ _PAD = 8
 def raw_plan(subject: str, sequences: int, seed: int = 0) -> list[tuple[str, int, str]]:
     """(action, sub-action, raw file name) of the sequences of ``subject``.
 
-    The subject's action order from :func:`mvtools.synth.sequence_plan`, alternating sub-actions 1 and 2 so a
+    The subject's action order from :func:`mvtools.synth.dataset.sequence_plan`, alternating sub-actions 1 and 2 so a
     small tree already holds unsuffixed and irregular names, and actions whose files carry a long prefix
     (S1's ``TakingPhoto``/``WalkingDog``) first. All 30 sequences at most.
     """
-    from mvtools.h36m import raw_name_for
-    from mvtools.synth import sequence_plan
+    from mvtools.ingest.h36m.reader import raw_name_for
+    from mvtools.synth.dataset import sequence_plan
 
     order = [a for a, sub in sequence_plan(subject, 30, seed) if sub == 1]
     names = {(a, sub): raw_name_for(subject, a, sub) or f"{a} {sub}" for a in order for sub in (1, 2)}
@@ -96,13 +96,13 @@ def synth_h36m(out_root, subjects=None, sequences: int = 4, frames: int = 300, s
     tree (it holds ``synth.json``). Returns a summary dict (also written to ``synth.json``).
     """
     from mvtools.dataset import staged_directory
-    from mvtools.h36m import videopose3d_key, write_videopose3d_2d
+    from mvtools.ingest.h36m.reader import videopose3d_key, write_videopose3d_2d
     from mvtools.h36m_cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, h36m_rig
-    from mvtools.motion import H36M_ACTION_TO_ACTIVITY, generate_motion
-    from mvtools.noise import resolve_noise, simulate_detections
+    from mvtools.synth.motion import H36M_ACTION_TO_ACTIVITY, generate_motion
+    from mvtools.synth.noise import resolve_noise, simulate_detections
     from mvtools.progress import progress
     from mvtools.skeleton import H36M32_TO_17
-    from mvtools.synth import rng_for, subject_body
+    from mvtools.synth.dataset import rng_for, subject_body
 
     if full_scale:
         sequences, frames = FULL_SCALE["sequences"], FULL_SCALE["frames"]
@@ -125,7 +125,7 @@ def synth_h36m(out_root, subjects=None, sequences: int = 4, frames: int = 300, s
     with staged_directory(out_root) as tmp:
         with progress(plan, label="synth h36m") as bar:
             for subject, action, subaction, raw_name in bar:
-                # the same motion as mvtools.synth.synth_sequences gives for (seed, subject, action, sub-action)
+                # the same motion as mvtools.synth.dataset.synth_sequences gives for (seed, subject, action, sub-action)
                 j32 = generate_motion(H36M_ACTION_TO_ACTIVITY[action], frames, bodies[subject],
                                       rng_for(seed, subject, action, subaction), fps=50)
                 j32 = np.concatenate([j32, np.repeat(j32[-1:], _PAD, axis=0)])

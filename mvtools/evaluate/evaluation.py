@@ -20,7 +20,8 @@ import torch
 
 from mvtools.camera import undistort_pixels, world_to_camera
 from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_manifest, read_poses2d, read_poses3d
-from mvtools.metrics import AUC_THRESHOLDS, auc, joint_errors, mpjpe_per_pose, n_mpjpe_per_pose, p_mpjpe_per_pose, pck
+from mvtools.evaluate.metrics import (AUC_THRESHOLDS, auc, joint_errors, mpjpe_per_pose, n_mpjpe_per_pose,
+                                      p_mpjpe_per_pose, pck)
 from mvtools.progress import log
 
 KEYS = ["subject", "action", "subaction", "frame"]

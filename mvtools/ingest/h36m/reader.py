@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from mvtools.camera import Camera, project
-from mvtools.cdf import read_pose_cdf
+from mvtools.ingest.h36m.cdf import read_pose_cdf
 from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, save_npz_atomic, poses2d_table, poses3d_table)
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, H36M_TEST, H36M_TRAIN, h36m_cameras
 from mvtools.progress import log, progress

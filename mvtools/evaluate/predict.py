@@ -74,7 +74,7 @@ def lift_pixels(lift, uv: np.ndarray, K: np.ndarray, device="cpu") -> np.ndarray
 
 
 def _predict_npz(lift, inp: Path, cameras, device) -> tuple[dict, pa.Table]:
-    from mvtools.h36m import load_videopose3d_2d
+    from mvtools.ingest.h36m.reader import load_videopose3d_2d
 
     data, _ = load_videopose3d_2d(inp)
     cams = camera_list(cameras)

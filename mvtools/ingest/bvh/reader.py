@@ -1,4 +1,4 @@
-"""BVH motion capture: reader, unit detection, vectorised forward kinematics, resampling, joint maps.
+"""BVH motion capture: the file reader, unit and T-pose detection, axes.
 
 Our own reader (no dependency): the format is small, and reading the motion block straight into one
 (T, C) float array lets forward kinematics run over all frames at once (one numpy step per joint, no
@@ -13,18 +13,15 @@ Conventions:
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from mvtools.camera import quat_to_rotmat
-from mvtools.dataset import DatasetError, read_json
-from mvtools.skeleton import H36M17_NAMES
+from mvtools.dataset import DatasetError
+from mvtools.skeleton import chain_kinematics
 
 _AXES = "XYZ"
 #: mm per unit. ``cmu`` is the CMU ASF unit of the cgspeed BVH conversion: 1/0.45 inch.
@@ -309,147 +306,6 @@ def _parse_numbers(lines: list[str]) -> np.ndarray | None:
     return a
 
 
-# ----------------------------------------------------------------------------- rotations
-def axis_rotation(axis: str, deg: np.ndarray) -> np.ndarray:
-    """Right-handed rotations about X, Y or Z by angles (...) in degrees -> (..., 3, 3)."""
-    a = np.radians(np.asarray(deg, dtype=np.float64))
-    c, s = np.cos(a), np.sin(a)
-    o, z = np.ones_like(a), np.zeros_like(a)
-    if axis == "X":
-        rows = [[o, z, z], [z, c, -s], [z, s, c]]
-    elif axis == "Y":
-        rows = [[c, z, s], [z, o, z], [-s, z, c]]
-    elif axis == "Z":
-        rows = [[c, -s, z], [s, c, z], [z, z, o]]
-    else:
-        raise ValueError(f"unknown rotation axis {axis!r}")
-    return np.stack([np.stack(r, -1) for r in rows], -2)
-
-
-def euler_to_rotmat(angles_deg: np.ndarray, order: str) -> np.ndarray:
-    """Euler angles (..., len(order)) in degrees, applied in ``order`` (e.g. "ZYX" -> Rz @ Ry @ Rx)."""
-    angles_deg = np.asarray(angles_deg, dtype=np.float64)
-    R = np.broadcast_to(np.eye(3), angles_deg.shape[:-1] + (3, 3)).copy()
-    for i, ax in enumerate(order):
-        R = R @ axis_rotation(ax, angles_deg[..., i])
-    return R
-
-
-def euler_to_quat(angles_deg: np.ndarray, order: str) -> np.ndarray:
-    """Euler angles (..., len(order)) in degrees, applied in ``order`` -> quaternions (..., 4) [w, x, y, z]
-    (the same rotation as :func:`euler_to_rotmat`)."""
-    angles_deg = np.asarray(angles_deg, dtype=np.float64)
-    q = np.zeros(angles_deg.shape[:-1] + (4,))
-    q[..., 0] = 1.0
-    for i, ax in enumerate(order):
-        h = np.radians(angles_deg[..., i]) / 2
-        b = np.zeros_like(q)
-        b[..., 0] = np.cos(h)
-        b[..., 1 + _AXES.index(ax)] = np.sin(h)
-        q = quat_multiply(q, b)
-    return q
-
-
-def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product a * b of quaternions (..., 4) [w, x, y, z]: the rotation R(a) @ R(b)."""
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz,
-                     aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw], -1)
-
-
-def _rotation_groups(bvh: Bvh) -> dict[str, tuple[list[int], np.ndarray]]:
-    """{rotation order: (joints, motion columns (Jg, len(order)))} for joints with rotation channels."""
-    groups: dict[str, list[int]] = {}
-    for j, ch in enumerate(bvh.channels):
-        order = "".join(c[0] for c in ch if c.endswith("rotation"))
-        if order:
-            groups.setdefault(order, []).append(j)
-    return {order: (joints, np.array([[col for c, col in zip(bvh.channels[j], bvh.channel_index[j])
-                                       if c.endswith("rotation")] for j in joints]))
-            for order, joints in groups.items()}
-
-
-def local_translations(bvh: Bvh, motion: np.ndarray | None = None) -> np.ndarray:
-    """Local translations (T, J, 3): OFFSET + position channels, file units (``motion`` rows default all)."""
-    motion = bvh.motion if motion is None else motion
-    trans = np.broadcast_to(bvh.offsets, (len(motion), len(bvh.names), 3)).copy()
-    for j, ch in enumerate(bvh.channels):
-        for c, col in zip(ch, bvh.channel_index[j]):
-            if c.endswith("position"):
-                trans[:, j, _AXES.index(c[0])] += motion[:, col]
-    return trans
-
-
-def local_transforms(bvh: Bvh, motion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame local rotations (T, J, 3, 3) and translations (T, J, 3) (OFFSET + position channels,
-    file units) of ``motion`` rows (default: all frames). Joints sharing a rotation order are built in one
-    vectorised step."""
-    motion = bvh.motion if motion is None else motion
-    rot = np.broadcast_to(np.eye(3), (len(motion), len(bvh.names), 3, 3)).copy()
-    for order, (joints, cols) in _rotation_groups(bvh).items():
-        rot[:, joints] = euler_to_rotmat(motion[:, cols], order)
-    return rot, local_translations(bvh, motion)
-
-
-def local_quaternions(bvh: Bvh, motion: np.ndarray | None = None) -> np.ndarray:
-    """Per-frame local rotations as quaternions (T, J, 4) [w, x, y, z] of ``motion`` rows."""
-    motion = bvh.motion if motion is None else motion
-    q = np.zeros((len(motion), len(bvh.names), 4))
-    q[..., 0] = 1.0
-    for order, (joints, cols) in _rotation_groups(bvh).items():
-        q[:, joints] = euler_to_quat(motion[:, cols], order)
-    return q
-
-
-def resample_bvh(bvh: Bvh, fps: float | None, method: str = "slerp") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Local rotations (K, J, 3, 3), translations (K, J, 3) at ``fps`` Hz, and the source frame positions (K,).
-
-    ``slerp``: rotations by quaternion slerp between the two neighbouring frames, translations linearly;
-    ``nearest``: the nearest frame. Only the frames needed are converted.
-    """
-    src = resample_times(bvh.num_frames, bvh.fps, fps)
-    if method not in ("slerp", "nearest"):
-        raise ValueError(f"resample method must be slerp or nearest, got {method!r}")
-    if method == "nearest" or np.allclose(src, np.rint(src)):
-        rot, trans = local_transforms(bvh, bvh.motion[np.clip(np.rint(src).astype(int), 0, bvh.num_frames - 1)])
-        return rot, trans, src
-    i0 = np.clip(np.floor(src).astype(int), 0, bvh.num_frames - 1)
-    i1 = np.minimum(i0 + 1, bvh.num_frames - 1)
-    w = src - i0
-    m0, m1 = bvh.motion[i0], bvh.motion[i1]
-    q = slerp(local_quaternions(bvh, m0), local_quaternions(bvh, m1), w[:, None])
-    t0, t1 = local_translations(bvh, m0), local_translations(bvh, m1)
-    return quat_to_rotmat(q), t0 + (t1 - t0) * w[:, None, None], src
-
-
-def chain_kinematics(parents: np.ndarray, rot: np.ndarray, trans: np.ndarray) -> np.ndarray:
-    """Global joint positions (T, J, 3) from local rotations (T, J, 3, 3) and translations (T, J, 3).
-
-    Joints must be ordered parents first (as in a BVH file). One vectorised step per joint.
-    """
-    T, J = trans.shape[:2]
-    G = np.empty_like(rot)
-    P = np.empty_like(trans)
-    for j in range(J):
-        p = parents[j]
-        if p < 0:
-            G[:, j] = rot[:, j]
-            P[:, j] = trans[:, j]
-        else:
-            G[:, j] = G[:, p] @ rot[:, j]
-            P[:, j] = P[:, p] + np.einsum("tij,tj->ti", G[:, p], trans[:, j])
-    return P
-
-
-def forward_kinematics(bvh: Bvh) -> np.ndarray:
-    """World positions (T, J, 3) of every joint and End Site of every frame, file units, file axes."""
-    rot, trans = local_transforms(bvh)
-    return chain_kinematics(bvh.parents, rot, trans)
-
-
 def rest_pose(bvh: Bvh) -> np.ndarray:
     """Joint positions (J, 3) with all rotations zero and no root translation (file units)."""
     J = len(bvh.names)
@@ -526,143 +382,3 @@ def has_tpose_frame(bvh: Bvh) -> bool:
     whole1 = np.allclose(f1, np.round(f1), atol=1e-6)
     same_root = np.allclose(bvh.motion[0, pos_cols], bvh.motion[1, pos_cols], atol=1e-3)
     return bool(whole0 and not whole1 and same_root)
-
-
-# ----------------------------------------------------------------------------- resampling
-def rotmat_to_quat(R: np.ndarray) -> np.ndarray:
-    """Rotation matrices (..., 3, 3) -> unit quaternions (..., 4) [w, x, y, z] with w >= 0."""
-    from scipy.spatial.transform import Rotation
-
-    R = np.asarray(R, dtype=np.float64)
-    q = Rotation.from_matrix(R.reshape(-1, 3, 3)).as_quat()  # x, y, z, w
-    q = np.concatenate([q[:, 3:], q[:, :3]], 1)
-    q *= np.where(q[:, :1] < 0, -1.0, 1.0)
-    return q.reshape(R.shape[:-2] + (4,))
-
-
-def slerp(q0: np.ndarray, q1: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Spherical interpolation of unit quaternions (..., 4) with weights ``w`` broadcast to (...)."""
-    d = (q0 * q1).sum(-1)
-    q1 = np.where(d[..., None] < 0, -q1, q1)
-    d = np.abs(d)
-    w = np.broadcast_to(np.asarray(w, dtype=np.float64), d.shape)
-    theta = np.arccos(np.clip(d, -1.0, 1.0))
-    s = np.sin(theta)
-    small = s < 1e-8
-    s_safe = np.where(small, 1.0, s)
-    a = np.where(small, 1 - w, np.sin((1 - w) * theta) / s_safe)
-    b = np.where(small, w, np.sin(w * theta) / s_safe)
-    q = a[..., None] * q0 + b[..., None] * q1
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
-
-
-def resample_times(n_frames: int, fps_in: float, fps_out: float | None) -> np.ndarray:
-    """Source frame positions (K,) (fractional) of output frames k / fps_out, k = 0.. within the clip."""
-    if not fps_out or abs(fps_out - fps_in) < 1e-9:
-        return np.arange(n_frames, dtype=np.float64)
-    if fps_out <= 0:
-        raise ValueError(f"fps must be > 0, got {fps_out}")
-    duration = (n_frames - 1) / fps_in
-    k = np.arange(int(math.floor(duration * fps_out + 1e-9)) + 1)
-    return np.minimum(k * (fps_in / fps_out), n_frames - 1)
-
-
-def resample_transforms(rot: np.ndarray, trans: np.ndarray, src: np.ndarray,
-                        method: str = "slerp") -> tuple[np.ndarray, np.ndarray]:
-    """Local rotations (T, J, 3, 3) and translations (T, J, 3) at fractional source frames ``src`` (K,).
-
-    ``slerp``: rotations by quaternion slerp, translations linearly; ``nearest``: the nearest frame.
-    """
-    if method == "nearest":
-        i = np.clip(np.rint(src).astype(int), 0, len(rot) - 1)
-        return rot[i], trans[i]
-    if method != "slerp":
-        raise ValueError(f"resample method must be slerp or nearest, got {method!r}")
-    i0 = np.clip(np.floor(src).astype(int), 0, len(rot) - 1)
-    i1 = np.minimum(i0 + 1, len(rot) - 1)
-    w = src - i0
-    if np.allclose(w, 0):
-        return rot[i0], trans[i0]
-    q = rotmat_to_quat(rot)
-    qi = slerp(q[i0], q[i1], w[:, None])
-    ti = trans[i0] + (trans[i1] - trans[i0]) * w[:, None, None]
-    return quat_to_rotmat(qi), ti
-
-
-# ----------------------------------------------------------------------------- joint maps
-def builtin_joint_maps() -> list[str]:
-    """Names of the joint maps shipped in mvtools/data (``joint_map_<name>.json``)."""
-    d = resources.files("mvtools").joinpath("data")
-    return sorted(p.name[len("joint_map_"):-5] for p in d.iterdir()
-                  if p.name.startswith("joint_map_") and p.name.endswith(".json"))
-
-
-def load_joint_map(spec="cmu") -> dict:
-    """A joint map: built-in name (``cmu``), path to a JSON file, or an already loaded dict.
-
-    Format: ``{"up_axis": "y", "joints": {<h36m17 name>: <source>}}`` where a source is a BVH joint
-    name (``"Hips"``, End Sites as ``"Head_End"``), a list of names (their mean), or ``{name: weight}``
-    (weighted sum; weights sum to 1). All 17 H36M joints are required.
-    """
-    where = "joint map"
-    if isinstance(spec, dict):
-        data = spec
-    else:
-        s = str(spec)
-        if s in builtin_joint_maps():
-            where = f"built-in joint map {s!r}"
-            data = json.loads(resources.files("mvtools").joinpath(f"data/joint_map_{s}.json").read_text())
-        else:
-            p = Path(s)
-            where = str(p)
-            if not p.exists():
-                raise ValueError(f"{p}: joint map not found (built-in maps: {', '.join(builtin_joint_maps())})")
-            data = read_json(p, "joint map")
-    joints = data.get("joints") if isinstance(data, dict) else None
-    if not isinstance(joints, dict):
-        raise ValueError(f"{where}: expected an object with a 'joints' object")
-    missing = [n for n in H36M17_NAMES if n not in joints]
-    unknown = [n for n in joints if n not in H36M17_NAMES]
-    if missing or unknown:
-        raise ValueError(f"{where}: " + "; ".join(
-            ([f"missing H36M joint(s) {missing}"] if missing else []) +
-            ([f"unknown H36M joint(s) {unknown} (names: {', '.join(H36M17_NAMES)})"] if unknown else [])))
-    norm = {}
-    for k, v in joints.items():
-        if isinstance(v, str):
-            norm[k] = {v: 1.0}
-        elif isinstance(v, list) and v and all(isinstance(x, str) for x in v):
-            norm[k] = {x: 1.0 / len(v) for x in v}
-        elif isinstance(v, dict) and v and all(isinstance(w, (int, float)) for w in v.values()):
-            tot = float(sum(v.values()))
-            if abs(tot - 1.0) > 1e-6:
-                raise ValueError(f"{where}: weights of {k!r} sum to {tot}, not 1")
-            norm[k] = {x: float(w) for x, w in v.items()}
-        else:
-            raise ValueError(f"{where}: source of {k!r} must be a joint name, a list of names or "
-                             f"{{name: weight}}, got {v!r}")
-    up = str(data.get("up_axis", "y")).lower()
-    if up not in ("y", "z"):
-        raise ValueError(f"{where}: up_axis must be 'y' or 'z', got {up!r}")
-    return {"name": data.get("name", where), "up_axis": up, "joints": norm}
-
-
-def joint_map_matrix(names: list[str], joint_map: dict, path: str = "") -> np.ndarray:
-    """(17, J) weights turning BVH joint positions (T, J, 3) into H36M-17 joints (T, 17, 3)."""
-    W = np.zeros((len(H36M17_NAMES), len(names)))
-    missing = set()
-    for i, h in enumerate(H36M17_NAMES):
-        for src, w in joint_map["joints"][h].items():
-            if src not in names:
-                missing.add(src)
-                continue
-            W[i, names.index(src)] += w
-    if missing:
-        raise DatasetError(f"{path}: joint(s) {sorted(missing)} named by {joint_map['name']} are not in the "
-                           f"file (it has {', '.join(names)}); pass --joint-map FILE.json")
-    return W
-
-
-def apply_joint_map(positions: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """BVH positions (T, J, 3) and weights (17, J) -> H36M-17 positions (T, 17, 3)."""
-    return np.einsum("kj,tjd->tkd", W, positions)

@@ -20,7 +20,8 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 from scipy.ndimage import gaussian_filter1d
 
-from mvtools.skeleton import H36M32_PARENTS
+from mvtools.rotations import axis_rotation
+from mvtools.skeleton import H36M32_PARENTS, chain_kinematics
 
 # ----------------------------------------------------------------------------- skeleton geometry
 #: Rest-pose offsets of each raw joint from its parent (mm, body frame: x forward, y left, z up), for a
@@ -122,47 +123,22 @@ def random_body(rng: np.random.Generator) -> Body:
 
 
 # ----------------------------------------------------------------------------- rotations
-def _rx(a):
-    c, s = np.cos(a), np.sin(a)
-    o, z = np.ones_like(a), np.zeros_like(a)
-    return np.stack([np.stack([o, z, z], -1), np.stack([z, c, -s], -1), np.stack([z, s, c], -1)], -2)
-
-
-def _ry(a):
-    c, s = np.cos(a), np.sin(a)
-    o, z = np.ones_like(a), np.zeros_like(a)
-    return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], -2)
-
-
-def _rz(a):
-    c, s = np.cos(a), np.sin(a)
-    o, z = np.ones_like(a), np.zeros_like(a)
-    return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1), np.stack([z, z, o], -1)], -2)
-
-
 def _zyx(z_deg, y_deg, x_deg):
     """Rz @ Ry @ Rx from angles in degrees (T,) -> (T, 3, 3)."""
-    return _rz(np.radians(z_deg)) @ _ry(np.radians(y_deg)) @ _rx(np.radians(x_deg))
+    return axis_rotation("Z", z_deg) @ axis_rotation("Y", y_deg) @ axis_rotation("X", x_deg)
 
 
 def _limb(y_deg, x_deg, z_deg):
     """Ball joint of a limb hanging along -z: Ry (flexion) @ Rx (abduction) @ Rz (twist about the bone)."""
-    return _ry(np.radians(y_deg)) @ _rx(np.radians(x_deg)) @ _rz(np.radians(z_deg))
+    return axis_rotation("Y", y_deg) @ axis_rotation("X", x_deg) @ axis_rotation("Z", z_deg)
 
 
 def forward_kinematics(local_rot: np.ndarray, offsets: np.ndarray, root_pos: np.ndarray) -> np.ndarray:
     """Joint positions (T, 32, 3) mm from local rotations (T, 32, 3, 3), rest offsets (32, 3) mm and root
     positions (T, 3) mm. ``local_rot[:, 0]`` is the root's global rotation. Vectorised over frames."""
-    T = local_rot.shape[0]
-    glob = np.empty_like(local_rot)
-    pos = np.empty((T, len(H36M32_PARENTS), 3))
-    glob[:, 0] = local_rot[:, 0]
-    pos[:, 0] = root_pos
-    for j in range(1, len(H36M32_PARENTS)):
-        p = H36M32_PARENTS[j]
-        pos[:, j] = pos[:, p] + glob[:, p] @ offsets[j]
-        glob[:, j] = glob[:, p] @ local_rot[:, j]
-    return pos
+    trans = np.broadcast_to(np.asarray(offsets, dtype=np.float64), local_rot.shape[:1] + offsets.shape).copy()
+    trans[:, 0] = root_pos
+    return chain_kinematics(np.asarray(H36M32_PARENTS), local_rot, trans)
 
 
 # ----------------------------------------------------------------------------- joint-angle channels
@@ -209,13 +185,13 @@ def _channels_to_local(ch: np.ndarray, yaw_deg: np.ndarray) -> np.ndarray:
         R[:, j] = _zyx(w * g("neck_twist"), w * g("neck_flex"), -w * g("neck_lat"))
     for side, sgn, hip, clav in (("l", 1.0, 6, 16), ("r", -1.0, 1, 24)):
         c = lambda name: g(f"{side}_{name}")  # noqa: E731
-        R[:, hip] = _rx(np.radians(sgn * c("hip_abd"))) @ _ry(np.radians(-c("hip_flex"))) \
-            @ _rz(np.radians(-sgn * c("hip_twist")))
-        R[:, hip + 1] = _ry(np.radians(c("knee")))
-        R[:, hip + 2] = _ry(np.radians(-c("ankle")))
-        R[:, clav] = _rx(np.radians(-sgn * c("clav")))
+        R[:, hip] = axis_rotation("X", (sgn * c("hip_abd"))) @ axis_rotation("Y", (-c("hip_flex"))) \
+            @ axis_rotation("Z", (-sgn * c("hip_twist")))
+        R[:, hip + 1] = axis_rotation("Y", (c("knee")))
+        R[:, hip + 2] = axis_rotation("Y", (-c("ankle")))
+        R[:, clav] = axis_rotation("X", (-sgn * c("clav")))
         R[:, clav + 1] = _limb(-c("sh_flex"), sgn * c("sh_abd"), -sgn * c("sh_twist"))
-        R[:, clav + 2] = _ry(np.radians(-c("elbow")))
+        R[:, clav + 2] = axis_rotation("Y", (-c("elbow")))
         R[:, clav + 3] = _zyx(zero, -c("wrist"), zero)
     return R
 

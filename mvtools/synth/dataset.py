@@ -1,4 +1,4 @@
-"""Synthetic Human3.6M-like data: procedural motion (:mod:`mvtools.motion`) seen by the real H36M camera rig.
+"""Synthetic Human3.6M-like data: procedural motion (:mod:`mvtools.synth.motion`) seen by the real H36M camera rig.
 
 :func:`synth_sequences` yields raw 32-joint sequences named like the real ones; :func:`synth_dataset` writes an
 mvtools dataset directory (poses3d, ground-truth and detected poses2d, the built-in H36M cameras) directly.
@@ -16,8 +16,8 @@ import numpy as np
 from mvtools.camera import project, world_to_camera
 from mvtools.dataset import DatasetWriter, base_manifest, poses2d_table, poses3d_table
 from mvtools.h36m_cameras import H36M_SUBJECTS, H36M_TEST, H36M_TRAIN, h36m_cameras, h36m_rig
-from mvtools.motion import H36M_ACTION_TO_ACTIVITY, generate_motion, random_body
-from mvtools.noise import NoiseParams, resolve_noise, simulate_detections
+from mvtools.synth.motion import H36M_ACTION_TO_ACTIVITY, generate_motion, random_body
+from mvtools.synth.noise import NoiseParams, resolve_noise, simulate_detections
 from mvtools.progress import log, progress
 from mvtools.skeleton import H36M32_TO_17
 
@@ -74,7 +74,7 @@ def synth_dataset(out, subjects=None, sequences_per_subject: int = 4, frames: in
     """Write a synthetic H36M-like mvtools dataset to ``out`` and return its path.
 
     poses3d: 17 joints, world mm. poses2d ``gt``: projection through the H36M rig with lens distortion (px);
-    ``detected`` (when ``noise`` is not None): :func:`mvtools.noise.simulate_detections`. cameras: the built-in
+    ``detected`` (when ``noise`` is not None): :func:`mvtools.synth.noise.simulate_detections`. cameras: the built-in
     H36M calibration of the subjects used. ``subjects`` defaults to all seven labelled H36M subjects.
     ``noise``: a NoiseParams, None (or "none") for ground truth only, "realistic" (the default) or a path to a
     NoiseParams JSON file.

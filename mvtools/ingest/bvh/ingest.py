@@ -3,7 +3,7 @@
 Per file: read, detect units, drop the converter's T-pose frame, resample to ``fps`` (slerp), FK, map to
 the 17 H36M joints, place on the rig's floor (z = 0) centred on the capture centre with an optional
 random yaw, project into every camera, drop frames a camera cannot see, simulate detections
-(:mod:`mvtools.noise`). See docs/bvh.md.
+(:mod:`mvtools.synth.noise`). See docs/bvh.md.
 """
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from mvtools.bvh import (apply_joint_map, chain_kinematics, detect_units, has_tpose_frame, joint_map_matrix,
-                         load_joint_map, read_bvh, resample_bvh, to_z_up)
+from mvtools.ingest.bvh.joint_maps import apply_joint_map, joint_map_matrix, load_joint_map
+from mvtools.skeleton import chain_kinematics
+from mvtools.ingest.bvh.reader import detect_units, has_tpose_frame, read_bvh, to_z_up
+from mvtools.ingest.bvh.kinematics import resample_bvh
 from mvtools.camera import Camera, project, world_to_camera
 from mvtools.dataset import DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table
 from mvtools.progress import log, progress
@@ -167,7 +169,7 @@ def load_rig(spec: str) -> tuple[dict[str, Camera], str]:
 
 def load_noise(spec):
     """NoiseParams from ``none``, ``realistic`` or a JSON file path."""
-    from mvtools.noise import NoiseParams
+    from mvtools.synth.noise import NoiseParams
 
     if isinstance(spec, NoiseParams):
         return spec, "given"
@@ -309,7 +311,7 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
     TOML. fps: output frame rate (Hz; None/0 = the file's). subject_map: see :func:`load_subject_map`.
     split: see :func:`make_splits`. detector_noise: ``none``, ``realistic`` or a NoiseParams JSON file.
     seed: random yaw and detector noise. joint_map: built-in name or JSON file. units: ``auto`` or one of
-    :data:`mvtools.bvh.UNITS`. random_yaw: rotate each clip by a seeded random angle about the vertical.
+    :data:`mvtools.ingest.bvh.reader.UNITS`. random_yaw: rotate each clip by a seeded random angle about the vertical.
     min_views: a frame is kept when at least this many cameras see every joint (default: all cameras);
     2D rows are written for those cameras only. near_mm: joints closer than this to a camera count as
     behind it. floor: ``auto``, ``file`` or ``lowest`` (see :func:`place_on_stage`).
@@ -326,7 +328,7 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
     if not 1 <= min_views <= n_cams:
         raise ValueError(f"min_views must be between 1 and {n_cams} (cameras in the rig), got {min_views}")
     noise, noise_how = load_noise(detector_noise)
-    from mvtools.noise import simulate_detections
+    from mvtools.synth.noise import simulate_detections
 
     jm = load_joint_map(joint_map)
     R_stage, o_stage, stage_how = stage_frame(rig_cams.values())
