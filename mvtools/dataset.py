@@ -16,12 +16,9 @@ partition key (directory ``subject=S1``), which pandas, pyarrow and DuckDB all r
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import os
 import shutil
 import sys
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
@@ -33,6 +30,7 @@ import pyarrow.parquet as pq
 
 from mvtools import __version__
 from mvtools.camera import Camera
+from mvtools.io import read_json, swap_into_place, write_json_atomic, write_table_atomic
 from mvtools.skeleton import NUM_JOINTS, layout_dict
 
 FORMAT_VERSION = 1
@@ -216,41 +214,6 @@ def rig(cams: Iterable[Camera], subject: str, source: str = "given") -> dict[str
     return {c.camera: c for c in cams if c.subject == subject and c.source == source}
 
 
-@contextmanager
-def atomic_path(path, suffix: str = ".tmp"):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block completes, else delete it.
-
-    ``suffix`` keeps an extension some writers insist on (e.g. ``.cdf``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def write_table_atomic(table: pa.Table, path: Path) -> None:
-    """Write a Parquet file via a temporary name in the same directory, then rename."""
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-
-
-def save_npz_atomic(path, **arrays) -> Path:
-    """``np.savez_compressed`` via a temporary file and rename; returns the path."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **arrays)
-    return Path(path)
-
-
-def write_json_atomic(path, obj) -> None:
-    """Write ``obj`` as indented JSON (numpy scalars and arrays allowed) via a temporary file and rename."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
 def write_cameras(ds, cams: Iterable[Camera]) -> None:
     """Replace the cameras table of an existing dataset atomically."""
     write_table_atomic(cameras_to_table(cams), Path(ds) / "cameras.parquet")
@@ -265,21 +228,6 @@ def replace_cameras(ds, new: Iterable[Camera], source: str, subjects: Iterable[s
     return allc
 
 
-# ----------------------------------------------------------------------------- manifest
-def read_json(path, what: str = "file", error: type[Exception] = ValueError):
-    """Parsed JSON of ``path``; a missing, unreadable or malformed file raises ``error`` naming the file.
-    ``what`` says what the file is for in the messages (e.g. "noise parameters")."""
-    path = Path(path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise error(f"{path}: {what} not found") from None
-    except OSError as e:
-        raise error(f"{path}: cannot read {what} ({e.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise error(f"{path}: not valid JSON ({e})") from None
-
-
 def read_manifest(ds) -> dict:
     path = Path(ds) / "manifest.json"
     if not path.exists():
@@ -292,16 +240,6 @@ def read_manifest(ds) -> dict:
 
 def write_manifest(ds, manifest: dict) -> None:
     write_json_atomic(Path(ds) / "manifest.json", manifest)
-
-
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
 def producer(command: str | None = None) -> dict:
@@ -462,35 +400,6 @@ class DatasetWriter:
                 pass
         self._writers.clear()
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename directory ``tmp`` to ``out``, replacing an existing ``out`` only after ``tmp`` is complete."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        except BaseException:
-            os.rename(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out)
-
-
-@contextmanager
-def staged_directory(final: Path):
-    """Yield a temporary sibling directory that replaces ``final`` only if the block completes."""
-    final = Path(final).absolute()
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        swap_into_place(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def replace_poses2d_files(ds, subject: str, tag: str, table: pa.Table | None) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from mvtools.camera import Camera, tvec_from_center
 from mvtools.rotations import quat_to_rotmat
-from mvtools.dataset import read_json
+from mvtools.io import read_json
 
 #: Camera ids in the H36M index order 0..3 (VideoPose3D npz lists follow it).
 H36M_CAMERA_IDS = ["54138969", "55011271", "58860488", "60457274"]

@@ -3,7 +3,6 @@ camera.calibration text) built from a known 3D body and known cameras; checks ag
 (joint names, OpenCV projection, hand-computed transforms)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from mvtools import dataset as d
+from mvtools.io import read_json
 from mvtools.h36m_cameras import h36m_cameras
 
 
@@ -122,9 +123,9 @@ def test_replace_cameras_and_poses2d_files(tmp_path):
 def test_read_json_names_the_file_and_the_problem(tmp_path):
     p = tmp_path / "x.json"
     with pytest.raises(ValueError, match=r"x\.json: noise parameters not found"):
-        d.read_json(p, "noise parameters")
+        read_json(p, "noise parameters")
     p.write_text("{bad")
     with pytest.raises(d.DatasetError, match=r"x\.json: not valid JSON"):
-        d.read_json(p, error=d.DatasetError)
+        read_json(p, error=d.DatasetError)
     p.write_text('{"a": [1, 2]}')
-    assert d.read_json(p) == {"a": [1, 2]}
+    assert read_json(p) == {"a": [1, 2]}

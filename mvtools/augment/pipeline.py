@@ -17,9 +17,8 @@ from mvtools.augment.virtual import LAYOUTS, camera_frame, map_camera, place_vir
     similarity_to
 from mvtools.camera import Camera, undistort_pixels
 from mvtools.dataset import _dataset as _poses2d_dataset
-from mvtools.dataset import (POSES2D_SCHEMA, DatasetError, joints_to_numpy, list_to_numpy, poses2d_table,
-                             producer, read_cameras, read_manifest, read_poses3d, replace_cameras,
-                             replace_poses2d_files, rig, staged_directory, subjects_in, write_manifest)
+from mvtools.dataset import (POSES2D_SCHEMA, DatasetError, joints_to_numpy, list_to_numpy, poses2d_table, producer, read_cameras, read_manifest, read_poses3d, replace_cameras, replace_poses2d_files, rig, subjects_in, write_manifest)
+from mvtools.io import staged_directory
 from mvtools.progress import log, progress
 from mvtools.skeleton import NUM_JOINTS, ROOT
 

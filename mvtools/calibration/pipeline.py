@@ -25,8 +25,8 @@ from mvtools.calibration.toml_io import read_aniposelib_toml, write_aniposelib_t
 from mvtools.calibration.views import CalibrationError, Views, load_views
 from mvtools.camera import Camera, camera_center, relative_transform
 from mvtools.rotations import angle_between_deg, rotation_angle_deg
-from mvtools.dataset import DatasetError, producer, read_cameras, read_manifest, replace_cameras, \
-    write_json_atomic, write_manifest
+from mvtools.dataset import DatasetError, producer, read_cameras, read_manifest, replace_cameras, write_manifest
+from mvtools.io import write_json_atomic
 from mvtools.progress import log, progress
 
 REPORT_NAME = "calibration_report.json"

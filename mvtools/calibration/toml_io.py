@@ -35,7 +35,7 @@ except ImportError:  # Python 3.10
 
 from mvtools.camera import Camera
 from mvtools.rotations import rodrigues, rotmat_to_rodrigues
-from mvtools.dataset import atomic_path
+from mvtools.io import atomic_path
 
 UNITS_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
 

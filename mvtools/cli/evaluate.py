@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from mvtools.cli.common import friendly_errors, split_list
-from mvtools.dataset import write_json_atomic
+from mvtools.io import write_json_atomic
 
 
 @click.command()

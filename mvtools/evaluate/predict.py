@@ -28,7 +28,8 @@ import pyarrow.parquet as pq
 import torch
 
 from mvtools.camera import Camera, undistort_pixels
-from mvtools.dataset import DatasetError, atomic_path, fsl, joints_to_numpy, save_npz_atomic, write_table_atomic
+from mvtools.dataset import DatasetError, fsl, joints_to_numpy
+from mvtools.io import atomic_path, save_npz_atomic, write_table_atomic
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, h36m_cameras
 from mvtools.skeleton import NUM_JOINTS
 

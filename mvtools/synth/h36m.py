@@ -95,7 +95,7 @@ def synth_h36m(out_root, subjects=None, sequences: int = 4, frames: int = 300, s
     Deterministic for a seed. An existing ``out_root`` is replaced only if it is empty or an earlier synth
     tree (it holds ``synth.json``). Returns a summary dict (also written to ``synth.json``).
     """
-    from mvtools.dataset import staged_directory
+    from mvtools.io import staged_directory
     from mvtools.ingest.h36m.reader import videopose3d_key, write_videopose3d_2d
     from mvtools.h36m_cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, h36m_rig
     from mvtools.synth.motion import H36M_ACTION_TO_ACTIVITY, generate_motion

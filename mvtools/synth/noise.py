@@ -32,7 +32,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from mvtools.camera import Camera, project_camera_frame, world_to_camera
-from mvtools.dataset import read_json, write_json_atomic
+from mvtools.io import read_json, write_json_atomic
 from mvtools.skeleton import NUM_JOINTS
 
 #: Limb pairs that a detector can swap: (left joints, right joints) in the 17-joint layout.

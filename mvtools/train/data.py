@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from mvtools.dataset import DatasetError, list_to_numpy, read_json
+from mvtools.dataset import DatasetError, list_to_numpy
+from mvtools.io import read_json
 from mvtools.skeleton import NUM_JOINTS
 
 J = NUM_JOINTS

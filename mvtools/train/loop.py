@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from mvtools.dataset import DatasetError, atomic_path, write_json_atomic
+from mvtools.dataset import DatasetError
+from mvtools.io import atomic_path, write_json_atomic
 from mvtools.evaluate.metrics import mpjpe_per_pose, p_mpjpe_per_pose
 from mvtools.progress import log, progress
 from mvtools.train import losses

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mvtools.dataset import atomic_path
+from mvtools.io import atomic_path
 from mvtools.skeleton import H36M17_LEFT, H36M17_PARENTS
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mvtools.dataset import DatasetError, read_json
+from mvtools.dataset import DatasetError
+from mvtools.io import read_json
 from mvtools.skeleton import H36M17_NAMES
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mvtools.dataset import DatasetError, atomic_path
+from mvtools.dataset import DatasetError
+from mvtools.io import atomic_path
 
 #: Widths of the ``Pose`` variable: 32 joints x 3 (mm) and 32 joints x 2 (px).
 POSE_WIDTHS = (96, 64)

@@ -17,7 +17,8 @@ import pyarrow as pa
 
 from mvtools.camera import Camera, project
 from mvtools.ingest.h36m.cdf import read_pose_cdf
-from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, save_npz_atomic, poses2d_table, poses3d_table)
+from mvtools.dataset import DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table
+from mvtools.io import save_npz_atomic
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, H36M_TEST, H36M_TRAIN, h36m_cameras
 from mvtools.progress import log, progress
 from mvtools.skeleton import H36M17_LEFT, H36M17_RIGHT, H36M32_TO_17
