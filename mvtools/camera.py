@@ -189,3 +189,30 @@ def undistort_pixels(uv: np.ndarray, cam: Camera) -> np.ndarray:
     c = np.array([cam.cx, cam.cy])
     xy = undistort_normalized((np.asarray(uv, np.float64) - c) / f, cam.k, cam.p, cam.distortion_model)
     return xy * f + c
+
+
+def check_cameras(cams, where: str) -> list:
+    """Refuse cameras that would poison a dataset; returns ``cams`` as a list. ``where`` (the file) starts every
+    message. Each camera needs finite intrinsics and extrinsics, fx > 0, fy > 0 px, width > 0, height > 0 px and a
+    proper rotation R; two cameras of one subject and source may not share a pose (centres within 1 mm and
+    rotations within ~0.01 degrees: a duplicated entry)."""
+    cams = list(cams)
+    for c in cams:
+        name = f"{where}: camera {c.camera!r}" + (f" of {c.subject}" if c.subject else "")
+        vals = np.r_[c.fx, c.fy, c.cx, c.cy, np.ravel(c.R), np.ravel(c.t), np.ravel(c.k), np.ravel(c.p)]
+        if vals.size != 21 or not np.isfinite(vals.astype(float)).all():
+            raise ValueError(f"{name}: intrinsics, distortion, R (3x3) and t (3) must be finite numbers")
+        if not (c.fx > 0 and c.fy > 0):
+            raise ValueError(f"{name}: focal lengths must be > 0 px, got fx={c.fx}, fy={c.fy}")
+        if not (int(c.width) > 0 and int(c.height) > 0):
+            raise ValueError(f"{name}: image size must be > 0 px, got {c.width} x {c.height}")
+        R = np.asarray(c.R, float).reshape(3, 3)
+        if np.abs(R @ R.T - np.eye(3)).max() > 1e-4 or np.linalg.det(R) < 0:
+            raise ValueError(f"{name}: R is not a proper rotation matrix")
+    for i, a in enumerate(cams):
+        for b in cams[i + 1:]:
+            if (a.subject, a.source) == (b.subject, b.source) and np.linalg.norm(a.C - b.C) < 1.0 \
+                    and np.abs(np.asarray(a.R, float) - np.asarray(b.R, float)).max() < 2e-4:
+                raise ValueError(f"{where}: cameras {a.camera!r} and {b.camera!r}"
+                                 + (f" of {a.subject}" if a.subject else "") + " have the same pose (a duplicate?)")
+    return cams

@@ -29,8 +29,9 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from mvtools import __version__
-from mvtools.camera import Camera
-from mvtools.io import read_json, swap_into_place, write_json_atomic, write_table_atomic
+from mvtools.camera import Camera, check_cameras
+from mvtools.io import claim_output, read_json, swap_into_place, write_json_atomic, write_table_atomic
+from mvtools.progress import log
 from mvtools.skeleton import NUM_JOINTS, layout_dict
 
 FORMAT_VERSION = 1
@@ -157,8 +158,8 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 # ----------------------------------------------------------------------------- cameras
-def cameras_to_table(cams: Iterable[Camera]) -> pa.Table:
-    cams = list(cams)
+def cameras_to_table(cams: Iterable[Camera], where: str = "cameras") -> pa.Table:
+    cams = check_cameras(cams, where)
     for c in cams:
         if c.source not in CAMERA_SOURCES:
             raise ValueError(f"camera source must be one of {CAMERA_SOURCES}, got {c.source!r}")
@@ -180,7 +181,15 @@ def cameras_to_table(cams: Iterable[Camera]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=CAMERAS_SCHEMA)
 
 
-def table_to_cameras(table: pa.Table) -> list[Camera]:
+def table_to_cameras(table: pa.Table, where: str = "cameras.parquet") -> list[Camera]:
+    """Cameras of a cameras table; a table of another schema or with unusable cameras raises naming ``where``."""
+    missing = [f.name for f in CAMERAS_SCHEMA if f.name not in table.column_names]
+    if missing:
+        raise DatasetError(f"{where}: not an mvtools cameras table (lacks column(s) {', '.join(missing)})")
+    try:
+        table = table.select(CAMERAS_SCHEMA.names).cast(CAMERAS_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError) as e:
+        raise DatasetError(f"{where}: columns do not have the cameras schema ({e})") from None
     d = table.to_pydict()
     out = []
     for i in range(table.num_rows):
@@ -191,7 +200,10 @@ def table_to_cameras(table: pa.Table) -> list[Camera]:
             k=(d["k1"][i], d["k2"][i], d["k3"][i]), p=(d["p1"][i], d["p2"][i]),
             distortion_model=d["distortion_model"][i], subject=d["subject"][i], source=d["source"][i],
         ))
-    return out
+    try:
+        return check_cameras(out, where)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
 
 
 def read_cameras(ds, source: str | Iterable[str] | None = None, subjects: Iterable[str] | None = None) -> list[Camera]:
@@ -199,7 +211,7 @@ def read_cameras(ds, source: str | Iterable[str] | None = None, subjects: Iterab
     path = Path(ds) / "cameras.parquet"
     if not path.exists():
         raise DatasetError(f"{path}: missing (is {ds} an mvtools dataset?)")
-    cams = table_to_cameras(pq.read_table(path))
+    cams = table_to_cameras(read_parquet(path, "cameras table"), str(path))
     if source is not None:
         srcs = {source} if isinstance(source, str) else set(source)
         cams = [c for c in cams if c.source in srcs]
@@ -216,7 +228,17 @@ def rig(cams: Iterable[Camera], subject: str, source: str = "given") -> dict[str
 
 def write_cameras(ds, cams: Iterable[Camera]) -> None:
     """Replace the cameras table of an existing dataset atomically."""
-    write_table_atomic(cameras_to_table(cams), Path(ds) / "cameras.parquet")
+    write_table_atomic(cameras_to_table(cams, str(Path(ds) / "cameras.parquet")), Path(ds) / "cameras.parquet")
+
+
+def read_parquet(path, what: str = "Parquet file") -> pa.Table:
+    """A whole Parquet file; a truncated or corrupt one raises :class:`DatasetError` naming it."""
+    try:
+        return pq.read_table(path)
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: {what} not found") from None
+    except (pa.ArrowException, OSError) as e:
+        raise DatasetError(f"{path}: not a readable {what} (truncated or corrupt? {e})") from None
 
 
 def replace_cameras(ds, new: Iterable[Camera], source: str, subjects: Iterable[str] | None = None) -> list[Camera]:
@@ -233,6 +255,8 @@ def read_manifest(ds) -> dict:
     if not path.exists():
         raise DatasetError(f"{path}: missing (is {ds} an mvtools dataset?)")
     m = read_json(path, "dataset manifest", DatasetError)
+    if not isinstance(m, dict):
+        raise DatasetError(f"{path}: a dataset manifest must be a JSON object, got a JSON {type(m).__name__}")
     if m.get("format_version") != FORMAT_VERSION:
         raise DatasetError(f"{path}: format_version {m.get('format_version')!r}, this mvtools reads {FORMAT_VERSION}")
     return m
@@ -283,7 +307,10 @@ def _read(ds, name: str, subjects, filters, columns) -> pa.Table:
     for col, vals in (filters or {}).items():
         e = pads.field(col).isin(list(vals)) if isinstance(vals, (list, tuple, set)) else pads.field(col) == vals
         expr = e if expr is None else expr & e
-    return d.to_table(columns=columns, filter=expr)
+    try:
+        return d.to_table(columns=columns, filter=expr)
+    except (pa.ArrowException, OSError) as e:
+        raise DatasetError(f"{path}: a Parquet part is unreadable (truncated or corrupt? {e})") from None
 
 
 def read_poses3d(ds, subjects=None, columns=None, **filters) -> pa.Table:
@@ -307,6 +334,51 @@ def subjects_in(ds) -> list[str]:
     return [s for s in order if s in found] + [s for s in found if s not in order]
 
 
+# ----------------------------------------------------------------------------- checks at the door
+#: Largest plausible magnitudes: 3D 100 m (in mm; CDF fill values are about -1e30), 2D 1e6 px.
+LIMITS = {"joints3d": 1e5, "joints3d_univ": 1e5, "joints2d": 1e6}
+_BAD_NAME_CHARS = set('/\\\0=') | {chr(i) for i in range(32)}
+
+
+def check_name(name, what: str) -> str:
+    """A name from file contents that becomes part of a path (subject directory, file tag): non-empty, at most 200
+    characters, no path separators, '=', control characters, no leading '.' or '_' (hidden/ignored files)."""
+    if not isinstance(name, str) or not name or len(name) > 200 or set(name) & _BAD_NAME_CHARS \
+            or name[0] in "._" or name.strip() != name:
+        raise DatasetError(f"{what} name {name!r} cannot be used in a file path (need 1-200 characters without "
+                           "'/', '\\', '=', control characters, leading '.' or '_' or surrounding spaces)")
+    return name
+
+
+def check_values(table: pa.Table, where: str) -> pa.Table:
+    """Refuse poses that would poison a dataset, checked on the float32 values as stored: NaN/inf (also values that
+    overflowed the float32 cast), coordinates beyond :data:`LIMITS` (fill values); confidences outside 0..1 are
+    clipped with a warning. Returns the (possibly clipped) table."""
+    for name, limit in LIMITS.items():
+        if name not in table.column_names:
+            continue
+        col = table.column(name)
+        k = col.type.list_size // NUM_JOINTS
+        a = joints_to_numpy(col, k)
+        bad = ~np.isfinite(a).all((1, 2)) | (np.abs(np.nan_to_num(a)) > limit).any((1, 2))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            row = {c: table.column(c)[i].as_py() for c in ("action", "raw_name", "frame", "camera")
+                   if c in table.column_names}
+            what = "NaN/inf values" if not np.isfinite(a[i]).all() else f"values beyond {limit:g} (fill values?)"
+            raise DatasetError(f"{where}: {name} holds {what} in {int(bad.sum())} row(s), first {row}")
+    if "confidence" in table.column_names:
+        c = list_to_numpy(table.column("confidence"), NUM_JOINTS)
+        if not np.isfinite(c).all():
+            raise DatasetError(f"{where}: confidence holds NaN/inf values")
+        out = (c < 0) | (c > 1)
+        if out.any():
+            log(f"warning: {where}: {int(out.sum())} confidence value(s) outside 0..1 clipped to 0..1")
+            i = table.column_names.index("confidence")
+            table = table.set_column(i, table.schema.field(i), fsl(np.clip(c, 0, 1).astype(np.float32)))
+    return table
+
+
 # ----------------------------------------------------------------------------- writing
 class DatasetWriter:
     """Streams tables into a new dataset directory and renames it into place on :meth:`commit`.
@@ -321,11 +393,16 @@ class DatasetWriter:
             w.commit(manifest)
     """
 
-    def __init__(self, out):
+    def __init__(self, out, inputs=(), overwrite: bool = False):
         self.out = Path(out).absolute()
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.out.parent / f".{self.out.name}.tmp-{uuid.uuid4().hex[:8]}"
-        self.tmp.mkdir()
+        # refusals (inputs, foreign directories, --overwrite), the lock and a killed run's leftovers
+        self._claim = claim_output(self.out, "dataset", inputs, overwrite)
+        try:
+            self.tmp = self.out.parent / f".{self.out.name}.tmp-{uuid.uuid4().hex[:8]}"
+            self.tmp.mkdir()
+        except BaseException:
+            self._claim.release()
+            raise
         self._writers: dict[tuple, pq.ParquetWriter] = {}
         self.rows = {"poses3d": 0, "poses2d": {s: 0 for s in POSE2D_SOURCES}}
         self.subjects: list[str] = []
@@ -341,6 +418,8 @@ class DatasetWriter:
         return False
 
     def _writer(self, kind: str, subject: str, tag: str, schema: pa.Schema) -> pq.ParquetWriter:
+        check_name(subject, "subject")
+        check_name(tag, "file tag")
         key = (kind, subject, tag)
         if key not in self._writers:
             d = self.tmp / kind / f"subject={subject}"
@@ -353,13 +432,13 @@ class DatasetWriter:
     def add_poses3d(self, subject: str, table: pa.Table) -> None:
         """Append 3D rows. Extra columns after the standard ones (e.g. 3DHP's ``valid``) are kept;
         every call for one dataset must then use the same schema."""
-        table = conform(table, POSES3D_SCHEMA)
+        table = check_values(conform(table, POSES3D_SCHEMA), f"{self.out}: subject {subject}")
         self._writer("poses3d", subject, "part", table.schema).write_table(table)
         self.rows["poses3d"] += table.num_rows
 
     def add_poses2d(self, subject: str, table: pa.Table, tag: str | None = None) -> None:
         """Append 2D rows; one file per (subject, source) unless ``tag`` names another."""
-        table = conform(table, POSES2D_SCHEMA)
+        table = check_values(conform(table, POSES2D_SCHEMA), f"{self.out}: subject {subject}")
         srcs = set(table.column("source").unique().to_pylist())
         if tag is None:
             if len(srcs) != 1:
@@ -381,7 +460,7 @@ class DatasetWriter:
             raise DatasetError("no cameras were set for the dataset")
         (self.tmp / "poses3d").mkdir(exist_ok=True)
         (self.tmp / "poses2d").mkdir(exist_ok=True)
-        pq.write_table(cameras_to_table(self._cams), self.tmp / "cameras.parquet")
+        pq.write_table(cameras_to_table(self._cams, f"{self.out}: cameras"), self.tmp / "cameras.parquet")
         manifest = dict(manifest)
         manifest.setdefault("subjects", self.subjects)
         manifest["rows"] = {"poses3d": self.rows["poses3d"],
@@ -390,6 +469,7 @@ class DatasetWriter:
         write_manifest(self.tmp, manifest)
         swap_into_place(self.tmp, self.out)
         self.committed = True
+        self._claim.release()
         return self.out
 
     def abort(self) -> None:
@@ -400,6 +480,7 @@ class DatasetWriter:
                 pass
         self._writers.clear()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._claim.release()
 
 
 def replace_poses2d_files(ds, subject: str, tag: str, table: pa.Table | None) -> None:

@@ -1,12 +1,18 @@
-"""Generic file helpers: crash-safe writes (temporary sibling + rename), JSON reading with file-naming errors.
+"""Generic file helpers: crash-safe writes (temporary sibling + rename), JSON reading with file-naming errors,
+the output guard every directory-writing command goes through, and the atomic directory swap.
 
-Every writer in mvtools goes through these so that a kill leaves either the old file or the new one.
+Every writer in mvtools goes through these so that a kill leaves either the old file or the new one
+(docs/reliability.md).
 """
 from __future__ import annotations
 
+import ctypes
+import errno
+import fcntl
 import json
 import os
 import shutil
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,30 +81,293 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
+def pause_point(name: str) -> None:
+    """Test hook: when ``MVTOOLS_TEST_PAUSE_AT`` equals ``name``, say so on stderr and sleep (to be SIGKILLed by a
+    fault-injection test at a named commit point). Does nothing otherwise."""
+    if os.environ.get("MVTOOLS_TEST_PAUSE_AT") == name:
+        os.write(2, f"MVTOOLS_PAUSED {name}\n".encode())
+        time.sleep(600)
+
+
+# ----------------------------------------------------------------------------- atomic directory swap
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _renameat2(src, dst, flags: int) -> bool:
+    """Linux renameat2(2); False where the C library, kernel or file system lacks it."""
+    if os.environ.get("MVTOOLS_NO_RENAME_EXCHANGE"):
+        return False
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    e = ctypes.get_errno()
+    if e in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(e, os.strerror(e), str(dst))
+
+
 def swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename directory ``tmp`` to ``out``, replacing an existing ``out`` only after ``tmp`` is complete."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        except BaseException:
-            os.rename(old, out)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
+    """Make complete directory ``tmp`` the directory ``out``, atomically.
+
+    A new ``out`` is one rename. An existing ``out`` is exchanged with ``tmp`` in one ``renameat2(RENAME_EXCHANGE)``
+    call, so every observer and every kill sees the old directory or the new one; the old one (now at ``tmp``) is
+    then deleted (a kill before that leaves a hidden ``.NAME.tmp-*`` that :func:`claim_output` removes). Without
+    RENAME_EXCHANGE (not Linux, or a file system without it) two renames are used: ``out`` -> ``.NAME.old-*``,
+    ``tmp`` -> ``out``; a kill between them leaves no ``out`` but the ``.old-*`` directory, which
+    :func:`recover_output` (run by :func:`claim_output` and :func:`staged_directory`) renames back."""
+    tmp, out = Path(tmp), Path(out)
+    if not os.path.lexists(out):
         os.rename(tmp, out)
+        return
+    if _renameat2(tmp, out, _RENAME_EXCHANGE):
+        pause_point("swap:exchanged")
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+    os.rename(out, old)
+    pause_point("swap:between-renames")
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_output(out) -> list[str]:
+    """Repair what a killed run left beside ``out``: a fallback swap killed between its two renames (``out``
+    missing, ``.NAME.old-*`` present) gets its old directory back; leftover ``.NAME.tmp-*`` staging directories
+    and ``.NAME.old-*`` directories are removed. Call only while holding ``out``'s lock. Returns what was done."""
+    out = Path(out).absolute()
+    done = []
+    if not out.parent.is_dir():
+        return done
+    olds = sorted(out.parent.glob(f".{glob_escape(out.name)}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds and not os.path.lexists(out):
+        os.rename(olds.pop(), out)
+        done.append(f"restored {out} from an interrupted swap")
+    for p in olds + list(out.parent.glob(f".{glob_escape(out.name)}.tmp-*")):
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+        done.append(f"removed {p.name} left by an interrupted run")
+    return done
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
+# ----------------------------------------------------------------------------- the output guard
+class OutputError(ValueError):
+    """An output that mvtools refuses to write (it would destroy data, or another process is writing it)."""
+
+
+def _is_dataset(m) -> bool:
+    p = m.get("producer")
+    return ("format_version" in m and isinstance(p, dict) and "mvtools_version" in p
+            and m.get("kind", "dataset") == "dataset")
+
+
+#: Kinds of mvtools outputs: marker file -> test of its JSON content (docs/reliability.md).
+OUTPUT_KINDS = {
+    "dataset": ("manifest.json", _is_dataset),
+    "synth-h36m": ("synth.json", lambda m: m.get("generator") == "mvtools synth h36m"),
+    "run": ("config.json", lambda m: m.get("mvtools_output") == "run" or "loss" in m and "pretrain_epochs" in m),
+    "demo": ("demo.json", lambda m: m.get("mvtools_output") == "demo"),
+}
+
+
+def output_kind(path) -> str | None:
+    """The kind of mvtools output directory ``path`` is (a key of :data:`OUTPUT_KINDS`), or None."""
+    for kind, (name, test) in OUTPUT_KINDS.items():
+        f = Path(path) / name
+        try:
+            m = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(m, dict) and test(m):
+            return kind
+    return None
+
+
+OVERWRITE_HELP = ("Replace an existing output, but only one that mvtools wrote and of the same kind (an earlier "
+                  "dataset, run, ...); anything else is always refused. Without it an existing output is an error.")
+
+
+def check_not_input(out, inputs) -> None:
+    """Refuse an output that equals, contains or lies inside one of ``inputs`` (paths; None entries ignored)."""
+    real = Path(os.path.realpath(out))
+    for i in inputs:
+        if i is None:
+            continue
+        ri = Path(os.path.realpath(i))
+        how = ("is" if real == ri else "contains" if real in ri.parents else "lies inside" if ri in real.parents
+               else None)
+        if how:
+            raise OutputError(f"{out}: the output {how} the input {i}; writing it would destroy the input. "
+                              "Choose another output path.")
+
+
+class OutputClaim:
+    """The lock on one output path, held from the checks until the output is committed (:func:`claim_output`)."""
+
+    def __init__(self, out: Path, fd: int):
+        self.out, self._fd = out, fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+        return False
+
+
+def lock_output(out) -> OutputClaim:
+    """Take the exclusive lock ``.NAME.lock`` beside ``out`` (fcntl.flock), or fail at once if it is held."""
+    out = Path(out).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.parent / f".{out.name}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(f"{out}: another mvtools process is writing this output (lock {lock} is held); "
+                          "wait for it to finish") from None
+    return OutputClaim(out, fd)
+
+
+def claim_output(out, kind: str, inputs=(), overwrite: bool = False, in_place: bool = False,
+                 file: bool = False) -> OutputClaim:
+    """The one guard of every command that writes ``out``. Checks, then locks, then cleans up; returns the lock.
+
+    - ``out`` must not equal, contain or lie inside any of ``inputs``;
+    - a second writer of the same ``out`` fails at once (fcntl lock on ``.NAME.lock`` beside it);
+    - leftovers of a killed run on ``out`` are repaired or removed (:func:`recover_output`);
+    - an existing directory ``out`` is replaced only if it is empty, or an mvtools output of ``kind``
+      (:func:`output_kind`) and ``overwrite`` is true. ``in_place`` commands (augment, calibrate) update ``out``:
+      it must be of ``kind``, and they check ``overwrite`` for the parts they replace themselves;
+    - with ``file=True`` ``out`` is a file, replaced only with ``overwrite`` (and never a directory).
+    Release the claim (or use it as a context manager) after the commit.
+    """
+    out = Path(out).absolute()
+    check_not_input(out, inputs)
+    claim = lock_output(out)
+    try:
+        if not file:
+            recover_output(out)
+        _check_existing(out, kind, overwrite, in_place, file)
+    except BaseException:
+        claim.release()
+        raise
+    return claim
+
+
+def _check_existing(out: Path, kind: str, overwrite: bool, in_place: bool, file: bool) -> None:
+    if file:
+        if out.is_dir():
+            raise OutputError(f"{out}: is a directory; the output must be a file path")
+        if os.path.lexists(out) and not overwrite:
+            raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+        return
+    if not os.path.lexists(out):
+        if in_place:
+            raise OutputError(f"{out}: no such {kind}")
+        return
+    if not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a directory; refusing to replace it (choose another output)")
+    found = output_kind(out)
+    if in_place:
+        if found != kind:
+            raise OutputError(f"{out}: not an mvtools {kind} (no valid {OUTPUT_KINDS[kind][0]})")
+        return
+    if not any(out.iterdir()):
+        return
+    if found != kind:
+        what = (f"an mvtools {found}" if found
+                else f"not written by mvtools (no {OUTPUT_KINDS[kind][0]} of an mvtools {kind})")
+        raise OutputError(f"{out}: exists and is {what}; refusing to replace it. Choose another output path, "
+                          "or remove it yourself.")
+    if not overwrite:
+        raise OutputError(f"{out}: holds an earlier mvtools {kind}; pass --overwrite to replace it")
 
 
 @contextmanager
-def staged_directory(final: Path):
-    """Yield a temporary sibling directory that replaces ``final`` only if the block completes."""
+def staged_directory(final: Path, kind: str | None = None, inputs=(), overwrite: bool = False):
+    """Yield a temporary sibling directory that replaces ``final`` (atomically) only if the block completes.
+
+    With ``kind`` the output is claimed first (:func:`claim_output`: refusals, lock, leftovers) and the lock is
+    held until the swap."""
     final = Path(final).absolute()
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
+    claim = claim_output(final, kind, inputs, overwrite) if kind is not None else None
     try:
+        tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        try:
+            yield tmp
+            swap_into_place(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        if claim is not None:
+            claim.release()
+
+
+@contextmanager
+def staged_update(ds, drop=(), copy=()):
+    """Copy-on-write update of an existing directory ``ds`` as one atomic commit.
+
+    Yields a sibling staging directory holding hard links to every file of ``ds`` (real copies of the relative
+    paths in ``copy``, nothing of those in ``drop``); the caller writes the new state there (files only ever
+    replaced by rename, never rewritten in place) and, if the block completes, the staging directory is swapped
+    with ``ds`` (:func:`swap_into_place`). A kill at any moment leaves the old ``ds`` or the new one. Hold ``ds``'s
+    claim around it."""
+    ds = Path(ds).absolute()
+    drop, copy = {Path(p) for p in drop}, {Path(p) for p in copy}
+    tmp = ds.parent / f".{ds.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        _link_tree(ds, tmp, drop, copy)
         yield tmp
-        swap_into_place(tmp, final)
+        cwd = os.getcwd()
+        swap_into_place(tmp, ds)
+        if Path(cwd).is_relative_to(ds):
+            os.chdir(cwd)  # stay in the new tree, not the deleted old one
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _link_tree(src: Path, dst: Path, drop: set, copy: set) -> None:
+    dst.mkdir()
+    for root, dirs, files in os.walk(src):
+        rel = Path(root).relative_to(src)
+        dirs[:] = [d for d in dirs if rel / d not in drop]
+        for d in dirs:
+            if (Path(root) / d).is_symlink():
+                os.symlink(os.readlink(Path(root) / d), dst / rel / d)
+            else:
+                (dst / rel / d).mkdir()
+        dirs[:] = [d for d in dirs if not (Path(root) / d).is_symlink()]
+        for f in files:
+            r, s = rel / f, Path(root) / f
+            if r in drop:
+                continue
+            if s.is_symlink():
+                os.symlink(os.readlink(s), dst / r)
+            elif r in copy:
+                shutil.copy2(s, dst / r)
+            else:
+                try:
+                    os.link(s, dst / r)
+                except OSError:
+                    shutil.copy2(s, dst / r)

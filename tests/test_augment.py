@@ -262,7 +262,7 @@ def test_same_seed_identical_other_seed_different(tmp_path):
     assert ta.equals(tb) and ta.num_rows == 80
     va, vb = (x / "poses2d/subject=S1/virtual-0.parquet" for x in (a, b))
     assert va.read_bytes() == vb.read_bytes()
-    augment(b, virtual_views=4, layout="random", seed=6, shard_rows=1000)
+    augment(b, virtual_views=4, layout="random", seed=6, shard_rows=1000, overwrite=True)
     tc = pq.read_table(b / "pairs" / "train" / "part-00000.parquet")
     assert not ta.equals(tc)
     assert not np.allclose(d.read_cameras(a, source="virtual")[0].t, d.read_cameras(b, source="virtual")[0].t)
@@ -370,7 +370,7 @@ def test_zero_virtual_views_replaces_older_virtual_rows(tmp_path):
     augment(ds, virtual_views=3)
     assert len(d.read_cameras(ds, source="virtual")) == 3
     assert d.read_manifest(ds)["rows"]["poses2d"]["virtual"] == 30
-    s = augment(ds, virtual_views=0, pairs_per_frame=4)
+    s = augment(ds, virtual_views=0, pairs_per_frame=4, overwrite=True)
     assert d.read_cameras(ds, source="virtual") == [] and not list(ds.glob("poses2d/*/virtual-*"))
     assert s["source2d"] == "gt" and s["rows"]["train"] == 40
     df, _ = _pairs(ds)
@@ -395,7 +395,7 @@ def test_failure_midway_leaves_previous_pairs_and_cameras(tmp_path, monkeypatch)
     real_table = pairs_mod.pair_table
     monkeypatch.setattr("mvtools.augment.pipeline.pair_table", boom)
     with pytest.raises(RuntimeError):
-        augment(ds, virtual_views=5, seed=9)
+        augment(ds, virtual_views=5, seed=9, overwrite=True)
     assert all(p.read_bytes() == b for p, b in before.items())
     assert sorted(p.name for p in ds.iterdir()) == ["cameras.parquet", "manifest.json", "pairs", "poses2d", "poses3d"]
 

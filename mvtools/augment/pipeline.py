@@ -1,7 +1,6 @@
 """``augment()``: virtual cameras, their 2D poses, and the training pair shards of a dataset."""
 from __future__ import annotations
 
-import json
 import shutil
 import zlib
 from pathlib import Path
@@ -17,8 +16,10 @@ from mvtools.augment.virtual import LAYOUTS, camera_frame, map_camera, place_vir
     similarity_to
 from mvtools.camera import Camera, undistort_pixels
 from mvtools.dataset import _dataset as _poses2d_dataset
-from mvtools.dataset import (POSES2D_SCHEMA, DatasetError, joints_to_numpy, list_to_numpy, poses2d_table, producer, read_cameras, read_manifest, read_poses3d, replace_cameras, replace_poses2d_files, rig, subjects_in, write_manifest)
-from mvtools.io import staged_directory
+from mvtools.dataset import (POSES2D_SCHEMA, DatasetError, joints_to_numpy, list_to_numpy, poses2d_table, producer,
+                             read_cameras, read_manifest, read_poses3d, replace_cameras, replace_poses2d_files, rig,
+                             subjects_in, write_manifest)
+from mvtools.io import OutputError, claim_output, pause_point, staged_update, write_json_atomic
 from mvtools.progress import log, progress
 from mvtools.skeleton import NUM_JOINTS, ROOT
 
@@ -153,7 +154,7 @@ def _check_args(virtual_views, layout, extrinsics, views, pairs_per_frame, shard
 
 def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, extrinsics: str = "given",
             pairs_per_frame: int = 4, views: str = "all", subjects=None, shard_rows: int = 1_000_000,
-            source: str | None = None, command: str | None = None) -> dict:
+            source: str | None = None, command: str | None = None, overwrite: bool = False) -> dict:
     """Add ``virtual_views`` virtual cameras per subject rig and write the pair shards ``ds/pairs/``.
 
     - virtual cameras (``source="virtual"`` rows of cameras.parquet, ids ``virtual-00``...) and their 2D poses
@@ -166,10 +167,20 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
       undistorted; at most ``shard_rows`` rows per file; train and test subjects (manifest splits) apart;
     - ``pairs/manifest.json`` and an ``augment`` entry in the dataset manifest.
 
-    Returns a summary dict (rows per split, shards, dropped frames per subject and virtual camera, ...).
+    Everything is one atomic commit (a kill leaves the old dataset or the new one); an earlier augment output is
+    replaced only with ``overwrite``. Returns a summary dict (rows per split, shards, dropped frames per subject and
+    virtual camera, ...).
     """
     ds = Path(ds)
     _check_args(virtual_views, layout, extrinsics, views, pairs_per_frame, shard_rows, seed, source)
+    with claim_output(ds, "dataset", in_place=True):  # lock ds; repair what a killed run left
+        _check_earlier(ds, overwrite)
+        return _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views, subjects, shard_rows,
+                        source, command)
+
+
+def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views, subjects, shard_rows, source,
+             command) -> dict:
     virtual_views, pairs_per_frame, shard_rows, seed = (int(x) for x in (virtual_views, pairs_per_frame,
                                                                          shard_rows, seed))
 
@@ -203,10 +214,14 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
                 for f in (ds / "poses3d" / f"subject={s}").glob("*.parquet"))
     report = {"subjects": {}, "dropped": {}, "invalid_3d_frames": {}}
     virtual_all: list[Camera] = []
-    with staged_directory(ds / "pairs") as tmp:
-        stage = tmp / "_virtual"
+    # one atomic commit: a copy-on-write staging dataset (hard links) gets the new pairs/, virtual 2D, cameras and
+    # manifest, then is exchanged with ds in one rename (mvtools.io.staged_update; docs/reliability.md)
+    with staged_update(ds, drop=["pairs"], copy=["cameras.parquet", "manifest.json"]) as new:
+        pdir = new / "pairs"
+        stage = new / ".virtual-stage"
+        pdir.mkdir()
         stage.mkdir()
-        writers = {sp: ShardWriter(tmp, sp, shard_rows) for sp in ("train", "test")}
+        writers = {sp: ShardWriter(pdir, sp, shard_rows) for sp in ("train", "test")}
         try:
             with progress(length=total, label="augment") as bar:
                 for s in subjects:
@@ -229,26 +244,38 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
             "splits": {sp: [s for s in subjects if split_of[s] == sp] for sp in ("train", "test")},
             "shards": shards, "rows": rows, "layout": layout, "producer": producer(command),
         }
-        (tmp / "manifest.json").write_text(json.dumps(pm, indent=2) + "\n")
-        # quick finishing steps: virtual 2D, virtual cameras, then the pairs directory swaps into place
+        write_json_atomic(pdir / "manifest.json", pm)
+        pause_point("augment:pairs-written")
         for s in subjects:
             f = stage / f"{s}.parquet"
-            replace_poses2d_files(ds, s, "virtual", pq.read_table(f) if f.exists() else None)
+            replace_poses2d_files(new, s, "virtual", pq.read_table(f) if f.exists() else None)
             pa.default_memory_pool().release_unused()
-        allc = replace_cameras(ds, virtual_all, "virtual", subjects)
         shutil.rmtree(stage)
-
-    manifest = read_manifest(ds)
-    n_virtual = sum(pq.read_metadata(f).num_rows for f in (ds / "poses2d").glob("subject=*/virtual-*.parquet"))
-    manifest.setdefault("rows", {}).setdefault("poses2d", {})["virtual"] = n_virtual
-    manifest["rows"]["cameras"] = len(allc)
-    summary = {"pairs_dir": str(ds / "pairs"), "rows": rows, "shards": len(shards), "source2d": source,
-               "extrinsics": extrinsics, "views": views, "virtual_views": virtual_views, "layout": layout,
-               "pairs_per_frame": pairs_per_frame, "seed": seed, "splits": pm["splits"], **report}
-    manifest["augment"] = {**{k: v for k, v in summary.items() if k != "pairs_dir"}, "pairs": "pairs/manifest.json",
-                           "producer": pm["producer"]}
-    write_manifest(ds, manifest)
+        pause_point("augment:virtual-2d-written")
+        allc = replace_cameras(new, virtual_all, "virtual", subjects)
+        pause_point("augment:cameras-written")
+        n_virtual = sum(pq.read_metadata(f).num_rows for f in (new / "poses2d").glob("subject=*/virtual-*.parquet"))
+        manifest.setdefault("rows", {}).setdefault("poses2d", {})["virtual"] = n_virtual
+        manifest["rows"]["cameras"] = len(allc)
+        summary = {"pairs_dir": str(ds / "pairs"), "rows": rows, "shards": len(shards), "source2d": source,
+                   "extrinsics": extrinsics, "views": views, "virtual_views": virtual_views, "layout": layout,
+                   "pairs_per_frame": pairs_per_frame, "seed": seed, "splits": pm["splits"], **report}
+        manifest["augment"] = {**{k: v for k, v in summary.items() if k != "pairs_dir"},
+                               "pairs": "pairs/manifest.json", "producer": pm["producer"]}
+        write_manifest(new, manifest)
+        pause_point("augment:before-commit")
     return summary
+
+
+def _check_earlier(ds: Path, overwrite: bool) -> None:
+    """An earlier augment output (pairs/, virtual cameras or 2D) is replaced only with ``overwrite``."""
+    if overwrite:
+        return
+    earlier = [p for p in [ds / "pairs"] if p.exists()]
+    earlier += sorted((ds / "poses2d").glob("subject=*/virtual-*.parquet"))[:1]
+    if earlier or any(c.source == "virtual" for c in read_cameras(ds)):
+        raise OutputError(f"{ds}: holds an earlier `mvtools augment` output (pairs/, virtual cameras and their 2D); "
+                          "pass --overwrite to replace it")
 
 
 def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrinsics, k, views, writer, stage, bar):

@@ -476,7 +476,7 @@ def _ingest_test_sequence(w: DatasetWriter, ts_dir: Path, subject: str, F: int, 
 
 def ingest_3dhp(root, out, split: str = "train", cameras=CHEST_CAMERAS, subjects=None, *,
                 test_intrinsics: str = "known", frame_counts: dict | None = None,
-                command: str | None = None) -> dict:
+                command: str | None = None, overwrite: bool = False) -> dict:
     """Read an MPI-INF-3DHP tree into a dataset directory ``out`` (written atomically).
 
     root: the dataset root holding ``S1..S8/Seq{1,2}/`` and/or ``mpi_inf_3dhp_test_set/TS1..TS6/`` (MMPOSE's
@@ -530,7 +530,7 @@ def ingest_3dhp(root, out, split: str = "train", cameras=CHEST_CAMERAS, subjects
                 raise DatasetError(f"{f}: missing (needed for {s}{f' Seq{q}' if q else ''})")
     train_reports, test_reports, all_cams = [], [], []
     rigs: dict[str, tuple[Path, list[Camera]]] = {}
-    with DatasetWriter(out) as w, progress(length=len(jobs), label="3dhp") as bar:
+    with DatasetWriter(out, [root], overwrite) as w, progress(length=len(jobs), label="3dhp") as bar:
         for kind, s, q, d, F in jobs:
             if kind == "train":
                 cams, rep = _ingest_train_sequence(w, d, s, q, cameras, F)

@@ -70,7 +70,8 @@ def synth_sequences(subjects=H36M_SUBJECTS, sequences_per_subject: int = 4, fram
 
 
 def synth_dataset(out, subjects=None, sequences_per_subject: int = 4, frames: int = 300, seed: int = 0,
-                  noise: NoiseParams | None | str = _REALISTIC, fps: float = 50.0, command: str | None = None) -> Path:
+                  noise: NoiseParams | None | str = _REALISTIC, fps: float = 50.0, command: str | None = None,
+                  overwrite: bool = False) -> Path:
     """Write a synthetic H36M-like mvtools dataset to ``out`` and return its path.
 
     poses3d: 17 joints, world mm. poses2d ``gt``: projection through the H36M rig with lens distortion (px);
@@ -83,12 +84,13 @@ def synth_dataset(out, subjects=None, sequences_per_subject: int = 4, frames: in
     unknown = [s for s in subjects if s not in H36M_SUBJECTS]
     if unknown or not subjects:
         raise ValueError(f"subjects must be among {', '.join(H36M_SUBJECTS)}, got {subjects}")
+    inputs = [noise] if isinstance(noise, (str, Path)) and Path(noise).exists() else []
     if isinstance(noise, (str, Path)):
         noise = resolve_noise(noise)  # "realistic", "none" or a JSON file
     rigs = {s: h36m_rig(s) for s in subjects}
     total = len(subjects) * sequences_per_subject
     outside = behind = 0
-    with DatasetWriter(out) as w, progress(length=total, label="synth") as bar:
+    with DatasetWriter(out, inputs, overwrite) as w, progress(length=total, label="synth") as bar:
         for subject, action, sub, raw, X32 in synth_sequences(subjects, sequences_per_subject, frames, seed, fps):
             X = X32[:, H36M32_TO_17]
             frame_ids = np.arange(len(X))

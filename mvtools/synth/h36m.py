@@ -83,7 +83,7 @@ def _quirks(rng: np.random.Generator, cams: list[str]) -> tuple[dict[str, int], 
 
 def synth_h36m(out_root, subjects=None, sequences: int = 4, frames: int = 300, seed: int = 0,
                detections: bool = True, noise="realistic", full_scale: bool = False, length_quirks: bool = True,
-               dtype=np.float64) -> dict:
+               dtype=np.float64, overwrite: bool = False) -> dict:
     """Write a raw Human3.6M-layout tree of procedural motion to ``out_root`` (replaced atomically).
 
     subjects: default the 7 labelled subjects (S1, S5, S6, S7, S8, S9, S11), each with its built-in rig.
@@ -92,8 +92,8 @@ def synth_h36m(out_root, subjects=None, sequences: int = 4, frames: int = 300, s
     detections: also write ``detections.npz`` (VideoPose3D layout, (T', 17, 3) px + confidence per camera,
     T' >= T) with detector noise ``noise`` ("realistic", "none", a JSON path or a NoiseParams).
     length_quirks: some D2 files a few frames longer/shorter than D3, as in the release.
-    Deterministic for a seed. An existing ``out_root`` is replaced only if it is empty or an earlier synth
-    tree (it holds ``synth.json``). Returns a summary dict (also written to ``synth.json``).
+    Deterministic for a seed. An existing ``out_root`` is replaced only if it is empty, or an earlier synth
+    tree (it holds ``synth.json``) and ``overwrite`` is true. Returns a summary dict (also written to ``synth.json``).
     """
     from mvtools.io import staged_directory
     from mvtools.ingest.h36m.reader import videopose3d_key, write_videopose3d_2d
@@ -112,17 +112,14 @@ def synth_h36m(out_root, subjects=None, sequences: int = 4, frames: int = 300, s
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
     out_root = Path(out_root)
-    if out_root.exists() and (not out_root.is_dir() or (any(out_root.iterdir())
-                                                        and not (out_root / "synth.json").is_file())):
-        raise ValueError(f"{out_root}: exists and is not an earlier 'mvtools synth h36m' tree (no synth.json); "
-                         "refusing to replace it")
     rigs = {s: h36m_rig(s) for s in subjects}  # ValueError for subjects without calibration
     params = resolve_noise(noise) if detections else None
     positions_2d: dict = {}
     quirks, total, count = [], 0, 0
     plan = [(s, a, sub, raw) for s in subjects for a, sub, raw in raw_plan(s, sequences, seed)]
     bodies = {s: subject_body(s, seed) for s in subjects}
-    with staged_directory(out_root) as tmp:
+    inputs = [noise] if isinstance(noise, (str, Path)) and Path(noise).exists() else []
+    with staged_directory(out_root, "synth-h36m", inputs, overwrite) as tmp:
         with progress(plan, label="synth h36m") as bar:
             for subject, action, subaction, raw_name in bar:
                 # the same motion as mvtools.synth.dataset.synth_sequences gives for (seed, subject, action, sub-action)

@@ -304,7 +304,7 @@ def bvh_to_h36m17(path, fps: float | None = 50.0, joint_map="cmu", units: str = 
 def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subject_map=None, split="auto",
                detector_noise="realistic", seed: int = 0, joint_map="cmu", units: str = "auto",
                drop_tpose="auto", random_yaw: bool = True, min_views: int | None = None,
-               near_mm: float = 100.0, resample: str = "slerp", floor: str = "auto") -> dict:
+               near_mm: float = 100.0, resample: str = "slerp", floor: str = "auto", overwrite: bool = False) -> dict:
     """Turn BVH files into dataset ``out`` (written atomically); returns a summary dict.
 
     paths_or_dir: files and/or directories (searched for ``*.bvh``). rig: ``h36m:S1`` or an aniposelib
@@ -344,7 +344,9 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
 
     reports = []
     totals = {"frames_read": 0, "frames_resampled": 0, "frames_kept": 0}
-    with DatasetWriter(out) as w:
+    inputs = [*(paths_or_dir if isinstance(paths_or_dir, (list, tuple)) else [paths_or_dir]), rig, subject_map,
+              joint_map, detector_noise]
+    with DatasetWriter(out, [i for i in inputs if isinstance(i, (str, Path)) and Path(i).exists()], overwrite) as w:
         with progress(assign, label="ingest bvh") as bar:
             for f, subj in bar:
                 X, P, rep = bvh_to_h36m17(f, fps, jm, units, drop_tpose, resample)

@@ -514,7 +514,7 @@ def _add_detections(w, seq, rig, dets, det_path, n, notes, st) -> None:
 
 
 def ingest_h36m(raw_root, out, subjects=None, actions=None, cameras_file=None, detections=None,
-                from_videopose3d=None, d2_tolerance_px: float = 1.0) -> dict:
+                from_videopose3d=None, d2_tolerance_px: float = 1.0, overwrite: bool = False) -> dict:
     """Ingest Human3.6M into dataset directory ``out`` (atomic) and return a summary dict.
 
     raw_root: raw tree (see :func:`find_sequences`), or None with ``from_videopose3d`` = VideoPose3D
@@ -545,7 +545,7 @@ def ingest_h36m(raw_root, out, subjects=None, actions=None, cameras_file=None, d
 
     st = _Stats()
     frames_total = 0
-    with DatasetWriter(out) as w:
+    with DatasetWriter(out, [raw_root, cameras_file, detections, from_videopose3d], overwrite) as w:
         with progress(seqs, label="ingest h36m") as bar:
             for seq in bar:
                 frames_total += _ingest_sequence(w, seq, rigs[seq.subject], dets, det_path, notes, st,
