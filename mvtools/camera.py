@@ -195,7 +195,8 @@ def check_cameras(cams, where: str) -> list:
     """Refuse cameras that would poison a dataset; returns ``cams`` as a list. ``where`` (the file) starts every
     message. Each camera needs finite intrinsics and extrinsics, fx > 0, fy > 0 px, width > 0, height > 0 px and a
     proper rotation R; two cameras of one subject and source may not share a pose (centres within 1 mm and
-    rotations within ~0.01 degrees: a duplicated entry)."""
+    rotations within ~0.01 degrees: a duplicated entry), except at R = I, t = 0, the placeholder of unknown
+    extrinsics (an intrinsics-only rig)."""
     cams = list(cams)
     for c in cams:
         name = f"{where}: camera {c.camera!r}" + (f" of {c.subject}" if c.subject else "")
@@ -209,8 +210,12 @@ def check_cameras(cams, where: str) -> list:
         R = np.asarray(c.R, float).reshape(3, 3)
         if np.abs(R @ R.T - np.eye(3)).max() > 1e-4 or np.linalg.det(R) < 0:
             raise ValueError(f"{name}: R is not a proper rotation matrix")
-    for i, a in enumerate(cams):
-        for b in cams[i + 1:]:
+    def placeholder(c):
+        return np.array_equal(np.asarray(c.R, float), np.eye(3)) and not np.any(c.t)
+
+    posed = [c for c in cams if not placeholder(c)]
+    for i, a in enumerate(posed):
+        for b in posed[i + 1:]:
             if (a.subject, a.source) == (b.subject, b.source) and np.linalg.norm(a.C - b.C) < 1.0 \
                     and np.abs(np.asarray(a.R, float) - np.asarray(b.R, float)).max() < 2e-4:
                 raise ValueError(f"{where}: cameras {a.camera!r} and {b.camera!r}"

@@ -22,11 +22,37 @@ DEMO_TRAIN = dict(channels=256, blocks=2, epochs=10, pretrain_epochs=3, batch_si
 
 
 def run_demo(out, seed: int = 0, sequences: int = 4, frames: int = 500, virtual_views: int = 8,
-             pairs_per_frame: int = 4, train_options: dict | None = None, losses=LOSSES) -> dict:
+             pairs_per_frame: int = 4, train_options: dict | None = None, losses=LOSSES,
+             overwrite: bool = False) -> dict:
     """Run every stage into ``out`` and return {loss: evaluation dict} plus the stage summaries.
 
-    ``sequences`` per subject and ``frames`` per sequence (50 Hz) size the synthetic data.
+    ``sequences`` per subject and ``frames`` per sequence (50 Hz) size the synthetic data. ``out`` is marked as a
+    demo output (``demo.json``, written first); an earlier demo output there is replaced with ``overwrite``.
     """
+    from mvtools.io import claim_output
+
+    with claim_output(out, "demo", overwrite=overwrite):
+        _clear_earlier_demo(Path(out))
+        return _run_demo(Path(out), seed, sequences, frames, virtual_views, pairs_per_frame, train_options, losses)
+
+
+def _clear_earlier_demo(out: Path) -> None:
+    """Remove what an earlier demo wrote into ``out`` (only the demo's own entries; other files stay)."""
+    import shutil
+
+    from mvtools.dataset import producer
+    from mvtools.io import write_json_atomic
+
+    for p in [out / "raw", out / "dataset", *out.glob("run-*"), out / "summary.json", out / "summary.md"]:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "demo.json", {"mvtools_output": "demo", "producer": producer()})
+
+
+def _run_demo(out, seed, sequences, frames, virtual_views, pairs_per_frame, train_options, losses) -> dict:
     from mvtools.augment.pipeline import augment
     from mvtools.calibration.pipeline import calibrate_from_joints, format_report
     from mvtools.evaluate.evaluation import evaluate_run
@@ -37,8 +63,6 @@ def run_demo(out, seed: int = 0, sequences: int = 4, frames: int = 500, virtual_
     import torch
 
     torch.set_num_threads(1)  # small networks: one thread is faster, and robust when the CPU is shared
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     raw, ds = out / "raw", out / "dataset"
     opts = {**DEMO_TRAIN, **(train_options or {})}
     stages = {}

@@ -215,11 +215,16 @@ def check_not_input(out, inputs) -> None:
 class OutputClaim:
     """The lock on one output path, held from the checks until the output is committed (:func:`claim_output`)."""
 
-    def __init__(self, out: Path, fd: int):
-        self.out, self._fd = out, fd
+    def __init__(self, out: Path, lock: Path, fd: int):
+        self.out, self.lock, self._fd = out, lock, fd
 
     def release(self) -> None:
+        """Drop the lock and remove the lock file (safe: :func:`lock_output` re-checks the inode it locked)."""
         if self._fd is not None:
+            try:
+                self.lock.unlink()
+            except OSError:
+                pass
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
 
@@ -232,18 +237,29 @@ class OutputClaim:
 
 
 def lock_output(out) -> OutputClaim:
-    """Take the exclusive lock ``.NAME.lock`` beside ``out`` (fcntl.flock), or fail at once if it is held."""
+    """Take the exclusive lock ``.NAME.lock`` beside ``out`` (fcntl.flock), or fail at once if it is held.
+
+    The lock file is removed on release; a process that locked a file which was removed meanwhile notices (its
+    descriptor's inode is no longer the path's) and tries again, so two processes never both hold the lock."""
     out = Path(out).absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     lock = out.parent / f".{out.name}.lock"
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    for _ in range(100):
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(f"{out}: another mvtools process is writing this output (lock {lock} is held); "
+                              "wait for it to finish") from None
+        try:
+            same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return OutputClaim(out, lock, fd)
         os.close(fd)
-        raise OutputError(f"{out}: another mvtools process is writing this output (lock {lock} is held); "
-                          "wait for it to finish") from None
-    return OutputClaim(out, fd)
+    raise OutputError(f"{out}: cannot take the lock {lock}")
 
 
 def claim_output(out, kind: str, inputs=(), overwrite: bool = False, in_place: bool = False,

@@ -299,7 +299,7 @@ def test_train_camera_disagreement_reported(tmp_path):
     rng = np.random.default_rng(1)
     for q in (1, 2):
         write_train_sequence(tmp_path / "S3" / f"Seq{q}", 6, rng, offsets={4: (3.0, 0.0, 4.0)})
-    s = ingest_3dhp(tmp_path, tmp_path / "ds", frame_counts={"S3/Seq1": 6, "S3/Seq2": 6})
+    s = ingest_3dhp(tmp_path, _outside(tmp_path, "ds"), frame_counts={"S3/Seq1": 6, "S3/Seq2": 6})
     for r in s["train"]:
         assert r["max_camera_disagreement_mm"] == pytest.approx(4.0, abs=1e-3)
     assert s["max_camera_disagreement_mm"] == pytest.approx(4.0, abs=1e-3)
@@ -362,8 +362,8 @@ def test_test_activity_codes(tmp_path):
     rng = np.random.default_rng(7)
     ts = tmp_path / "mpi_inf_3dhp_test_set" / "TS4"
     write_test_sequence(ts, 6, rng, valid=[1, 0, 1, 1, 0, 1], activity=[1, 0, 7, 3, 9, 2])
-    ingest_3dhp(tmp_path, tmp_path / "ds", split="test", frame_counts={"TS4": 6})
-    t = read_poses3d(tmp_path / "ds", ["TS4"]).sort_by("frame")
+    ingest_3dhp(tmp_path, _outside(tmp_path, "ds"), split="test", frame_counts={"TS4": 6})
+    t = read_poses3d(_outside(tmp_path, "ds"), ["TS4"]).sort_by("frame")
     assert t["action"].to_pylist() == ["Stand/Walk", "Unknown", "Misc.", "Sit on Chair", "Unknown", "Exercise"]
     assert set(t["scene"].to_pylist()) == {"studio"}
     write_test_sequence(ts, 6, rng, valid=[1, 0, 1, 1, 1, 1], activity=[1, 0, 7, 3, 9, 2])
@@ -411,7 +411,14 @@ def test_readers_shapes(tree):
     assert b["annot2"].shape == (40, 17, 2) and b["valid"].dtype == bool
 
 
+def _outside(tmp_path, name):
+    """An output path beside tmp_path (an output inside the raw root is refused)."""
+    return tmp_path.parent / f"{tmp_path.name}-{name}"
+
+
 def _expect_error(match, root, out, **kw):
+    if Path(out).parent == Path(root):
+        out = _outside(Path(root), Path(out).name)
     with pytest.raises((DatasetError, ValueError), match=match):
         ingest_3dhp(root, out, **kw)
     assert not out.exists()
@@ -480,7 +487,7 @@ def test_failure_keeps_previous_dataset(tree, both, tmp_path):
     ingest_3dhp(root, out, split="test", subjects=["TS5"], frame_counts=counts)
     before = (out / "manifest.json").read_text()
     with pytest.raises(DatasetError):
-        ingest_3dhp(root, out, split="both", cameras=(0, 14), frame_counts=counts)
+        ingest_3dhp(root, out, split="both", cameras=(0, 14), frame_counts=counts, overwrite=True)
     assert (out / "manifest.json").read_text() == before
 
 

@@ -40,7 +40,7 @@ def _pairs(report):
 
 def test_noise_free_recovers_every_pair_and_the_world_frame(clean_ds):
     before = read_cameras(clean_ds)
-    report = calibrate_from_joints(clean_ds, source="gt")
+    report = calibrate_from_joints(clean_ds, source="gt", overwrite=True)
     pairs = _pairs(report)
     assert len(pairs) == 3 * 6
     for p in pairs:
@@ -67,7 +67,7 @@ def test_noise_free_recovers_every_pair_and_the_world_frame(clean_ds):
     m = read_manifest(clean_ds)
     assert m["calibration"]["how"] == "from-joints" and m["rows"]["cameras"] == len(cams)
     # running again replaces the estimated rows instead of adding more
-    calibrate_from_joints(clean_ds, subjects=["S1"], source="gt", refine=False)
+    calibrate_from_joints(clean_ds, subjects=["S1"], source="gt", refine=False, overwrite=True)
     assert len([c for c in read_cameras(clean_ds) if c.source == "estimated"]) == 12
 
 
@@ -91,7 +91,7 @@ def test_scale_baseline_and_body(clean_ds):
                                    baseline_mm=1234.5, baseline_camera=ids[2], write=False)
     assert report["subjects"]["S9"]["scale"]["cameras"] == [ids[0], ids[2]]
     calibrate_from_joints(clean_ds, subjects=["S9"], source="gt", scale="baseline", baseline_mm=1234.5,
-                          baseline_camera=ids[2])
+                          baseline_camera=ids[2], overwrite=True)
     est = {c.camera: c for c in read_cameras(clean_ds, "estimated", ["S9"])}
     assert np.linalg.norm(est[ids[0]].C - est[ids[2]].C) == pytest.approx(1234.5, rel=1e-9)
     # relative geometry is unaffected by the scale choice
@@ -183,7 +183,7 @@ def test_cli_end_to_end_export_and_import(clean_ds, tmp_path):
     assert r.exit_code == 1 and "--baseline-mm" in r.output
     r = runner.invoke(cli, ["calibrate", "--from-joints", str(clean_ds), "--subjects", "S2"])
     assert r.exit_code == 1 and "no 2D joints for subject(s) ['S2']" in r.output
-    r = runner.invoke(cli, ["calibrate", "--from-joints", str(clean_ds), "--reference-camera", "nope"])
+    r = runner.invoke(cli, ["calibrate", "--from-joints", str(clean_ds), "--reference-camera", "nope", "--overwrite"])
     assert r.exit_code == 1 and "reference camera 'nope'" in r.output
 
 

@@ -14,7 +14,7 @@ from mvtools.h36m_cameras import h36m_cameras
 def _write(out, rng, fail_after=None):
     cams = [c for c in h36m_cameras() if c.subject in ("S1", "S9")]
     truth = {}
-    with d.DatasetWriter(out) as w:
+    with d.DatasetWriter(out, overwrite=True) as w:
         for i, (subj, action) in enumerate([("S1", "Walking"), ("S1", "Eating"), ("S9", "Walking")]):
             if fail_after is not None and i == fail_after:
                 raise RuntimeError("simulated crash mid-ingest")

@@ -272,7 +272,7 @@ def test_atomic_failure_keeps_old_dataset(tmp_path, monkeypatch):
 
     monkeypatch.setattr(h, "read_d3", flaky)
     with pytest.raises(DatasetError, match="simulated"):
-        ingest_h36m(raw, ds)
+        ingest_h36m(raw, ds, overwrite=True)
     assert sorted(p.relative_to(ds) for p in ds.rglob("*")) == before
     assert read_manifest(ds)["sequences"] == 2
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

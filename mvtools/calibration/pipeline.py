@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from mvtools.calibration.views import CalibrationError, Views, load_views
 from mvtools.camera import Camera, camera_center, relative_transform
 from mvtools.rotations import angle_between_deg, rotation_angle_deg
 from mvtools.dataset import DatasetError, producer, read_cameras, read_manifest, replace_cameras, write_manifest
-from mvtools.io import write_json_atomic
+from mvtools.io import OutputError, claim_output, pause_point, staged_update, write_json_atomic
 from mvtools.progress import log, progress
 
 REPORT_NAME = "calibration_report.json"
@@ -252,7 +253,7 @@ def calibrate_from_joints(ds, subjects=None, source: str | None = None, referenc
                           refine: bool = True, method: str = "magsac", seed: int = 0,
                           baseline_camera: str | None = None, threshold_px: float = 6.0,
                           max_frames: int = 2000, ba_frames: int = 400, loss_scale_px: float = 8.0,
-                          export_toml=None, write: bool = True) -> dict:
+                          export_toml=None, write: bool = True, overwrite: bool = False) -> dict:
     """Estimate every subject's camera extrinsics from its 2D joints and (``write``) store them in ``ds``.
 
     ``source`` gt|detected (default detected when present); ``reference_camera`` id (default the subject's
@@ -261,9 +262,35 @@ def calibrate_from_joints(ds, subjects=None, source: str | None = None, referenc
     (undistorted px); ``max_frames`` frames sampled for the epipolar stage, ``ba_frames`` for bundle
     adjustment; ``export_toml`` an aniposelib TOML path (``_<subject>`` inserted before the suffix when there
     are several subjects). Returns the report dict (also written to ``ds/calibration_report.json``).
-    All subjects succeed or nothing is written.
+    All subjects succeed or nothing is written: cameras, report, manifest (and a TOML inside ``ds``) are one atomic
+    commit; TOML files elsewhere are written (each atomically) right after it. Earlier estimated cameras of these
+    subjects and existing TOML files are replaced only with ``overwrite``.
     """
     ds = Path(ds)
+    claim = claim_output(ds, "dataset", in_place=True) if write else nullcontext()
+    with claim:  # lock ds (and repair what a killed run left) from the checks to the commit
+        return _calibrate_from_joints(ds, subjects, source, reference_camera, scale, baseline_mm, min_confidence,
+                                      refine, method, seed, baseline_camera, threshold_px, max_frames, ba_frames,
+                                      loss_scale_px, export_toml, write, overwrite)
+
+
+def _check_earlier(ds: Path, all_cams, subjects, export_toml, overwrite: bool, write: bool) -> None:
+    if overwrite:
+        return
+    old = sorted({c.subject for c in all_cams if c.source == "estimated" and c.subject in subjects})
+    if write and old:
+        raise OutputError(f"{ds / 'cameras.parquet'}: holds earlier estimated cameras of {', '.join(old)}; pass "
+                          "--overwrite to replace them")
+    if export_toml is not None:
+        for s in subjects:
+            p = output_path(export_toml, s, len(subjects) > 1)
+            if p.exists():
+                raise OutputError(f"{p}: exists; pass --overwrite to replace it")
+
+
+def _calibrate_from_joints(ds, subjects, source, reference_camera, scale, baseline_mm, min_confidence, refine, method,
+                           seed, baseline_camera, threshold_px, max_frames, ba_frames, loss_scale_px, export_toml,
+                           write, overwrite) -> dict:
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if scale == "baseline" and (baseline_mm is None or not baseline_mm > 0):
@@ -279,6 +306,7 @@ def calibrate_from_joints(ds, subjects=None, source: str | None = None, referenc
         raise DatasetError(f"{ds / 'poses2d'}: no 2D joints for subject(s) {unknown} (have {avail})")
     if not subjects:
         raise DatasetError(f"{ds / 'poses2d'}: no subjects")
+    _check_earlier(ds, all_cams, subjects, export_toml, overwrite, write)
     opts = RigOptions(method=method, threshold_px=threshold_px, seed=seed)
     new_cams, entries = [], {}
     with progress(subjects, label="calibrate") as bar, single_threaded_blas():
@@ -299,25 +327,36 @@ def calibrate_from_joints(ds, subjects=None, source: str | None = None, referenc
     report = {"format_version": 1, "created": when, "producer": producer(),
               "units": {"angles": "degrees", "lengths": "mm", "reprojection": "px (undistorted pinhole)"},
               "settings": settings, "subjects": entries}
+    meta = {s: {"adjusted": bool(refine), "error": (entries[s]["bundle_adjustment"] or {}).get("rms_px_after"),
+                "created": when} for s in subjects}
     if export_toml is not None:
-        meta = {s: {"adjusted": bool(refine), "error": (entries[s]["bundle_adjustment"] or {}).get("rms_px_after"),
-                    "created": when} for s in subjects}
-        report["toml"] = export_rig_toml(new_cams, export_toml, subjects, meta)
-    if write:
-        old = {}
-        rp = ds / REPORT_NAME
-        if rp.exists():
-            try:
-                old = json.loads(rp.read_text()).get("subjects", {})
-            except (json.JSONDecodeError, AttributeError):
-                old = {}
-        merged = {**{k: v for k, v in old.items() if k not in entries}, **entries}
-        allc = replace_cameras(ds, new_cams, "estimated", subjects)
-        write_json_atomic(rp, {**report, "subjects": merged})
+        report["toml"] = [str(output_path(export_toml, s, len(subjects) > 1)) for s in subjects]
+    if not write:
+        if export_toml is not None:
+            export_rig_toml(new_cams, export_toml, subjects, meta)
+        return report
+    old = {}
+    rp = ds / REPORT_NAME
+    if rp.exists():
+        try:
+            old = json.loads(rp.read_text()).get("subjects", {})
+        except (json.JSONDecodeError, AttributeError, OSError):
+            old = {}
+    merged = {**{k: v for k, v in old.items() if k not in entries}, **entries}
+    inside = export_toml is not None and Path(export_toml).absolute().is_relative_to(ds.absolute())
+    with staged_update(ds, copy=["cameras.parquet", "manifest.json"]) as new:
+        allc = replace_cameras(new, new_cams, "estimated", subjects)
+        pause_point("calibrate:cameras-written")
+        write_json_atomic(new / REPORT_NAME, {**report, "subjects": merged})
         manifest["calibration"] = {"when": when, "how": "from-joints", "subjects": subjects,
                                    "report": REPORT_NAME, "settings": settings}
         manifest.setdefault("rows", {})["cameras"] = len(allc)
-        write_manifest(ds, manifest)
+        write_manifest(new, manifest)
+        if inside:
+            export_rig_toml(new_cams, new / Path(export_toml).absolute().relative_to(ds.absolute()), subjects, meta)
+        pause_point("calibrate:before-commit")
+    if export_toml is not None and not inside:
+        export_rig_toml(new_cams, export_toml, subjects, meta)
     return report
 
 
@@ -335,9 +374,11 @@ def export_rig_toml(cams: list[Camera], path, subjects: list[str], metadata: dic
     return out
 
 
-def import_toml(ds, path, subject: str, source: str = "estimated", units: str | None = None) -> list[Camera]:
+def import_toml(ds, path, subject: str, source: str = "estimated", units: str | None = None,
+                overwrite: bool = False) -> list[Camera]:
     """Read an aniposelib TOML into ``ds``'s cameras table as ``subject``'s ``source`` rows (estimated by
-    default, replacing older rows of that subject and source). TOML camera names must be the dataset's
+    default, replacing older rows of that subject and source only with ``overwrite``; one atomic commit). TOML
+    camera names must be the dataset's
     camera ids of that subject when it has any."""
     ds = Path(ds)
     if source not in ("estimated", "given"):
@@ -349,12 +390,17 @@ def import_toml(ds, path, subject: str, source: str = "estimated", units: str | 
         bad = [c.camera for c in cams if c.camera not in known]
         if bad:
             raise ValueError(f"{path}: camera name(s) {bad} are not cameras of {subject} in {ds} ({sorted(known)})")
-    allc = replace_cameras(ds, cams, source, [subject])
-    manifest["calibration"] = {"when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                               "how": "import-toml", "file": str(Path(path).absolute()), "subjects": [subject],
-                               "source": source}
-    manifest.setdefault("rows", {})["cameras"] = len(allc)
-    write_manifest(ds, manifest)
+    with claim_output(ds, "dataset", in_place=True):
+        if not overwrite and any(c.subject == subject and c.source == source for c in read_cameras(ds)):
+            raise OutputError(f"{ds / 'cameras.parquet'}: holds {source} cameras of {subject} already; pass "
+                              "--overwrite to replace them")
+        with staged_update(ds, copy=["cameras.parquet", "manifest.json"]) as new:
+            allc = replace_cameras(new, cams, source, [subject])
+            manifest["calibration"] = {"when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                                       "how": "import-toml", "file": str(Path(path).absolute()),
+                                       "subjects": [subject], "source": source}
+            manifest.setdefault("rows", {})["cameras"] = len(allc)
+            write_manifest(new, manifest)
     return cams
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from mvtools.cli.common import friendly_errors, split_list
+from mvtools.cli.common import friendly_errors, overwrite_option, split_list
 
 
 @click.command()
@@ -32,8 +32,10 @@ from mvtools.cli.common import friendly_errors, split_list
 @click.option("--source", type=click.Choice(["detected", "gt"]), default=None,
               help="2D inputs of the real views (px): detections, or ground truth. "
                    "[default: detected when the dataset has detections, else gt]")
+@overwrite_option
 @friendly_errors
-def augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views, subjects, shard_rows, source):
+def augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views, subjects, shard_rows, source,
+            overwrite):
     """Add virtual cameras to DS and write the training pair shards DS/pairs/ (replaced atomically).
 
     Virtual cameras go into cameras.parquet (source=virtual, ids virtual-00...) and their 2D poses (pinhole
@@ -44,7 +46,7 @@ def augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views,
 
     s = run(ds, virtual_views=virtual_views, layout=layout, seed=seed, extrinsics=extrinsics,
             pairs_per_frame=pairs_per_frame, views=views, subjects=split_list(subjects), shard_rows=shard_rows,
-            source=source)
+            source=source, overwrite=overwrite)
     click.echo(f"pairs: {s['pairs_dir']}  ({s['shards']} shards, 2D source {s['source2d']}, "
                f"extrinsics {s['extrinsics']}, views {s['views']})")
     for sp in ("train", "test"):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from mvtools.cli.common import friendly_errors, split_list
+from mvtools.cli.common import friendly_errors, overwrite_option, split_list
 
 
 @click.command("calibrate")
@@ -55,11 +55,12 @@ from mvtools.cli.common import friendly_errors, split_list
 @click.option("--as-given", is_flag=True, help="With --import-toml: store the cameras as the 'given' calibration.")
 @click.option("--toml-units", type=click.Choice(["mm", "cm", "m"]), default=None,
               help="With --import-toml: unit of the TOML translations (default: its [metadata] units, else mm).")
+@overwrite_option
 @friendly_errors
 def calibrate(dataset, from_joints, subjects, source, reference_camera, scale, baseline_mm, baseline_camera,
               min_confidence, refine, method, threshold_px, max_frames, ba_frames, loss_scale_px, seed, export_toml,
               import_toml,
-              subject, as_given, toml_units):
+              subject, as_given, toml_units, overwrite):
     """Camera extrinsics from 2D joints alone (--from-joints DS), or import an aniposelib TOML
     (--import-toml FILE --subject S DATASET).
 
@@ -76,7 +77,8 @@ def calibrate(dataset, from_joints, subjects, source, reference_camera, scale, b
             raise click.UsageError("--import-toml FILE --subject S needs exactly one dataset (DATASET argument)")
         if not subject:
             raise click.UsageError("--import-toml needs --subject S")
-        cams = do_import(ds, import_toml, subject, source="given" if as_given else "estimated", units=toml_units)
+        cams = do_import(ds, import_toml, subject, source="given" if as_given else "estimated", units=toml_units,
+                          overwrite=overwrite)
         click.echo(f"imported {len(cams)} cameras of {subject} from {import_toml} into {ds} "
                    f"as {'given' if as_given else 'estimated'}: {', '.join(c.camera for c in cams)}")
         return
@@ -90,7 +92,7 @@ def calibrate(dataset, from_joints, subjects, source, reference_camera, scale, b
         from_joints, subjects=split_list(subjects), source=source, reference_camera=reference_camera, scale=scale,
         baseline_mm=baseline_mm, baseline_camera=baseline_camera, min_confidence=min_confidence, refine=refine,
         method=method, seed=seed, threshold_px=threshold_px, max_frames=max_frames, ba_frames=ba_frames,
-        loss_scale_px=loss_scale_px, export_toml=export_toml)
+        loss_scale_px=loss_scale_px, export_toml=export_toml, overwrite=overwrite)
     click.echo(format_report(report))
     click.echo(f"wrote {Path(from_joints) / 'calibration_report.json'} and estimated cameras to "
                f"{Path(from_joints) / 'cameras.parquet'}")

@@ -27,3 +27,10 @@ def friendly_errors(fn):
             raise click.ClickException(str(msg)) from None
 
     return wrapper
+
+
+def overwrite_option(fn):
+    """The ``--overwrite`` flag, the same everywhere (mvtools.io.claim_output is the rule it feeds)."""
+    from mvtools.io import OVERWRITE_HELP
+
+    return click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)(fn)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from mvtools.cli.common import friendly_errors
+from mvtools.cli.common import friendly_errors, overwrite_option
 
 
 @click.command()
@@ -19,8 +19,9 @@ from mvtools.cli.common import friendly_errors
               help="Main training epochs per run (default: the demo's small setting; the paper uses 300).")
 @click.option("--channels", type=int, default=None,
               help="Width of the lifting and root networks (default: the demo's 256; the paper uses 1024).")
+@overwrite_option
 @friendly_errors
-def demo(out, seed, sequences, frames, epochs, channels):
+def demo(out, seed, sequences, frames, epochs, channels, overwrite):
     """Run synth -> ingest -> calibrate --from-joints -> augment --virtual-views 8 -> train -> evaluate.
 
     Trains three lifters on the same pairs (trans-reproj, reproj-only and supervised) and prints their MPJPE and
@@ -31,6 +32,7 @@ def demo(out, seed, sequences, frames, epochs, channels):
     opts = {k: v for k, v in {"epochs": epochs, "channels": channels}.items() if v is not None}
     if channels is not None and channels > 256:
         opts["warmup_steps"] = 300  # wider networks need the warm-up (docs/method.md)
-    summary = run_demo(out, seed=seed, sequences=sequences, frames=frames, train_options=opts)
+    summary = run_demo(out, seed=seed, sequences=sequences, frames=frames, train_options=opts,
+                       overwrite=overwrite)
     click.echo(format_table(summary["results"]))
     click.echo(f"\nWritten to {out}/ (summary.json, summary.md, run-*/ with plots and checkpoints)")

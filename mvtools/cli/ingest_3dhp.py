@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from mvtools.cli.common import friendly_errors, split_list
+from mvtools.cli.common import friendly_errors, overwrite_option, split_list
 
 
 def _camera_list(value: str) -> list[int]:
@@ -18,7 +18,7 @@ def _camera_list(value: str) -> list[int]:
 @click.command("3dhp")
 @click.argument("root", type=click.Path(file_okay=False, path_type=str))
 @click.option("--out", "-o", required=True, type=click.Path(path_type=str),
-              help="Dataset directory to create (replaced atomically if it exists).")
+              help="Dataset directory to create (an earlier one replaced atomically, with --overwrite).")
 @click.option("--split", type=click.Choice(["train", "test", "both"]), default="train", show_default=True,
               help="train: S1..S8/Seq1,Seq2 (annot.mat + camera.calibration); test: mpi_inf_3dhp_test_set/TS1..TS6 "
                    "(annot_data.mat, HDF5); both: one dataset with both (same columns).")
@@ -31,8 +31,9 @@ def _camera_list(value: str) -> list[int]:
               help="Test-camera intrinsics (px): 'known' = published calibration (TS1-4 2048x2048 px, f 7.32506 mm "
                    "on a 10 mm sensor; TS5-6 1920x1080 px, f 8.770747185 mm, OpenCV distortion); 'fit' = "
                    "least-squares fx, fy, cx, cy from annot2/annot3, no distortion.")
+@overwrite_option
 @friendly_errors
-def ingest_3dhp(root, out, split, cameras, subjects, test_intrinsics):
+def ingest_3dhp(root, out, split, cameras, subjects, test_intrinsics, overwrite):
     """Read the MPI-INF-3DHP tree at ROOT (S1..S8/ and/or mpi_inf_3dhp_test_set/).
 
     Keeps the 17 H36M-compatible joints in mvtools' H36M order. 3D in mm: training joints in the calibration's
@@ -42,7 +43,7 @@ def ingest_3dhp(root, out, split, cameras, subjects, test_intrinsics):
     from mvtools.ingest.mpi3dhp import ingest_3dhp as run
 
     s = run(root, out, split=split, cameras=_camera_list(cameras), subjects=split_list(subjects),
-            test_intrinsics=test_intrinsics)
+            test_intrinsics=test_intrinsics, overwrite=overwrite)
     click.echo(f"wrote {s['out']}: {s['rows']['poses3d']} 3D rows, {s['rows']['poses2d']['gt']} 2D rows, "
                f"{s['rows']['cameras']} cameras")
     for r in s["train"]:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import click
 
-from mvtools.cli.common import friendly_errors
+from mvtools.cli.common import friendly_errors, overwrite_option
 
 
 @click.command("bvh")
 @click.argument("files_or_dir", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--out", "-o", required=True, type=click.Path(), help="Dataset directory to write (replaced atomically).")
+@click.option("--out", "-o", required=True, type=click.Path(),
+              help="Dataset directory to write (an earlier one replaced atomically, with --overwrite).")
 @click.option("--rig", default="h36m:S1", show_default=True,
               help="Cameras: h36m:<subject> (built-in Human3.6M rig, e.g. h36m:S9) or an aniposelib RIG.toml "
                    "(translations to mm from its units). The person stands on z=0 of a Z-up rig; for other rigs "
@@ -46,9 +47,10 @@ from mvtools.cli.common import friendly_errors
                    "the per-frame lowest joint) at z=0, auto = file when the low point is within 150 mm of it.")
 @click.option("--resample", default="slerp", show_default=True, type=click.Choice(["slerp", "nearest"]),
               help="Resampling to --fps: slerp of joint rotations + linear root position, or the nearest frame.")
+@overwrite_option
 @friendly_errors
 def ingest_bvh(files_or_dir, out, rig, fps, subject_map, split, detector_noise, seed, joint_map, units,
-               drop_tpose, random_yaw, min_views, near_mm, floor, resample) -> None:
+               drop_tpose, random_yaw, min_views, near_mm, floor, resample, overwrite) -> None:
     """Turn BVH motion capture (files or directories) into a multi-view dataset: 3D joints (mm) from
     forward kinematics placed in a camera rig, ground-truth 2D (px) and simulated detections side by side.
 
@@ -60,7 +62,8 @@ def ingest_bvh(files_or_dir, out, rig, fps, subject_map, split, detector_noise, 
     s = run(list(files_or_dir), out, rig=rig, fps=fps or None, subject_map=subject_map, split=split,
             detector_noise=detector_noise, seed=seed, joint_map=joint_map, units=units,
             drop_tpose={"auto": "auto", "yes": True, "no": False}[drop_tpose], random_yaw=random_yaw,
-            min_views=min_views, near_mm=near_mm, resample=resample, floor=floor)
+            min_views=min_views, near_mm=near_mm, resample=resample, floor=floor,
+            overwrite=overwrite)
     click.echo(f"{s['out']}: {s['files']} file(s), {len(s['subjects'])} subject(s) "
                f"(train {','.join(s['splits']['train']) or '-'}; test {','.join(s['splits']['test']) or '-'}), "
                f"{s['frames_kept']} frames kept of {s['frames_resampled']} ({s['frames_dropped']} dropped: not visible "

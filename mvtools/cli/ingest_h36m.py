@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import click
 
-from mvtools.cli.common import friendly_errors, split_list
+from mvtools.cli.common import friendly_errors, overwrite_option, split_list
 
 
 @click.command("h36m")
 @click.argument("raw_root", required=False, type=click.Path(file_okay=False, path_type=str))
 @click.option("--out", required=True, type=click.Path(path_type=str),
-              help="Dataset directory to write (replaced atomically if it exists).")
+              help="Dataset directory to write (an earlier one replaced atomically, with --overwrite).")
 @click.option("--subjects", default=None, help="Comma-separated subjects to ingest, e.g. S1,S5 (default: all found).")
 @click.option("--actions", default=None,
               help="Comma-separated actions (canonical names like Photo, WalkDog, raw names like 'TakingPhoto 1', "
@@ -25,8 +25,10 @@ from mvtools.cli.common import friendly_errors, split_list
                    "ground-truth 2D is then the projection of the 3D (px).")
 @click.option("--d2-tolerance", default=1.0, show_default=True, type=float,
               help="Report D2_Positions files that differ from the projection of D3 by more than this (px).")
+@overwrite_option
 @friendly_errors
-def ingest_h36m(raw_root, out, subjects, actions, cameras_file, detections, from_videopose3d, d2_tolerance):
+def ingest_h36m(raw_root, out, subjects, actions, cameras_file, detections, from_videopose3d, d2_tolerance,
+                overwrite):
     """Ingest Human3.6M from RAW_ROOT (S1/MyPoseFeatures/D3_Positions/*.cdf [+ D2_Positions], or h36m-fetch's
     extracted/S1/Poses_D3_Positions/...) into dataset directory --out.
 
@@ -36,7 +38,8 @@ def ingest_h36m(raw_root, out, subjects, actions, cameras_file, detections, from
     from mvtools.ingest.h36m.reader import ingest_h36m as run
 
     s = run(raw_root, out, subjects=split_list(subjects), actions=split_list(actions), cameras_file=cameras_file,
-            detections=detections, from_videopose3d=from_videopose3d, d2_tolerance_px=d2_tolerance)
+            detections=detections, from_videopose3d=from_videopose3d, d2_tolerance_px=d2_tolerance,
+            overwrite=overwrite)
     g = s["gt2d"]
     r = s["rows"]["poses2d"]
     click.echo(f"wrote {s['out']}: {len(s['subjects'])} subjects, {s['sequences']} sequences, "

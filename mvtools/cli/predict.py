@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mvtools.cli.common import friendly_errors
+from mvtools.cli.common import friendly_errors, overwrite_option
 
 
 @click.command()
@@ -18,8 +18,9 @@ from mvtools.cli.common import friendly_errors
 @click.option("--checkpoint", default="best", show_default=True, help="best, last, or a path to a .pt file.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Where to run the lifting network.")
+@overwrite_option
 @friendly_errors
-def predict(run, input_path, out, cameras, checkpoint, device):
+def predict(run, input_path, out, cameras, checkpoint, device, overwrite):
     """Lift 17-joint 2D poses (px) in INPUT to root-relative 3D in each camera's frame (mm).
 
     INPUT is a VideoPose3D 2D .npz (positions_2d[subject][action] = per-camera arrays) or a .parquet/.csv
@@ -28,5 +29,6 @@ def predict(run, input_path, out, cameras, checkpoint, device):
     """
     from mvtools.evaluate.predict import predict as run_predict
 
-    path = run_predict(run, input_path, out, cameras=cameras, checkpoint=checkpoint, device=device)
+    path = run_predict(run, input_path, out, cameras=cameras, checkpoint=checkpoint, device=device,
+                       overwrite=overwrite)
     click.echo(f"wrote {path}")

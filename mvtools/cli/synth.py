@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from mvtools.cli.common import friendly_errors, split_list
+from mvtools.cli.common import friendly_errors, overwrite_option, split_list
 
 
 @click.group()
@@ -13,7 +13,8 @@ def synth() -> None:
 
 @synth.command("h36m")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Raw tree to write (Human3.6M layout); replaced atomically if it is an earlier synth tree.")
+              help="Raw tree to write (Human3.6M layout); an earlier synth tree is replaced atomically with "
+                   "--overwrite.")
 @click.option("--subjects", default=None,
               help="Comma-separated subjects (default: the 7 labelled ones S1,S5,S6,S7,S8,S9,S11).")
 @click.option("--sequences", default=4, show_default=True, type=click.IntRange(1, 30),
@@ -30,8 +31,10 @@ def synth() -> None:
 @click.option("--length-quirks/--no-length-quirks", default=True, show_default=True,
               help="Make some D2 files a few frames longer/shorter than D3, as in the real release.")
 @click.option("--float32", "float32", is_flag=True, help="Store CDF values as float32 instead of float64.")
+@overwrite_option
 @friendly_errors
-def h36m(out, subjects, sequences, frames, seed, detections, noise, full_scale, length_quirks, float32):
+def h36m(out, subjects, sequences, frames, seed, detections, noise, full_scale, length_quirks, float32,
+         overwrite):
     """Write a raw Human3.6M tree (S*/MyPoseFeatures/D3_Positions, D2_Positions CDFs; world mm, px) of
     procedural motion, ready for `mvtools ingest h36m OUT --detections OUT/detections.npz`."""
     import numpy as np
@@ -40,7 +43,7 @@ def h36m(out, subjects, sequences, frames, seed, detections, noise, full_scale, 
 
     s = synth_h36m(out, subjects=split_list(subjects), sequences=sequences, frames=frames, seed=seed,
                    detections=detections, noise=noise, full_scale=full_scale, length_quirks=length_quirks,
-                   dtype=np.float32 if float32 else np.float64)
+                   dtype=np.float32 if float32 else np.float64, overwrite=overwrite)
     click.echo(f"wrote {s['out']}: {len(s['subjects'])} subjects, {s['sequences']} sequences, "
                f"{s['frames_per_camera']} frames per camera"
                + (f", detections in {s['out']}/detections.npz" if s["detections"] else ""))
@@ -48,7 +51,8 @@ def h36m(out, subjects, sequences, frames, seed, detections, noise, full_scale, 
 
 @synth.command("dataset")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str),
-              help="Dataset directory to write (the mvtools data model; replaced atomically).")
+              help="Dataset directory to write (the mvtools data model; an earlier one replaced atomically with "
+                   "--overwrite).")
 @click.option("--subjects", default=None,
               help="Comma-separated subjects with the built-in H36M rigs (default: S1,S5,S6,S7,S8,S9,S11; "
                    "S9 and S11 form the test split).")
@@ -62,13 +66,14 @@ def h36m(out, subjects, sequences, frames, seed, detections, noise, full_scale, 
 @click.option("--noise", default="realistic", show_default=True,
               help="Detector noise of the 'detected' 2D: 'realistic' (CPN-like, a few px), 'none' (no detections, "
                    "ground-truth 2D only), or a JSON file of noise parameters.")
+@overwrite_option
 @friendly_errors
-def dataset(out, subjects, sequences, frames, fps, seed, noise):
+def dataset(out, subjects, sequences, frames, fps, seed, noise, overwrite):
     """Write a synthetic dataset directly (no raw files): 3D in world mm, ground-truth 2D through the H36M camera
     model (px) and detector-like 2D with confidences, with the built-in H36M cameras. The quick way to a dataset
     for `calibrate`, `augment` and `train`; `synth h36m` + `ingest h36m` exercise the raw file formats instead."""
     from mvtools.synth.dataset import synth_dataset
 
     path = synth_dataset(out, subjects=split_list(subjects), sequences_per_subject=sequences, frames=frames,
-                         seed=seed, noise=None if noise == "none" else noise, fps=fps)
+                         seed=seed, noise=None if noise == "none" else noise, fps=fps, overwrite=overwrite)
     click.echo(f"wrote {path}")

@@ -133,6 +133,9 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     """
     from mvtools.train.loop import load_lifter, predict_relative
 
+    from mvtools.evaluate.predict import check_device
+
+    check_device(device)
     lift, cfg = load_lifter(run, checkpoint, device)
     v = evaluation_views(ds, subjects, source, cameras, run_source=cfg.get("source2d"))
     pred = predict_relative(lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device)

@@ -27,9 +27,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import torch
 
-from mvtools.camera import Camera, undistort_pixels
+from mvtools.camera import Camera, check_cameras, undistort_pixels
 from mvtools.dataset import DatasetError, fsl, joints_to_numpy
-from mvtools.io import atomic_path, save_npz_atomic, write_table_atomic
+from mvtools.io import atomic_path, claim_output, save_npz_atomic, write_table_atomic
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, h36m_cameras
 from mvtools.skeleton import NUM_JOINTS
 
@@ -53,7 +53,7 @@ def camera_list(cameras) -> list[Camera]:
     if p.suffix.lower() == ".toml":
         from mvtools.calibration.toml_io import read_aniposelib_toml
 
-        return read_aniposelib_toml(p)
+        return check_cameras(read_aniposelib_toml(p), str(p))
     if p.suffix.lower() == ".json":
         cams = h36m_cameras(p)
         order = []
@@ -62,16 +62,29 @@ def camera_list(cameras) -> list[Camera]:
                 order.append(c)
         if not order:
             raise ValueError(f"{p}: no cameras")
-        return order
+        return check_cameras(order, str(p))
     raise ValueError(f"{p}: camera file must be .json (h36m_cameras.json layout) or .toml (aniposelib)")
 
 
+def check_device(device) -> None:
+    """``cuda`` on a machine without CUDA is a clear error, not a traceback."""
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available to torch {torch.__version__}; "
+                         "use --device cpu")
+
+
 def lift_pixels(lift, uv: np.ndarray, K: np.ndarray, device="cpu") -> np.ndarray:
-    """Undistorted pixels (N, 17, 2) and intrinsics (N, 4) [fx, fy, cx, cy] -> root-relative 3D (N, 17, 3) mm."""
+    """Undistorted pixels (N, 17, 2) and intrinsics (N, 4) [fx, fy, cx, cy] -> root-relative 3D (N, 17, 3) mm.
+    Non-finite output (a diverged checkpoint) is an error, never written."""
     from mvtools.train.loop import predict_relative
 
-    return predict_relative(lift, torch.from_numpy(np.ascontiguousarray(uv, np.float32)),
+    pred = predict_relative(lift, torch.from_numpy(np.ascontiguousarray(uv, np.float32)),
                             torch.from_numpy(np.ascontiguousarray(K, np.float32)), device)
+    bad = ~np.isfinite(np.asarray(pred)).all(axis=(1, 2))
+    if bad.any():
+        raise DatasetError(f"the lifting network gave NaN/inf 3D for {int(bad.sum())} of {len(bad)} poses "
+                           "(a diverged checkpoint, or 2D far outside the image?); nothing written")
+    return pred
 
 
 def _predict_npz(lift, inp: Path, cameras, device) -> tuple[dict, pa.Table]:
@@ -167,11 +180,20 @@ def _predict_table(lift, inp: Path, device) -> pa.Table:
     return out.append_column("joints3d", fsl(pred))
 
 
-def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str = "cpu") -> Path:
+def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str = "cpu",
+            overwrite: bool = False) -> Path:
     """Lift the 2D joints in ``inp`` with ``run``'s lifting branch and write ``out`` (.npz, .parquet or .csv).
 
-    ``cameras`` ('h36m' or a camera JSON/TOML) is needed for VideoPose3D npz input. Returns ``out``.
+    ``cameras`` ('h36m' or a camera JSON/TOML) is needed for VideoPose3D npz input. An existing ``out`` is
+    replaced only with ``overwrite``, never if it is (or lies inside) the input or the run. Returns ``out``.
     """
+    check_device(device)
+    cam_file = cameras if cameras is not None and str(cameras) != "h36m" else None
+    with claim_output(out, "predictions", [inp, run, cam_file], overwrite, file=True):
+        return _predict(run, inp, out, cameras, checkpoint, device)
+
+
+def _predict(run, inp, out, cameras, checkpoint, device) -> Path:
     from mvtools.train.loop import load_lifter
 
     inp, out = Path(inp), Path(out)
