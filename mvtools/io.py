@@ -11,9 +11,11 @@ import errno
 import fcntl
 import json
 import os
+import pickle
 import shutil
 import time
 import uuid
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -387,3 +389,57 @@ def _link_tree(src: Path, dst: Path, drop: set, copy: set) -> None:
                     os.link(s, dst / r)
                 except OSError:
                     shutil.copy2(s, dst / r)
+
+
+# ----------------------------------------------------------------------------- restricted unpickling of npz files
+#: The only globals a pickle inside a VideoPose3D-style .npz may name: numpy's array, dtype and scalar
+#: reconstructors (numpy 1.x ``numpy.core``, numpy 2.x ``numpy._core``) and OrderedDict. Dicts, lists, tuples,
+#: strings, numbers, None and booleans need no global. Anything else (os.system, builtins.eval, ...) is refused.
+SAFE_PICKLE_GLOBALS = frozenset(
+    [(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")]
+    + [(m, "_frombuffer") for m in ("numpy.core.numeric", "numpy._core.numeric")]
+    + [("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict")])
+
+
+class UnsafePickleError(ValueError):
+    """A pickle names a global outside :data:`SAFE_PICKLE_GLOBALS` (it could run code); nothing was run."""
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in SAFE_PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise UnsafePickleError(f"{module}.{name}")
+
+
+def load_npz_restricted(path, keys) -> dict:
+    """The arrays ``keys`` (those present) of ``.npz`` file ``path``, unpickling object arrays with a whitelist.
+
+    Plain arrays are read with ``allow_pickle=False``; object arrays (VideoPose3D's dicts of lists of arrays) go
+    through an unpickler that admits only :data:`SAFE_PICKLE_GLOBALS`, so a planted payload raises
+    :class:`UnsafePickleError` (naming the file and the global) instead of running. Other errors propagate
+    (zipfile.BadZipFile, EOFError, ValueError, ...). Returns ``{"_files": [all array names], key: value, ...}``."""
+    from numpy.lib import format as npf
+
+    out = {}
+    with zipfile.ZipFile(path) as zf:
+        names = {n[:-4]: n for n in zf.namelist() if n.endswith(".npy")}
+        out["_files"] = list(names)
+        for key in keys:
+            if key not in names:
+                continue
+            with zf.open(names[key]) as f:
+                version = npf.read_magic(f)
+                header = npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0
+                shape, fortran, dtype = header(f)
+                if not dtype.hasobject:
+                    with zf.open(names[key]) as g:
+                        out[key] = npf.read_array(g, allow_pickle=False)
+                    continue
+                try:
+                    out[key] = _RestrictedUnpickler(f, encoding="latin1").load()
+                except UnsafePickleError as e:
+                    raise UnsafePickleError(f"{path}: {key!r} holds a pickled reference to {e}, which a "
+                                            "VideoPose3D file never contains; refusing to load it (mvtools runs "
+                                            "no code from data files)") from None
+    return out

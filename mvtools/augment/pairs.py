@@ -1,6 +1,7 @@
 """Pair sampling and the pair-shard files (schema fixed in docs/architecture.md)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,20 @@ PAIRS_SCHEMA = pa.schema([
 STRING_COLUMNS = ["subject", "action", "cam_a", "cam_b", "kind_a", "kind_b"]
 #: Rows per Parquet row group (smaller than a shard so memory stays bounded while writing).
 ROW_GROUP = 131072
+
+
+def shard_path(pdir, rel) -> Path:
+    """``pdir / rel`` for a shard path from ``pairs/manifest.json``; a path that is absolute, not a string or leaves
+    ``pdir`` (``..``, symlinks) is refused, so a crafted manifest cannot make a reader open other files."""
+    from mvtools.dataset import DatasetError
+
+    pdir = Path(pdir)
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise DatasetError(f"{pdir / 'manifest.json'}: shard path {rel!r} must be a relative path inside {pdir}")
+    p = pdir / rel
+    if not Path(os.path.realpath(p)).is_relative_to(os.path.realpath(pdir)):
+        raise DatasetError(f"{pdir / 'manifest.json'}: shard path {rel!r} leads outside {pdir}")
+    return p
 
 
 def view_pairs(n_views: int, n_real: int, views: str) -> np.ndarray:

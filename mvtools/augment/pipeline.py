@@ -32,9 +32,16 @@ def _crc(s: str) -> int:
 
 
 def default_source(ds, subjects) -> str:
-    """``detected`` when every subject has detected 2D files, else ``gt``."""
+    """``detected`` when every subject has detected 2D files, ``gt`` when none has; some but not all is an error
+    (a missing detections file never silently switches a run to ground truth)."""
     root = Path(ds) / "poses2d"
     has = [any((root / f"subject={s}").glob("detected-*.parquet")) for s in subjects]
+    if any(has) and not all(has):
+        lack = [s for s, h in zip(subjects, has, strict=True) if not h]
+        raise DatasetError(f"{root}: no detected 2D for subject(s) {', '.join(lack)} (the others have); pass "
+                           "--source gt to use ground-truth 2D, or ingest their detections")
+    if not any(has):
+        log(f"{root}: no detected 2D in the dataset; using ground-truth 2D (source gt)")
     return "detected" if has and all(has) else "gt"
 
 

@@ -307,6 +307,13 @@ def _calibrate_from_joints(ds, subjects, source, reference_camera, scale, baseli
     if not subjects:
         raise DatasetError(f"{ds / 'poses2d'}: no subjects")
     _check_earlier(ds, all_cams, subjects, export_toml, overwrite, write)
+    if source is None:  # never a silent switch to ground truth for some subjects
+        from mvtools.calibration.views import default_source
+
+        lack = [s for s in subjects if default_source(ds, s) != "detected"]
+        if lack and len(lack) < len(subjects):
+            raise DatasetError(f"{ds / 'poses2d'}: no detected 2D for subject(s) {', '.join(lack)} (the others have); "
+                               "pass --source gt to use ground-truth 2D, or ingest their detections")
     opts = RigOptions(method=method, threshold_px=threshold_px, seed=seed)
     new_cams, entries = [], {}
     with progress(subjects, label="calibrate") as bar, single_threaded_blas():

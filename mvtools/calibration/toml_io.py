@@ -33,7 +33,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib
 
-from mvtools.camera import Camera
+from mvtools.camera import Camera, check_cameras
 from mvtools.rotations import rodrigues, rotmat_to_rodrigues
 from mvtools.io import atomic_path
 
@@ -128,7 +128,10 @@ def read_aniposelib_toml(path, subject: str = "", source: str = "estimated",
         raise FileNotFoundError(f"{path}: no such TOML file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not valid TOML ({e})") from None
-    unit = units or (data.get("metadata", {}) or {}).get("units", "mm")
+    meta = data.get("metadata", {}) or {}
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: metadata must be a [metadata] table, got a {type(meta).__name__}")
+    unit = units or meta.get("units", "mm")
     if unit not in UNITS_MM:
         raise ValueError(f"{path}: unknown translation unit {unit!r} (expected one of {sorted(UNITS_MM)})")
     to_mm = UNITS_MM[unit]
@@ -138,6 +141,8 @@ def read_aniposelib_toml(path, subject: str = "", source: str = "estimated",
     cams = []
     for _, key in tables:
         d = data[key]
+        if not isinstance(d, dict):
+            raise ValueError(f"{path}: {key} must be a [{key}] table, got a {type(d).__name__}")
         missing = [f for f in ("size", "matrix", "distortions", "rotation", "translation") if f not in d]
         if missing:
             raise ValueError(f"{path}: [{key}] lacks {', '.join(missing)}")
@@ -171,4 +176,4 @@ def read_aniposelib_toml(path, subject: str = "", source: str = "estimated",
     names = [c.camera for c in cams]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: camera names repeat: {names}")
-    return cams
+    return check_cameras(cams, str(path))

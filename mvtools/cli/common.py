@@ -1,6 +1,7 @@
 """Shared CLI helpers: turning library errors into clear messages and a non-zero exit."""
 from __future__ import annotations
 
+import errno
 import functools
 
 import click
@@ -16,7 +17,8 @@ def split_list(value: str | None) -> list[str] | None:
 
 
 def friendly_errors(fn):
-    """Report DatasetError / ValueError / FileNotFoundError as 'Error: ...' with exit code 1."""
+    """Report DatasetError / ValueError / FileNotFoundError / OSError (e.g. disk full) as 'Error: ...' with exit
+    code 1, no traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -25,6 +27,11 @@ def friendly_errors(fn):
         except (DatasetError, ValueError, FileNotFoundError, KeyError) as e:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else e
             raise click.ClickException(str(msg)) from None
+        except OSError as e:  # disk full (ENOSPC), quota, file too large, permissions, I/O errors
+            where = f"{e.filename}: " if e.filename else ""
+            hint = " (disk full? nothing was committed)" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) \
+                else ""
+            raise click.ClickException(f"{where}{e.strerror or e}{hint}") from None
 
     return wrapper
 

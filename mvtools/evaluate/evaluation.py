@@ -32,6 +32,9 @@ def _default_source(ds, manifest: dict, run_source: str | None) -> str:
     have = {s for s, n in rows.items() if n} if rows else None
     if run_source in ("gt", "detected") and (have is None or run_source in have):
         return run_source
+    if run_source == "detected":
+        raise DatasetError(f"{Path(ds) / 'manifest.json'}: the run was trained on detected 2D but the dataset has "
+                           "none; pass --source gt to evaluate on ground-truth 2D explicitly")
     if have is None or "detected" in have:
         return "detected"
     return "gt"

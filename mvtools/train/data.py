@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
+from mvtools.augment.pairs import shard_path
 from mvtools.dataset import DatasetError, list_to_numpy
 from mvtools.io import read_json
 from mvtools.skeleton import NUM_JOINTS
@@ -120,7 +121,7 @@ def load_pairs(pdir, split: str, max_pairs: int | None = None, seed: int = 0, ma
     total = 0
     tables = []
     for s in shards:
-        path = pdir / s["path"]
+        path = shard_path(pdir, s.get("path"))  # stays inside pairs/
         if not path.exists():
             raise DatasetError(f"{path}: shard listed in {pdir / 'manifest.json'} is missing")
         try:

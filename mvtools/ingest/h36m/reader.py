@@ -18,7 +18,7 @@ import pyarrow as pa
 from mvtools.camera import Camera, project
 from mvtools.ingest.h36m.cdf import read_pose_cdf
 from mvtools.dataset import DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table
-from mvtools.io import save_npz_atomic
+from mvtools.io import UnsafePickleError, load_npz_restricted, save_npz_atomic
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, H36M_TEST, H36M_TRAIN, h36m_cameras
 from mvtools.progress import log, progress
 from mvtools.skeleton import H36M17_LEFT, H36M17_RIGHT, H36M32_TO_17
@@ -254,17 +254,16 @@ def _load_npz(path, key: str):
     if not p.is_file():
         raise DatasetError(f"{p}: no such file")
     try:
-        with np.load(p, allow_pickle=True) as z:
-            files = list(z.files)
-            if key not in files:
-                raise DatasetError(f"{p}: no {key!r} array (found: {', '.join(files) or 'none'}); "
-                                   "is this a VideoPose3D .npz file?")
-            obj = z[key]
-            meta = z["metadata"] if "metadata" in files else None
-    except DatasetError:
-        raise
+        z = load_npz_restricted(p, [key, "metadata"])  # whitelisted unpickling: no code runs from the file
+    except UnsafePickleError as e:
+        raise DatasetError(str(e)) from None
     except Exception as e:  # zipfile.BadZipFile, EOFError, OSError, pickle errors, ...
         raise DatasetError(f"{p}: not a readable .npz file (truncated or corrupt? {type(e).__name__}: {e})") from None
+    files = z["_files"]
+    if key not in z:
+        raise DatasetError(f"{p}: no {key!r} array (found: {', '.join(files) or 'none'}); "
+                           "is this a VideoPose3D .npz file?")
+    obj, meta = z[key], z.get("metadata")
     try:
         obj = obj.item() if obj.dtype == object and obj.ndim == 0 else obj
         meta = meta.item() if meta is not None and meta.dtype == object and meta.ndim == 0 else meta
