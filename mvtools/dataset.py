@@ -57,7 +57,8 @@ def fsl(array: np.ndarray, dtype=pa.float32()) -> pa.FixedSizeListArray:
     """(N, ...) numpy array -> fixed-size list array with one flattened row per item (no Python loop)."""
     a = np.ascontiguousarray(array)
     width = int(np.prod(a.shape[1:])) if a.ndim > 1 else 1
-    flat = pa.array(a.reshape(-1).astype(dtype.to_pandas_dtype(), copy=False), type=dtype)
+    with np.errstate(over="ignore"):  # overflow to inf is caught by check_values
+        flat = pa.array(a.reshape(-1).astype(dtype.to_pandas_dtype(), copy=False), type=dtype)
     return pa.FixedSizeListArray.from_arrays(flat, width)
 
 
@@ -118,7 +119,7 @@ def poses3d_table(action: str, subaction: int, raw_name: str, frames: np.ndarray
         pa.array(np.full(n, subaction, np.int16)),
         pa.array(np.full(n, raw_name, dtype=object), pa.string()),
         pa.array(np.asarray(frames, np.int32)),
-        fsl(joints.astype(np.float32)),
+        fsl(np.asarray(joints)),  # cast to float32 in fsl (overflow -> inf, refused by check_values)
     ], schema=POSES3D_SCHEMA)
 
 
@@ -139,7 +140,7 @@ def poses2d_table(action: str, subaction: int, raw_name: str, frames: np.ndarray
         pa.array(np.full(n, raw_name, dtype=object), pa.string()),
         pa.array(np.asarray(frames, np.int32)),
         pa.array(cams, pa.string()),
-        fsl(joints2d.astype(np.float32)),
+        fsl(np.asarray(joints2d)),
         fsl(np.asarray(confidence, np.float32)),
         pa.array(np.full(n, source, dtype=object), pa.string()),
     ], schema=POSES2D_SCHEMA)

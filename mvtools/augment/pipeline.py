@@ -180,6 +180,7 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
     """
     ds = Path(ds)
     _check_args(virtual_views, layout, extrinsics, views, pairs_per_frame, shard_rows, seed, source)
+    read_manifest(ds)  # a clear error for a broken dataset before anything else
     with claim_output(ds, "dataset", in_place=True):  # lock ds; repair what a killed run left
         _check_earlier(ds, overwrite)
         return _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views, subjects, shard_rows,
@@ -217,8 +218,7 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
                                    f"`mvtools calibrate --from-joints {ds}` first or use --extrinsics given")
         rigs[s] = (given, used)
 
-    total = sum(pq.read_metadata(f).num_rows for s in subjects
-                for f in (ds / "poses3d" / f"subject={s}").glob("*.parquet"))
+    total = sum(_num_rows(f) for s in subjects for f in (ds / "poses3d" / f"subject={s}").glob("*.parquet"))
     report = {"subjects": {}, "dropped": {}, "invalid_3d_frames": {}}
     virtual_all: list[Camera] = []
     # one atomic commit: a copy-on-write staging dataset (hard links) gets the new pairs/, virtual 2D, cameras and
@@ -272,6 +272,13 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
         write_manifest(new, manifest)
         pause_point("augment:before-commit")
     return summary
+
+
+def _num_rows(f: Path) -> int:
+    try:
+        return pq.read_metadata(f).num_rows
+    except (pa.ArrowException, OSError) as e:
+        raise DatasetError(f"{f}: not a readable Parquet file (truncated or corrupt? {e})") from None
 
 
 def _check_earlier(ds: Path, overwrite: bool) -> None:

@@ -267,6 +267,7 @@ def calibrate_from_joints(ds, subjects=None, source: str | None = None, referenc
     subjects and existing TOML files are replaced only with ``overwrite``.
     """
     ds = Path(ds)
+    read_manifest(ds)  # a clear error for a broken dataset before anything else
     claim = claim_output(ds, "dataset", in_place=True) if write else nullcontext()
     with claim:  # lock ds (and repair what a killed run left) from the checks to the commit
         return _calibrate_from_joints(ds, subjects, source, reference_camera, scale, baseline_mm, min_confidence,
