@@ -110,8 +110,9 @@ def test_scale_baseline_and_body(clean_ds):
 def test_toml_round_trip_and_opencv_projection(tmp_path):
     rig = list(h36m_rig("S1").values())
     ocv = [Camera(camera=f"c{i}", width=1000, height=1000, fx=1100.0 + i, fy=1102.0, cx=500.0, cy=505.0,
-                  R=c.R, t=c.t, k=(-0.2, 0.1, 0.01), p=(0.001, -0.002), distortion_model="opencv")
-           for i, c in enumerate(rig * 3)]  # 12 cameras: cam_10 must stay after cam_2
+                  R=c.R, t=c.t + [100.0 * (i // 4), 0, 0], k=(-0.2, 0.1, 0.01), p=(0.001, -0.002),
+                  distortion_model="opencv")
+           for i, c in enumerate(rig * 3)]  # 12 cameras (no two at one pose): cam_10 must stay after cam_2
     path = write_aniposelib_toml(tmp_path / "rig.toml", ocv, {"subject": "S1"})
     back = read_aniposelib_toml(path, subject="S1")
     assert [c.camera for c in back] == [c.camera for c in ocv]

@@ -390,6 +390,7 @@ def test_poisoned_3d_values_refused_after_the_float32_cast(tmp_path, value, matc
 
 
 def test_confidences_outside_0_1_are_clipped_with_a_warning(tmp_path, capsys):
+    os.environ.pop("MVTOOLS_QUIET", None)  # an earlier `mvtools -q` in this process may have set it
     cams = [c for c in h36m_cameras() if c.subject == "S1"]
     X = np.zeros((3, 17, 3)) + [0, 0, 1000]
     conf = np.full((3, 17), 0.5)
@@ -491,3 +492,27 @@ def test_partial_detections_never_switch_silently_to_gt(tmp_path):
     d.replace_poses2d_files(ds, "S1", "detected", t)
     with pytest.raises(d.DatasetError, match="no detected 2D for subject.*S9"):
         augment(ds)
+
+
+def test_random_bytes_and_fill_values_in_a_cdf_are_refused(tmp_path):
+    from mvtools.ingest.h36m.cdf import read_pose_cdf, write_pose_cdf
+
+    rng = np.random.default_rng(0)
+    junk = np.frombuffer(rng.bytes(6 * 96 * 8), np.float64).reshape(6, 96)  # 4.5 KiB of random doubles
+    junk = np.where(np.isfinite(junk), junk, 1e300)
+    with pytest.raises(d.DatasetError, match=r"r\.cdf: 'Pose' (holds NaN/inf|has values beyond)"):
+        read_pose_cdf(write_pose_cdf(tmp_path / "r.cdf", junk))
+    a = np.zeros((6, 96))
+    a[2, 5] = -1e30  # a CDF fill value
+    with pytest.raises(d.DatasetError, match=r"f\.cdf: 'Pose' has values beyond 100000 mm .*first at frame 2"):
+        read_pose_cdf(write_pose_cdf(tmp_path / "f.cdf", a))
+
+
+def test_bvh_frame_time_inf_is_a_clear_error(tmp_path):
+    from mvtools.ingest.bvh.reader import read_bvh
+
+    f = tmp_path / "a.bvh"
+    f.write_text("HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0 0\n  CHANNELS 3 Xposition Yposition Zposition\n"
+                 "  End Site\n  {\n    OFFSET 0 10 0\n  }\n}\nMOTION\nFrames: 1\nFrame Time: inf\n0 0 0\n")
+    with pytest.raises(d.DatasetError, match=r"a\.bvh: line 13: Frame Time must be a finite number > 0"):
+        read_bvh(f)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from mvtools.camera import Camera, project, project_camera_frame, project_pinhole
+from mvtools.camera import Camera, check_cameras, project, project_camera_frame, project_pinhole
 from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, fsl, poses2d_table, poses3d_table,
                              read_manifest)
 from mvtools.progress import log, progress
@@ -151,6 +151,7 @@ def read_calibration(path) -> dict[int, Camera]:
         cams[i] = Camera(camera=str(i), width=int(d["size"][0]), height=int(d["size"][1]),
                          fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]),
                          R=u @ vt, t=t.astype(float), distortion_model="none", source="given")
+    check_cameras(cams.values(), str(path))  # fx, fy, size > 0, finite, no duplicated pose
     return cams
 
 
@@ -247,6 +248,9 @@ def read_train_annot(path, cameras=None, num_frames: int | None = None) -> dict:
         raise DatasetError(f"{path}: {rows} annotated frames, fewer than the {F} frames this sequence has "
                            "(frame-count table of mpii_get_sequence_info)")
     res = {key: np.stack([a[:F] for a in v]).reshape(len(cameras), F, 28, -1) for key, v in out.items()}
+    for key, a in res.items():  # refused like H36M's NaN/inf (mvtools.dataset.check_values is the last guard)
+        if not np.isfinite(a).all():
+            raise DatasetError(f"{path}: {key} holds NaN/inf values")
     frames = np.arange(F)
     if "frames" in m and np.size(m["frames"]) >= F:
         frames = np.asarray(m["frames"]).reshape(-1)[:F].astype(np.int64)
@@ -287,6 +291,8 @@ def read_test_annot(path) -> dict:
         if a.shape[0] != T:
             raise DatasetError(f"{path}: {key} has {a.shape[0]} frames but annot2 has {T}; the lengths disagree")
         res[key] = a.reshape(T, 17, k).astype(np.float64)
+        if not np.isfinite(res[key]).all():
+            raise DatasetError(f"{path}: {key} holds NaN/inf values")
     for key in ("valid_frame", "activity_annotation"):
         a = out[key]
         if a.size != T:

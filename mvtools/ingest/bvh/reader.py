@@ -248,8 +248,8 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
     k += 1
     ft_s = header(k, "Frame Time:")
     frame_time = _parse_float(ft_s, path, k + 1, "Frame Time")
-    if not frame_time > 0:
-        raise _err(path, k + 1, f"Frame Time must be > 0, got {frame_time}")
+    if not (frame_time > 0 and math.isfinite(frame_time)):
+        raise _err(path, k + 1, f"Frame Time must be a finite number > 0 s, got {frame_time}")
     k += 1
 
     n_ch = sum(len(c) for c in channels)

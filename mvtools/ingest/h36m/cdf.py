@@ -14,6 +14,8 @@ from mvtools.io import atomic_path
 
 #: Widths of the ``Pose`` variable: 32 joints x 3 (mm) and 32 joints x 2 (px).
 POSE_WIDTHS = (96, 64)
+#: Largest plausible magnitude per width: D3 100 m (in mm), D2 1e6 px (mvtools.dataset.LIMITS).
+POSE_LIMITS = {96: 1e5, 64: 1e6}
 
 
 def read_pose_cdf(path, width: int | None = None) -> np.ndarray:
@@ -54,11 +56,17 @@ def read_pose_cdf(path, width: int | None = None) -> np.ndarray:
     out = data.reshape(-1, D)
     if out.shape[0] == 0:
         raise DatasetError(f"{path}: 'Pose' has no frames")
-    finite = np.isfinite(out)
+    with np.errstate(over="ignore"):
+        finite = np.isfinite(out) & np.isfinite(out.astype(np.float32))  # what the dataset will store
     if not finite.all():
         bad = np.flatnonzero(~finite.all(axis=1))
         raise DatasetError(f"{path}: 'Pose' holds NaN/inf values in {bad.size} of {out.shape[0]} frames "
-                           f"(first at frame {bad[0]})")
+                           f"(first at frame {bad[0]}) (values beyond the float32 range count as inf)")
+    limit = POSE_LIMITS.get(D)
+    if limit is not None and np.abs(out).max() > limit:
+        bad = np.flatnonzero((np.abs(out) > limit).any(axis=1))
+        raise DatasetError(f"{path}: 'Pose' has values beyond {limit:g} {'mm' if D == 96 else 'px'} (CDF fill "
+                           f"values about -1e30, or not a pose file?) in {bad.size} frames (first at frame {bad[0]})")
     return out
 
 
