@@ -389,8 +389,8 @@ def test_poisoned_3d_values_refused_after_the_float32_cast(tmp_path, value, matc
     assert list(tmp_path.iterdir()) == []
 
 
-def test_confidences_outside_0_1_are_clipped_with_a_warning(tmp_path, capsys):
-    os.environ.pop("MVTOOLS_QUIET", None)  # an earlier `mvtools -q` in this process may have set it
+def test_confidences_outside_0_1_are_clipped_with_a_warning(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MVTOOLS_QUIET", raising=False)  # an earlier `mvtools -q` in this process may have set it
     cams = [c for c in h36m_cameras() if c.subject == "S1"]
     X = np.zeros((3, 17, 3)) + [0, 0, 1000]
     conf = np.full((3, 17), 0.5)
