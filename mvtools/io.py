@@ -283,6 +283,9 @@ def claim_output(out, kind: str, inputs=(), overwrite: bool = False, in_place: b
     try:
         if not file:
             recover_output(out)
+        else:  # temporaries of atomic_path left by a killed writer of this file
+            for t in out.parent.glob(f".{glob_escape(out.name)}.*.tmp*"):
+                t.unlink(missing_ok=True)
         _check_existing(out, kind, overwrite, in_place, file)
     except BaseException:
         claim.release()

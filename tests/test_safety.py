@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv  # noqa: F401
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -516,3 +517,33 @@ def test_bvh_frame_time_inf_is_a_clear_error(tmp_path):
                  "  End Site\n  {\n    OFFSET 0 10 0\n  }\n}\nMOTION\nFrames: 1\nFrame Time: inf\n0 0 0\n")
     with pytest.raises(d.DatasetError, match=r"a\.bvh: line 13: Frame Time must be a finite number > 0"):
         read_bvh(f)
+
+
+def test_predict_output_file_needs_overwrite_and_is_not_an_input(tmp_path, monkeypatch):
+    from mvtools.evaluate import predict as pr
+
+    monkeypatch.setattr("mvtools.train.loop.load_lifter", lambda *a: (None, {}))
+    monkeypatch.setattr("mvtools.train.loop.predict_relative", lambda lift, uv, K, dev: np.zeros((len(uv), 17, 3)))
+    inp = tmp_path / "in.csv"
+    cols = {f"{c}{j}": [100.0 + j, 120.0] for j in range(17) for c in "xy"} | {k: [1000.0, 1000.0] for k in
+                                                                                ("fx", "fy")}
+    cols |= {"cx": [500.0, 500.0], "cy": [500.0, 500.0]}
+    pa.csv.write_csv(pa.table(cols), inp)
+    run = tmp_path / "run"
+    run.mkdir()
+    out = tmp_path / "out.csv"
+    (tmp_path / ".out.csv.0123456789ab.tmp").write_text("left by a killed run")
+    pr.predict(run, inp, out)
+    assert out.exists() and not list(tmp_path.glob(".out.csv*"))
+    with pytest.raises(OutputError, match="pass --overwrite"):
+        pr.predict(run, inp, out)
+    pr.predict(run, inp, out, overwrite=True)
+    with pytest.raises(OutputError, match="the output is the input"):
+        pr.predict(run, inp, inp, overwrite=True)
+    with pytest.raises(OutputError, match="lies inside the input"):
+        pr.predict(run, inp, run / "x.csv")
+    monkeypatch.setattr("mvtools.train.loop.predict_relative", lambda lift, uv, K, dev: np.full((len(uv), 17, 3),
+                                                                                                np.nan))
+    with pytest.raises(d.DatasetError, match="NaN/inf 3D for 2 of 2 poses"):
+        pr.predict(run, inp, tmp_path / "nan.csv")
+    assert not (tmp_path / "nan.csv").exists()
