@@ -277,7 +277,7 @@ def claim_output(out, kind: str, inputs=(), overwrite: bool = False, in_place: b
     - with ``file=True`` ``out`` is a file, replaced only with ``overwrite`` (and never a directory).
     Release the claim (or use it as a context manager) after the commit.
     """
-    out = Path(out).absolute()
+    out = Path(os.path.realpath(out)) if in_place else Path(out).absolute()  # in place: the real directory
     check_not_input(out, inputs)
     claim = lock_output(out)
     try:
@@ -353,7 +353,7 @@ def staged_update(ds, drop=(), copy=()):
     replaced by rename, never rewritten in place) and, if the block completes, the staging directory is swapped
     with ``ds`` (:func:`swap_into_place`). A kill at any moment leaves the old ``ds`` or the new one. Hold ``ds``'s
     claim around it."""
-    ds = Path(ds).absolute()
+    ds = Path(os.path.realpath(ds))  # a symlinked dataset: update the directory it points to
     drop, copy = {Path(p) for p in drop}, {Path(p) for p in copy}
     tmp = ds.parent / f".{ds.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
