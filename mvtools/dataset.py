@@ -416,6 +416,8 @@ class DatasetWriter:
     def __exit__(self, exc_type, exc, tb):
         if not self.committed:
             self.abort()
+        if isinstance(exc, OSError) and not exc.filename and not isinstance(exc, FileNotFoundError):
+            raise OSError(exc.errno, exc.strerror or str(exc), str(self.out)) from None  # name the dataset
         return False
 
     def _writer(self, kind: str, subject: str, tag: str, schema: pa.Schema) -> pq.ParquetWriter:

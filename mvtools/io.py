@@ -83,6 +83,17 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o)}")
 
 
+@contextmanager
+def naming_os_errors(where):
+    """Re-raise an OSError that names no file (pyarrow's "No space left on device", ...) as one naming ``where``."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename or isinstance(e, (FileNotFoundError, OutputError)):
+            raise
+        raise OSError(e.errno, e.strerror or str(e), str(where)) from None
+
+
 def pause_point(name: str) -> None:
     """Test hook: when ``MVTOOLS_TEST_PAUSE_AT`` equals ``name``, say so on stderr and sleep (to be SIGKILLed by a
     fault-injection test at a named commit point). Does nothing otherwise."""
@@ -334,7 +345,8 @@ def staged_directory(final: Path, kind: str | None = None, inputs=(), overwrite:
         tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         try:
-            yield tmp
+            with naming_os_errors(final):
+                yield tmp
             swap_into_place(tmp, final)
         finally:
             if tmp.exists():
@@ -357,8 +369,9 @@ def staged_update(ds, drop=(), copy=()):
     drop, copy = {Path(p) for p in drop}, {Path(p) for p in copy}
     tmp = ds.parent / f".{ds.name}.tmp-{uuid.uuid4().hex[:8]}"
     try:
-        _link_tree(ds, tmp, drop, copy)
-        yield tmp
+        with naming_os_errors(ds):
+            _link_tree(ds, tmp, drop, copy)
+            yield tmp
         cwd = os.getcwd()
         swap_into_place(tmp, ds)
         if Path(cwd).is_relative_to(ds):

@@ -547,3 +547,28 @@ def test_predict_output_file_needs_overwrite_and_is_not_an_input(tmp_path, monke
     with pytest.raises(d.DatasetError, match="NaN/inf 3D for 2 of 2 poses"):
         pr.predict(run, inp, tmp_path / "nan.csv")
     assert not (tmp_path / "nan.csv").exists()
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    """A 1.5 MiB tmpfs (a really full disk); skipped where mounting is not allowed (not root, containers)."""
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root); test_disk_full_is_a_clear_error covers the code path")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_enospc_in_augment_leaves_the_dataset_as_it_was(tiny_tmpfs):
+    ds = _small_ds(tiny_tmpfs / "ds", frames=100)
+    before = {p.relative_to(ds): p.read_bytes() for p in ds.rglob("*") if p.is_file()}
+    r = subprocess.run([sys.executable, "-m", "mvtools", "augment", str(ds), "--virtual-views", "16",
+                        "--pairs-per-frame", "40"], env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "No space left on device" in r.stderr and "Traceback" not in r.stderr
+    assert f"{ds}: " in r.stderr
+    assert {p.relative_to(ds): p.read_bytes() for p in ds.rglob("*") if p.is_file()} == before
+    assert [p.name for p in tiny_tmpfs.iterdir()] == ["ds"]
