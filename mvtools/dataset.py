@@ -30,7 +30,8 @@ import pyarrow.parquet as pq
 
 from mvtools import __version__
 from mvtools.camera import Camera, check_cameras
-from mvtools.io import claim_output, read_json, swap_into_place, write_json_atomic, write_table_atomic
+from mvtools.io import (claim_output, read_json, recover_if_interrupted, swap_into_place, write_json_atomic,
+                        write_table_atomic)
 from mvtools.progress import log
 from mvtools.skeleton import NUM_JOINTS, layout_dict
 
@@ -210,7 +211,7 @@ def table_to_cameras(table: pa.Table, where: str = "cameras.parquet") -> list[Ca
 def read_cameras(ds, source: str | Iterable[str] | None = None, subjects: Iterable[str] | None = None) -> list[Camera]:
     """Cameras of dataset ``ds``, optionally only those of some source(s) and subjects."""
     path = Path(ds) / "cameras.parquet"
-    if not path.exists():
+    if not path.exists() and not (recover_if_interrupted(ds) and path.exists()):
         raise DatasetError(f"{path}: missing (is {ds} an mvtools dataset?)")
     cams = table_to_cameras(read_parquet(path, "cameras table"), str(path))
     if source is not None:
@@ -253,7 +254,7 @@ def replace_cameras(ds, new: Iterable[Camera], source: str, subjects: Iterable[s
 
 def read_manifest(ds) -> dict:
     path = Path(ds) / "manifest.json"
-    if not path.exists():
+    if not path.exists() and not (recover_if_interrupted(ds) and path.exists()):
         raise DatasetError(f"{path}: missing (is {ds} an mvtools dataset?)")
     m = read_json(path, "dataset manifest", DatasetError)
     if not isinstance(m, dict):

@@ -170,6 +170,16 @@ def recover_output(out) -> list[str]:
     return done
 
 
+def recover_if_interrupted(out) -> bool:
+    """For readers: if ``out`` is missing because a fallback swap was killed between its renames, take its lock and
+    put the old directory back (:func:`recover_output`). Returns whether anything was restored."""
+    out = Path(out).absolute()
+    if os.path.lexists(out) or not any(out.parent.glob(f".{glob_escape(out.name)}.old-*")):
+        return False
+    with lock_output(out):  # fails at once if a writer is in the middle of it
+        return bool(recover_output(out))
+
+
 def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 

@@ -572,3 +572,40 @@ def test_enospc_in_augment_leaves_the_dataset_as_it_was(tiny_tmpfs):
     assert f"{ds}: " in r.stderr
     assert {p.relative_to(ds): p.read_bytes() for p in ds.rglob("*") if p.is_file()} == before
     assert [p.name for p in tiny_tmpfs.iterdir()] == ["ds"]
+
+
+def test_augment_killed_inside_a_fallback_swap_is_recovered(augmented, tmp_path):
+    """Without RENAME_EXCHANGE the swap is two renames; a kill between them leaves no dataset, and the next run on
+    it (any claim of the output) puts the old one back."""
+    from mvtools.augment import augment
+
+    ds = tmp_path / "ds"
+    shutil.copytree(augmented, ds)
+    _run_until_paused([sys.executable, "-m", "mvtools", *AUGMENT_B[:1], str(ds), *AUGMENT_B[1:]],
+                      "swap:between-renames", {"MVTOOLS_NO_RENAME_EXCHANGE": "1"})
+    assert not ds.exists()
+    with pytest.raises(OutputError, match="pass --overwrite"):  # recovered, then refused without --overwrite
+        augment(ds, virtual_views=3)
+    assert _check_augment_invariant(ds) == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_dataset_rewrite_killed_at_random_times_leaves_old_or_new(tmp_path):
+    ds = _small_ds(tmp_path / "ds")
+    cmd = [sys.executable, "-m", "mvtools", "synth", "dataset", "--out", str(ds), "--subjects", "S1,S9",
+           "--sequences", "1", "--frames", "12", "--noise", "none", "--seed", "1", "--overwrite"]
+    for delay in (1.0, 2.0, 3.0):
+        p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        assert d.read_manifest(ds)["synth"]["seed"] in (0, 1) and _dataset_rows(ds) == 24
+    _run_until_paused(cmd, "swap:exchanged")
+    assert d.read_manifest(ds)["synth"]["seed"] == 1 and _dataset_rows(ds) == 24
+
+
+def test_bvh_output_inside_the_bvh_folder_is_refused(tmp_path):
+    folder = tmp_path / "mocap"
+    folder.mkdir()
+    (folder / "01_01.bvh").write_text("HIERARCHY\n")
+    r = CliRunner().invoke(cli, ["ingest", "bvh", str(folder), "--out", str(folder / "ds")])
+    assert r.exit_code == 1 and "lies inside the input" in r.output and not (folder / "ds").exists()
