@@ -30,8 +30,14 @@ import pyarrow.parquet as pq
 
 from mvtools import __version__
 from mvtools.camera import Camera, check_cameras
-from mvtools.io import (claim_output, read_json, recover_if_interrupted, swap_into_place, write_json_atomic,
-                        write_table_atomic)
+from mvtools.io import (
+    claim_output,
+    read_json,
+    recover_if_interrupted,
+    swap_into_place,
+    write_json_atomic,
+    write_table_atomic,
+)
 from mvtools.progress import log
 from mvtools.skeleton import NUM_JOINTS, layout_dict
 
