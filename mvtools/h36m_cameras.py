@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mvtools.camera import Camera, tvec_from_center
+from mvtools.camera import Camera, check_cameras, tvec_from_center
 from mvtools.rotations import quat_to_rotmat
 from mvtools.io import read_json
 
@@ -31,6 +31,8 @@ def _builtin() -> dict:
 def cameras_from_json(data: dict, source_name: str = "built-in") -> list[Camera]:
     """Cameras from a dict in the layout of mvtools/data/h36m_cameras.json (or VideoPose3D's JSON dump:
     ``intrinsics`` or ``cameras`` per camera id, ``extrinsics`` per subject and camera id)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{source_name}: a camera file must be a JSON object, got a JSON {type(data).__name__}")
     intr = data.get("intrinsics") or data.get("cameras")
     ext = data.get("extrinsics")
     if not isinstance(intr, dict) or not isinstance(ext, dict):
@@ -56,7 +58,9 @@ def cameras_from_json(data: dict, source_name: str = "built-in") -> list[Camera]
                     distortion_model="h36m", subject=subject, source="given"))
             except (KeyError, IndexError, TypeError) as ex:
                 raise ValueError(f"{source_name}: camera {cam_id} of {subject} lacks field {ex}") from None
-    return out
+            except ValueError as ex:
+                raise ValueError(f"{source_name}: camera {cam_id} of {subject}: {ex}") from None
+    return check_cameras(out, source_name)
 
 
 def h36m_cameras(path: str | Path | None = None) -> list[Camera]:

@@ -609,3 +609,17 @@ def test_bvh_output_inside_the_bvh_folder_is_refused(tmp_path):
     (folder / "01_01.bvh").write_text("HIERARCHY\n")
     r = CliRunner().invoke(cli, ["ingest", "bvh", str(folder), "--out", str(folder / "ds")])
     assert r.exit_code == 1 and "lies inside the input" in r.output and not (folder / "ds").exists()
+
+
+def test_h36m_camera_json_with_bad_intrinsics_is_refused(tmp_path):
+    data = json.loads((ROOT / "mvtools" / "data" / "h36m_cameras.json").read_text())
+    key = "intrinsics" if "intrinsics" in data else "cameras"
+    cid = next(iter(data[key]))
+    data[key][cid]["focal_length"] = [0.0, 1000.0]
+    f = tmp_path / "cams.json"
+    f.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"cams\.json: camera .*focal lengths must be > 0"):
+        h36m_cameras(f)
+    f.write_text("[]")
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        h36m_cameras(f)
