@@ -308,7 +308,9 @@ def _bad_tree(tmp_path, kind):
         from importlib import resources
         data = json.loads(resources.files("mvtools").joinpath("data/h36m_cameras.json").read_text())
         data["intrinsics"]["12345678"] = data["intrinsics"]["54138969"]
-        data["extrinsics"]["S1"]["12345678"] = data["extrinsics"]["S1"]["54138969"]
+        moved = dict(data["extrinsics"]["S1"]["54138969"])  # another pose (a copy is refused as a duplicate)
+        moved["translation"] = [v + 500.0 for v in moved["translation"]]
+        data["extrinsics"]["S1"]["12345678"] = moved
         (tmp_path / "cams.json").write_text(json.dumps(data))
         return args + ["--cameras", str(tmp_path / "cams.json")], r"cams\.json: unknown camera '12345678'"
     if kind == "unknown_camera_d2":
