@@ -94,8 +94,10 @@ Frame Time: 0.008333
 """
 
 
-def test_fk_two_level_chain_hand_computed():
+@pytest.mark.parametrize("mode", ["replace", "add"])
+def test_fk_two_level_chain_hand_computed(mode):
     b = parse_bvh(TWO_LEVEL)
+    b.position_mode = mode
     assert b.names == ["Hips", "Chest", "Chest_End", "Leg", "Leg_End"]
     assert list(b.parents) == [-1, 0, 1, 0, 3]
     assert b.fps == 120.0
@@ -104,10 +106,12 @@ def test_fk_two_level_chain_hand_computed():
     np.testing.assert_allclose(P[1], [-9, 2, 3], atol=1e-9)
     # Chest_End = Chest + Rz90 Rx90 (0,5,0) = Chest + Rz90 (0,0,5) = (-9, 2, 8)
     np.testing.assert_allclose(P[2], [-9, 2, 8], atol=1e-9)
-    # Leg: offset (2,0,0) + position channels (1,1,1) = (3,1,1); Rz90 -> (-1,3,1); + root
-    np.testing.assert_allclose(P[3], [0, 5, 4], atol=1e-9)
+    if mode == "add":  # PyMO: offset (2,0,0) + position channels (1,1,1) = (3,1,1); Rz90 -> (-1,3,1); + root
+        np.testing.assert_allclose(P[3], [0, 5, 4], atol=1e-9)
+    else:  # Blender, LAFAN1: the channels (1,1,1) are the local translation; Rz90 -> (-1,1,1); + root
+        np.testing.assert_allclose(P[3], [0, 3, 4], atol=1e-9)
     # Leg local rotation = identity, so Leg_End = Leg + Rz90 (0,-4,0) = Leg + (4, 0, 0)
-    np.testing.assert_allclose(P[4], [4, 5, 4], atol=1e-9)
+    np.testing.assert_allclose(P[4], P[3] + [4, 0, 0], atol=1e-9)
 
 
 def random_chain_bvh(T: int, order: str = "ZYX", seed: int = 0) -> str:

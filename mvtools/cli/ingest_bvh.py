@@ -26,9 +26,25 @@ from mvtools.cli.common import friendly_errors
               help="2D detector model for source 'detected': none (ground truth, confidence 1), realistic, or a "
                    "noise parameter FILE.json (px and frames, see docs/synthetic.md).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for the random yaw and the detector noise.")
-@click.option("--joint-map", default="cmu", show_default=True,
-              help="BVH joints -> 17 H36M joints: built-in 'cmu' (cgspeed/MotionBuilder names) or a FILE.json "
+@click.option("--joint-map", default="auto", show_default=True,
+              help="BVH joints -> 17 H36M joints: auto (the built-in map that fits the joint names), a built-in "
+                   "map (cmu, mixamo, lafan1, humanik, bandai, biovision, biovision-uparm) or a FILE.json "
                    "(format in docs/bvh.md).")
+@click.option("--position-channels", default="auto", show_default=True,
+              type=click.Choice(["auto", "replace", "add"]),
+              help="Position channels of non-root joints: replace = they are the joint's local translation "
+                   "(Blender, LAFAN1; e.g. Bandai Namco files), add = OFFSET + channels (PyMO); auto = replace "
+                   "unless the channels stay near zero. Root position channels always give the root position.")
+@click.option("--up-axis", default="auto", show_default=True, type=click.Choice(["auto", "x", "y", "z"]),
+              help="The file's up axis; auto = detected from the data (median ankles -> head direction), "
+                   "reported per file.")
+@click.option("--check-plausibility/--no-check-plausibility", default=True, show_default=True,
+              help="Fail when the person is implausible after forward kinematics (stature, femur, tibia, humerus "
+                   "in mm, fraction of upright frames), naming the numbers and likely causes.")
+@click.option("--subject-from", default=None,
+              help="Group clips into subjects (clips of one performer should share one, so calibration pools "
+                   "them): 'folder' (the file's directory name) or a regex on the file stem whose group "
+                   "'subject' (or first group) is the subject. --subject-map rules take precedence.")
 @click.option("--units", default="auto", show_default=True,
               type=click.Choice(["auto", "mm", "cm", "m", "inch", "cmu"]),
               help="Length unit of the BVH files (converted to mm); auto = header hint, else from the skeleton's "
@@ -47,8 +63,9 @@ from mvtools.cli.common import friendly_errors
 @click.option("--resample", default="slerp", show_default=True, type=click.Choice(["slerp", "nearest"]),
               help="Resampling to --fps: slerp of joint rotations + linear root position, or the nearest frame.")
 @friendly_errors
-def ingest_bvh(files_or_dir, out, rig, fps, subject_map, split, detector_noise, seed, joint_map, units,
-               drop_tpose, random_yaw, min_views, near_mm, floor, resample) -> None:
+def ingest_bvh(files_or_dir, out, rig, fps, subject_map, split, detector_noise, seed, joint_map, position_channels,
+               up_axis, check_plausibility, subject_from, units, drop_tpose, random_yaw, min_views, near_mm, floor,
+               resample) -> None:
     """Turn BVH motion capture (files or directories) into a multi-view dataset: 3D joints (mm) from
     forward kinematics placed in a camera rig, ground-truth 2D (px) and simulated detections side by side.
 
@@ -60,7 +77,9 @@ def ingest_bvh(files_or_dir, out, rig, fps, subject_map, split, detector_noise, 
     s = run(list(files_or_dir), out, rig=rig, fps=fps or None, subject_map=subject_map, split=split,
             detector_noise=detector_noise, seed=seed, joint_map=joint_map, units=units,
             drop_tpose={"auto": "auto", "yes": True, "no": False}[drop_tpose], random_yaw=random_yaw,
-            min_views=min_views, near_mm=near_mm, resample=resample, floor=floor)
+            min_views=min_views, near_mm=near_mm, resample=resample, floor=floor,
+            position_channels=position_channels, up_axis=up_axis, check_plausibility=check_plausibility,
+            subject_from=subject_from)
     click.echo(f"{s['out']}: {s['files']} file(s), {len(s['subjects'])} subject(s) "
                f"(train {','.join(s['splits']['train']) or '-'}; test {','.join(s['splits']['test']) or '-'}), "
                f"{s['frames_kept']} frames kept of {s['frames_resampled']} ({s['frames_dropped']} dropped: not visible "
