@@ -447,6 +447,10 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
                 if not fps and reports and rep["fps_in"] != reports[0]["fps_in"]:
                     raise ValueError(f"{f}: {rep['fps_in']:g} Hz, but {reports[0]['file']} is "
                                      f"{reports[0]['fps_in']:g} Hz; pass fps=... (--fps) to resample them to one rate")
+                for p in rep["plausibility_problems"]:
+                    log(f"warning: {f}: implausible: {p} (kept because of --no-check-plausibility)")
+                if "implausible" in rep["units_how"]:
+                    log(f"warning: {f}: units {rep['units']}: {rep['units_how']}")
                 yaw = float(_stable_rng(seed, "yaw", f.stem).uniform(0, 360)) if random_yaw else 0.0
                 Xs, floor_mm, shift_xy = place_on_stage(X, yaw, ref=P, floor=floor)
                 Xw = Xs @ R_stage.T + o_stage
@@ -505,10 +509,6 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
             log(f"note: {r['file']}: {r['outlier_frames_count']} source frame(s) with a channel far outside the "
                 f"clip's range (first: {r['outlier_frames'][:5]}); {r['output_frames_unusable']} output frame(s) "
                 f"next to them dropped")
-        for p in r["plausibility_problems"]:
-            log(f"warning: {r['file']}: implausible: {p} (written because of --no-check-plausibility)")
-        if "implausible" in r["units_how"]:
-            log(f"warning: {r['file']}: units {r['units']}: {r['units_how']}")
         if r["frames_dropped"]:
             per = ", ".join(f"{c}: {n}" for c, n in r["not_visible_per_camera"].items() if n)
             log(f"note: {r['file']}: dropped {r['frames_dropped']} of {r['frames_resampled']} frames "
