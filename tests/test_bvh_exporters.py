@@ -17,7 +17,7 @@ from mvtools.ingest.bvh.joint_maps import choose_joint_map, load_joint_map
 from mvtools.ingest.bvh.reader import parse_bvh
 from mvtools.skeleton import H36M17_NAMES
 
-I = {n: i for i, n in enumerate(H36M17_NAMES)}
+IDX = {n: i for i, n in enumerate(H36M17_NAMES)}
 
 # role, parent, offset (cm, Y up, facing +Z, left = +X), End Site offset or None
 SKEL = [
@@ -132,8 +132,8 @@ def _check_person(X, rep, femur=FEMUR, tibia=TIBIA, humerus=HUMERUS):
     assert rep["plausibility_problems"] == []
     # upright in Z: head above thorax above pelvis above the ankles; left on +X (facing -Y after Y->Z)
     z = X[..., 2]
-    assert (z[:, I["head"]] > z[:, I["thorax"]]).all() and (z[:, I["thorax"]] > z[:, I["pelvis"]]).all()
-    assert (z[:, I["pelvis"]] > z[:, I["left_ankle"]]).all()
+    assert (z[:, IDX["head"]] > z[:, IDX["thorax"]]).all() and (z[:, IDX["thorax"]] > z[:, IDX["pelvis"]]).all()
+    assert (z[:, IDX["pelvis"]] > z[:, IDX["left_ankle"]]).all()
 
 
 def test_bandai_six_channels_on_every_joint(tmp_path):
@@ -177,7 +177,7 @@ def test_root_offset_is_rest_height_pymo_style(tmp_path):
     rep = read_manifest(out)["files"][0]
     assert rep["floor_shift_mm"] == 0.0
     assert X[..., 2].min() == pytest.approx(70.0, abs=1)  # ankles 7 cm above the floor, not ~1 m
-    assert X[:, I["head"], 2].max() == pytest.approx(1760, abs=5)
+    assert X[:, IDX["head"], 2].max() == pytest.approx(1760, abs=5)
 
 
 @pytest.mark.parametrize("up", ["z", "x"])
@@ -195,8 +195,8 @@ def test_mixamo_names_and_head_top_joint(tmp_path):
     X, _, rep = bvh_to_h36m17(_file(tmp_path, text), fps=0)
     assert rep["joint_map"] == "mixamo" and rep["derived_joints"] == []
     _check_person(X, rep)
-    head_top = X[:, I["head"]]
-    neck = X[:, I["neck"]]  # Head joint
+    head_top = X[:, IDX["head"]]
+    neck = X[:, IDX["neck"]]  # Head joint
     np.testing.assert_allclose(np.linalg.norm(head_top - neck, axis=-1), 180.0, atol=1e-6)
 
 
@@ -210,8 +210,8 @@ def test_lafan1_without_head_end_site_derives_head_top(tmp_path):
     """No head End Site: head top = Head + 1.5 (Head - Neck), as the map says."""
     X, P, rep = bvh_to_h36m17(_file(tmp_path, export(six_all=True, head_end=False)), fps=0)
     assert rep["joint_map"] == "lafan1" and rep["derived_joints"] == ["head"]
-    neck, head = X[:, I["thorax"]], X[:, I["neck"]]  # Neck, Head joints
-    np.testing.assert_allclose(X[:, I["head"]], head + 1.5 * (head - neck), atol=1e-6)
+    neck, head = X[:, IDX["thorax"]], X[:, IDX["neck"]]  # Neck, Head joints
+    np.testing.assert_allclose(X[:, IDX["head"]], head + 1.5 * (head - neck), atol=1e-6)
     _check_person(X, rep)
 
 
