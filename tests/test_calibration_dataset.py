@@ -256,3 +256,36 @@ def test_import_refuses_unknown_camera_names(clean_ds, tmp_path):
     f = write_aniposelib_toml(tmp_path / "x.toml", [replace(cams[0], camera="foo")])
     with pytest.raises(ValueError, match="'foo'"):
         import_toml(clean_ds, f, "S1")
+
+
+def test_import_toml_in_metres_taken_as_mm_fails_loudly(clean_ds, tmp_path):
+    """aniposelib writes no units: a metres TOML read as mm puts the cameras a few mm apart; refused with the fix,
+    and a cm TOML read as mm is caught by the distance implied by the person's image height."""
+    cams = list(h36m_rig("S1").values())
+    f_m = write_aniposelib_toml(tmp_path / "m.toml", [c.with_extrinsics(c.R, c.t / 1000.0) for c in cams])
+    with pytest.raises(ValueError, match=r"at most .* mm apart.*--toml-units m"):
+        import_toml(clean_ds, f_m, "S1", units="mm")
+    f_cm = write_aniposelib_toml(tmp_path / "cm.toml", [c.with_extrinsics(c.R, c.t / 10.0) for c in cams])
+    with pytest.raises(ValueError, match=r"camera distances do not fit S1's 2D joints: .*--toml-units"):
+        import_toml(clean_ds, f_cm, "S1", units="mm")
+    assert len(import_toml(clean_ds, f_cm, "S1", units="cm")) == 4
+    r = CliRunner().invoke(cli, ["calibrate", "--import-toml", str(f_m), "--subject", "S1", "--toml-units", "mm",
+                                 str(clean_ds)])
+    assert r.exit_code == 1 and "--toml-units m" in r.output
+
+
+def test_near_static_subject_warns(tmp_path):
+    """A person who barely moves gives a weak estimate: calibrate says so (report and log)."""
+    from mvtools.synth.dataset import synth_dataset
+
+    ds = synth_dataset(tmp_path / "s", subjects=["S1"], sequences_per_subject=1, frames=200, seed=0, noise="none")
+    X = joints_to_numpy(read_poses3d(ds, ["S1"], columns=["joints3d"]).column("joints3d"), 3)
+    t = np.linspace(0, 2 * np.pi, len(X))[:, None, None]
+    sway = X[:1] + 15.0 * np.concatenate([np.sin(t), np.cos(t), 0 * t], -1)  # +-15 mm, one pose
+    ds2 = _write_ds(tmp_path / "sway", sway + np.random.default_rng(0).normal(0, 35, (len(X), 17, 3)))
+    report = calibrate_from_joints(ds2, scale="given")
+    e = report["subjects"]["S1"]
+    assert 0.02 <= e["motion_spread"] < 0.05 and any("moves little" in w for w in e["warnings"])
+    report = calibrate_from_joints(ds, scale="given")
+    e = report["subjects"]["S1"]
+    assert e["motion_spread"] >= 0.05 and not any("moves little" in w for w in e["warnings"])
