@@ -140,14 +140,14 @@ def _matlab73_header(path: Path) -> None:
 
 
 TS1_K = dict(fx=7.32506 / 10 * 2048, fy=7.32506 / 10 * 2048 * 1.00044, cx=(5 - 0.0322884) / 10 * 2048,
-             cy=(5 + 0.0929296) / 10 * 2048 * 1.00044)
+             cy=(5 + 0.0929296) / 10 * 2048)  # the pixel aspect scales fy, not the principal point
 TS5_K = dict(fx=8.770747185 / 10 * 1920, fy=8.770747185 / 5.625 * 1080 * 0.993236423,
-             cx=(5 - 0.104908645) / 10 * 1920, cy=(2.8125 + 0.104899704) / 5.625 * 1080 * 0.993236423)
+             cx=(5 - 0.104908645) / 10 * 1920, cy=(2.8125 + 0.104899704) / 5.625 * 1080)  # 560.14 px
 TS5_DIST = np.array([-0.276859611, 0.131125256, -0.000360494, -0.001149441, -0.049318332])
 
 
 def write_test_sequence(d: Path, T: int, rng, outdoor=False, valid=None, activity=None, univ_scale=0.92,
-                        mat="v7.3", lengths=None):
+                        mat="v7.3", lengths=None, pinhole=False, shift_px=0.0):
     """Write annot_data.mat (MATLAB v7.3 layout as h5py sees it: (T, 1, 17, k)); returns arrays (test order)."""
     d.mkdir(parents=True, exist_ok=True)
     body = body28(T, rng)
@@ -159,7 +159,7 @@ def write_test_sequence(d: Path, T: int, rng, outdoor=False, valid=None, activit
     k = TS5_K if outdoor else TS1_K
     K = np.array([[k["fx"], 0, k["cx"]], [0, k["fy"], k["cy"]], [0, 0, 1]])
     x2 = cv2.projectPoints(X.reshape(-1, 3), np.zeros(3), np.zeros(3), K,
-                           TS5_DIST if outdoor else None)[0].reshape(T, 17, 2)
+                           TS5_DIST if outdoor and not pinhole else None)[0].reshape(T, 17, 2) + shift_px
     valid = (rng.uniform(size=T) < 0.6) if valid is None else np.asarray(valid)
     activity = rng.integers(1, 8, T) if activity is None else np.asarray(activity)
     U_file = U.copy()
@@ -521,3 +521,35 @@ def test_cli_train_and_errors(tmp_path):
     assert not (tmp_path / "bad").exists()
     r = CliRunner().invoke(cli, ["ingest", "3dhp", "--help"])
     assert "mm" in r.output and "px" in r.output
+
+
+def test_test_camera_auto_follows_the_annotations(tmp_path):
+    """Real TS5/TS6: annot2 is undistorted although the published camera has lens distortion. auto picks the
+    camera that reproduces each sequence's own annot2 (both residuals reported) and fails loudly when neither does."""
+    rng = np.random.default_rng(11)
+    ts = tmp_path / "mpi_inf_3dhp_test_set"
+    write_test_sequence(ts / "TS5", 20, rng, outdoor=True)  # distorted annot2
+    write_test_sequence(ts / "TS6", 20, rng, outdoor=True, pinhole=True)  # undistorted, like the real file
+    s = ingest_3dhp(tmp_path, tmp_path / "ds", split="test", frame_counts={"TS5": 20, "TS6": 20})
+    rep = {r["subject"]: r for r in s["test"]}
+    assert rep["TS5"]["camera_chosen"] == "known" and rep["TS6"]["camera_chosen"] == "pinhole"
+    assert rep["TS6"]["reprojection_rms_px_pinhole"] < 1e-3 and rep["TS6"]["reprojection_rms_px_known"] > 1
+    assert rep["TS5"]["reprojection_rms_px_known"] < 1e-3 and rep["TS5"]["reprojection_rms_px_pinhole"] > 1
+    cams = {c.subject: c for c in read_cameras(tmp_path / "ds")}
+    assert cams["TS5"].distortion_model == "opencv" and cams["TS6"].distortion_model == "none"
+    assert cams["TS6"].cy == pytest.approx(560.14, abs=0.01) and cams["TS6"].fy == pytest.approx(1672.59, abs=0.01)
+    write_test_sequence(ts / "TS6", 20, rng, outdoor=True, pinhole=True, shift_px=12.0)  # matches neither
+    _expect_error(r"TS6/annot_data\.mat: neither the published camera .* nor its pinhole .* within 3 px",
+                  tmp_path, tmp_path / "ds2", split="test", frame_counts={"TS5": 20, "TS6": 20})
+    s = ingest_3dhp(tmp_path, tmp_path / "ds3", split="test", subjects=["TS6"], test_intrinsics="fit",
+                    frame_counts={"TS6": 20})
+    assert s["test"][0]["reprojection_rms_px_fit"] < 1e-3
+
+
+def test_train_camera_sets(tree, tmp_path):
+    root, info, counts, cams = tree
+    s = ingest_3dhp(root, tmp_path / "v", split="train", subjects=["S2"], cameras="vnect", frame_counts=counts)
+    assert s["cameras"] == [0, 1, 2, 4, 5, 6, 7, 8]
+    from mvtools.cli.ingest_3dhp import _camera_list
+    assert _camera_list("all") == list(range(14)) and _camera_list("chest") == [0, 2, 4, 7, 8]
+    assert _camera_list("vnect") == [0, 1, 2, 4, 5, 6, 7, 8] and _camera_list("3,5") == [3, 5]

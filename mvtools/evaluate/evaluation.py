@@ -153,6 +153,7 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
         "p_mpjpe_action_mean": float(np.mean([a["p_mpjpe"] for a in per_action.values()])),
         "n_poses": int(len(e1)), "n_unmatched_2d": v["n_unmatched"],
         "pck150": pck(pred[:, pj], gt[:, pj], 150.0), "auc": auc(pred[:, pj], gt[:, pj]), "pck_joints": pj,
+        "pck150_all_joints": pck(pred, gt, 150.0), "auc_all_joints": auc(pred, gt),
         "per_joint_mpjpe": jerr.mean(0).tolist(),
         "per_action": per_action,
         "per_camera": _pooled(v["camera"], e1, e2, sj),
@@ -178,6 +179,11 @@ def format_table(res: dict) -> str:
     lines.append(f"{'mean over actions':<{w}} {res['n_poses']:>8d} {res['mpjpe_action_mean']:>8.1f} "
                  f"{res['p_mpjpe_action_mean']:>8.1f}")
     lines.append(f"{'mean over poses':<{w}} {res['n_poses']:>8d} {res['mpjpe']:>8.1f} {res['p_mpjpe']:>8.1f}")
-    lines.append(f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} %, N-MPJPE {res['n_mpjpe']:.1f} mm "
+    nj = len(res["pck_joints"])
+    other = (f" [all {len(res['per_joint_mpjpe'])} joints: PCK {res['pck150_all_joints']:.1f} %, AUC "
+             f"{res['auc_all_joints']:.1f} %]" if nj != len(res["per_joint_mpjpe"]) and "pck150_all_joints" in res
+             else "")
+    lines.append(f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} % ({nj} joints){other}, "
+                 f"N-MPJPE {res['n_mpjpe']:.1f} mm "
                  f"({res['source']} 2D, {res['cameras']} cameras, subjects {', '.join(res['subjects'])})")
     return "\n".join(lines)
