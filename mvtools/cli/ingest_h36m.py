@@ -25,10 +25,15 @@ from mvtools.cli.common import friendly_errors, split_list
                    "ground-truth 2D is then the projection of the 3D (px).")
 @click.option("--d2-tolerance", default=1.0, show_default=True, type=float,
               help="Report D2_Positions files that differ from the projection of D3 by more than this (px).")
+@click.option("--drop-s11-directions", is_flag=True,
+              help="Leave out S11 Directions (camera 54138969's video is corrupt in the release; VideoPose3D drops "
+                   "the sequence). Default: kept, with a note.")
 @friendly_errors
-def ingest_h36m(raw_root, out, subjects, actions, cameras_file, detections, from_videopose3d, d2_tolerance):
-    """Ingest Human3.6M from RAW_ROOT (S1/MyPoseFeatures/D3_Positions/*.cdf [+ D2_Positions], or h36m-fetch's
-    extracted/S1/Poses_D3_Positions/...) into dataset directory --out.
+def ingest_h36m(raw_root, out, subjects, actions, cameras_file, detections, from_videopose3d, d2_tolerance,
+                drop_s11_directions):
+    """Ingest Human3.6M from RAW_ROOT (S1/MyPoseFeatures/D3_Positions/*.cdf [+ D2_Positions], h36m-fetch's
+    extracted/S1/Poses_D3_Positions/..., or mmpose's extracted S1/MyPoseFeatures/D3_Positions_mono/*.<camera>.cdf)
+    into dataset directory --out.
 
     Keeps the 17-joint subset (world mm, image px), normalises action names and sub-action ids, trims
     D2/D3 length mismatches to the common length and reports them in manifest.json ("notes").
@@ -36,7 +41,8 @@ def ingest_h36m(raw_root, out, subjects, actions, cameras_file, detections, from
     from mvtools.ingest.h36m.reader import ingest_h36m as run
 
     s = run(raw_root, out, subjects=split_list(subjects), actions=split_list(actions), cameras_file=cameras_file,
-            detections=detections, from_videopose3d=from_videopose3d, d2_tolerance_px=d2_tolerance)
+            detections=detections, from_videopose3d=from_videopose3d, d2_tolerance_px=d2_tolerance,
+            drop_s11_directions=drop_s11_directions)
     g = s["gt2d"]
     r = s["rows"]["poses2d"]
     click.echo(f"wrote {s['out']}: {len(s['subjects'])} subjects, {s['sequences']} sequences, "
