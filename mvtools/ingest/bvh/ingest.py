@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from mvtools.camera import Camera, project, world_to_camera
-from mvtools.dataset import DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table
+from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table,
+                             safe_subject_id)
 from mvtools.ingest.bvh.checks import detect_up_axis, measure, plausibility_error, problems
 from mvtools.ingest.bvh.joint_maps import (
     apply_joint_map,
@@ -428,6 +429,13 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
     R_stage, o_stage, stage_how = stage_frame(rig_cams.values())
     rule = subject_from_rule(subject_from)
     assign = [(f, subject_of(f, rules, rule)) for f in files]
+    renamed = {s: safe_subject_id(s) for _, s in assign if safe_subject_id(s) != s}
+    for old_id, new_id in renamed.items():
+        log(f"note: subject {old_id!r} stored as {new_id!r}: ids must start with a letter so that pandas, pyarrow "
+            f"and DuckDB read the subject=<id> directories back as strings")
+    assign = [(f, safe_subject_id(s)) for f, s in assign]
+    if isinstance(split, str) and split not in ("auto", "none"):
+        split = ",".join(safe_subject_id(x.strip()) for x in split.split(","))
     keys = {}
     for f, s in assign:
         if (s, f.stem) in keys:
@@ -498,6 +506,7 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
                     "joint_map": jm if isinstance(jm, str) else jm["name"], "units": units,
                     "position_channels": position_channels, "up_axis": up_axis,
                     "check_plausibility": check_plausibility, "subject_from": subject_from,
+                    "subjects_renamed": renamed,
                     "drop_tpose": str(drop_tpose), "resample": resample,
                     "detector_noise": noise_how, "seed": seed, "random_yaw": random_yaw,
                     "min_views": min_views, "near_mm": near_mm, "floor": floor, "placement": stage_how},
