@@ -229,7 +229,8 @@ def test_humanik_map_and_documented_json_format_still_work(tmp_path):
     np.testing.assert_allclose(X, X2)
 
 
-def test_outlier_frame_dropped_with_a_note(tmp_path, capsys):
+def test_outlier_frame_dropped_with_a_note(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MVTOOLS_QUIET", raising=False)
     lines = export(T=40).splitlines()
     k = lines.index("MOTION") + 3 + 17  # source frame 17
     vals = lines[k].split()
@@ -285,9 +286,10 @@ Frame Time: 0.01
     assert list(b.end_site) == [False, True, False, True]
 
 
-def test_implausible_height_surfaced_and_cli_message(tmp_path):
+def test_implausible_height_surfaced_and_cli_message(tmp_path, monkeypatch):
     """A 3.5 m giant (doubled Bandai bones) fails through the CLI with the numbers, not with a visibility error;
     with --no-check-plausibility it is written and the warning is printed."""
+    monkeypatch.delenv("MVTOOLS_QUIET", raising=False)
     d = tmp_path / "in"
     d.mkdir()
     _file(d, export(BANDAI, six_all=True))

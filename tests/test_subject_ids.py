@@ -21,7 +21,8 @@ def test_safe_subject_ids():
     assert safe_subject_id("02") == "S02"
 
 
-def test_numeric_subject_from_a_map_reads_as_string_everywhere(tmp_path, capsys):
+def test_numeric_subject_from_a_map_reads_as_string_everywhere(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MVTOOLS_QUIET", raising=False)
     d = tmp_path / "in"
     d.mkdir()
     (d / "walk.bvh").write_text(export(T=20))
