@@ -5,12 +5,19 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as pads
 import pytest
+from test_bvh_exporters import export
 
-from mvtools.dataset import (DatasetWriter, base_manifest, poses3d_table, read_cameras, read_poses3d, safe_subject_id,
-                             subject_id_is_safe)
+from mvtools.dataset import (
+    DatasetWriter,
+    base_manifest,
+    poses3d_table,
+    read_cameras,
+    read_poses3d,
+    safe_subject_id,
+    subject_id_is_safe,
+)
 from mvtools.h36m_cameras import h36m_rig
 from mvtools.ingest.bvh.ingest import ingest_bvh
-from test_bvh_exporters import export
 
 
 def test_safe_subject_ids():
