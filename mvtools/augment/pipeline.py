@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +19,11 @@ from mvtools.dataset import _dataset as _poses2d_dataset
 from mvtools.dataset import (POSES2D_SCHEMA, DatasetError, joints_to_numpy, list_to_numpy, poses2d_table, producer, read_cameras, read_manifest, read_poses3d, replace_cameras, replace_poses2d_files, rig, subjects_in, write_manifest)
 from mvtools.io import staged_directory
 from mvtools.progress import log, progress
+from mvtools.seeding import stable_rng
 from mvtools.skeleton import NUM_JOINTS, ROOT
 
 EXTRINSICS = ("given", "estimated")
 SOURCES = ("detected", "gt")
-
-
-def _crc(s: str) -> int:
-    return zlib.crc32(s.encode())
 
 
 def default_source(ds, subjects) -> str:
@@ -272,7 +268,7 @@ def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrins
     X = d3["X"]
     finite = np.isfinite(X).all((1, 2))
     root_mean = np.nanmean(X[finite, ROOT], axis=0) if finite.any() else np.zeros(3)
-    rng = np.random.default_rng([seed, _crc(subject)])
+    rng = stable_rng(seed, subject)
     virt, info = place_virtual_cameras(list(given.values()), n_virtual, layout, rng, root_mean, subject)
     virt_pose = virt
     if extrinsics == "estimated" and virt:
@@ -319,7 +315,7 @@ def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrins
             else:
                 y3d, x2d, conf = y3d_r, x2d_r[start:end].copy(), conf_r[start:end]
                 avail = avail_r[start:end] & fin[:, None]
-            prng = np.random.default_rng([seed, _crc(subject), _crc(action), int(subaction)])
+            prng = stable_rng(seed, subject, action, int(subaction))
             fi, a, b = sample_pairs(avail, pairs, k, prng)
             if len(fi):
                 _undistort_used(x2d, fi, a, b, real_used)

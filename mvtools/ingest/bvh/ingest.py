@@ -11,7 +11,6 @@ import fnmatch
 import json
 import re
 import time
-import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from mvtools.ingest.bvh.kinematics import resample_bvh
 from mvtools.camera import Camera, project, world_to_camera
 from mvtools.dataset import DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table
 from mvtools.progress import log, progress
+from mvtools.seeding import stable_rng
 
 #: Frames whose per-frame lowest point is at this percentile define the clip's low point (robust to glitches).
 FLOOR_PERCENTILE = 2.0
@@ -270,11 +270,6 @@ def visible(X_world: np.ndarray, cam: Camera, near_mm: float = 100.0) -> np.ndar
     return (front & inside).all(-1)
 
 
-def _stable_rng(seed: int, *keys: str) -> np.random.Generator:
-    """A generator that depends on the seed and the keys only (not on the order files are processed)."""
-    return np.random.default_rng([int(seed)] + [zlib.crc32(k.encode()) for k in keys])
-
-
 # ----------------------------------------------------------------------------- per file
 def bvh_to_h36m17(path, fps: float | None = 50.0, joint_map="cmu", units: str = "auto",
                   drop_tpose="auto", resample: str = "slerp") -> tuple[np.ndarray, np.ndarray, dict]:
@@ -351,7 +346,7 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
                 if not fps and reports and rep["fps_in"] != reports[0]["fps_in"]:
                     raise ValueError(f"{f}: {rep['fps_in']:g} Hz, but {reports[0]['file']} is "
                                      f"{reports[0]['fps_in']:g} Hz; pass fps=... (--fps) to resample them to one rate")
-                yaw = float(_stable_rng(seed, "yaw", f.stem).uniform(0, 360)) if random_yaw else 0.0
+                yaw = float(stable_rng(seed, "yaw", f.stem).uniform(0, 360)) if random_yaw else 0.0
                 Xs, floor_mm, shift_xy = place_on_stage(X, yaw, ref=P, floor=floor)
                 Xw = Xs @ R_stage.T + o_stage
                 ok = np.stack([visible(Xw, rig_cams[c], near_mm) for c in cam_ids])  # (C, K)
@@ -375,7 +370,7 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
                         continue
                     cam = rig_cams[c]
                     gt.append(poses2d_table(action, 1, f.name, fr, c, project(Xw[fr], cam), None, "gt"))
-                    uv, conf = simulate_detections(Xw[fr], cam, noise, _stable_rng(seed, "det", f.stem, c),
+                    uv, conf = simulate_detections(Xw[fr], cam, noise, stable_rng(seed, "det", f.stem, c),
                                                    fps or rep["fps_in"])
                     det.append(poses2d_table(action, 1, f.name, fr, c, np.asarray(uv), np.asarray(conf),
                                              "detected"))
