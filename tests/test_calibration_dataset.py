@@ -1,6 +1,7 @@
 """calibrate --from-joints end to end on synthetic datasets, the CLI, aniposelib TOML I/O, bad input."""
 import json
 import shutil
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -135,6 +136,27 @@ def test_toml_round_trip_and_opencv_projection(tmp_path):
     assert np.abs(uv[:, 0] - project(X, rig[0])).max() < 1.0
     np.testing.assert_allclose(np.array(d["rotation"]), rotmat_to_rodrigues(rig[0].R), atol=1e-12)
     np.testing.assert_allclose(rodrigues(np.array(d["rotation"])), rig[0].R, atol=1e-12)
+
+
+def test_toml_layout_is_aniposelib_dump(tmp_path):
+    """The file holds what aniposelib's CameraGroup.dump writes: cam_0..cam_N-1 then metadata; per camera the keys
+    of Camera.get_dict in its order; numbers read back bit-identical with tomllib."""
+    import tomllib
+
+    rig = list(h36m_rig("S9").values())
+    path = write_aniposelib_toml(tmp_path / "rig.toml", rig, {"subject": "S9", "adjusted": True, "error": 4.5})
+    data = tomllib.loads(path.read_text())
+    assert list(data) == [f"cam_{i}" for i in range(len(rig))] + ["metadata"]
+    assert data["metadata"] == {"units": "mm", "adjusted": True, "error": 4.5, "subject": "S9"}
+    for i, c in enumerate(rig):
+        d = data[f"cam_{i}"]
+        assert list(d) == ["name", "size", "matrix", "distortions", "rotation", "translation"]
+        assert d["name"] == c.camera and d["size"] == [c.width, c.height]
+        assert d["matrix"] == c.K.tolist() and d["distortions"] == list(c.opencv_distortion())
+        assert d["rotation"] == rotmat_to_rodrigues(c.R).tolist() and d["translation"] == np.asarray(c.t).tolist()
+    bad = [replace(rig[0], t=np.array([0.0, np.nan, 1.0]))]
+    with pytest.raises(ValueError, match="non-finite translation"):
+        write_aniposelib_toml(tmp_path / "nan.toml", bad)
 
 
 def test_toml_bad_files_name_the_file(tmp_path):

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from mvtools.calibration._blas import single_threaded_blas
 from mvtools.calibration.bundle import bundle_adjust
 from mvtools.calibration.rig import Rig, RigOptions, build_rig, estimate_pairs, robust_triangulate
 from mvtools.calibration.scale import body_scale, given_scale
@@ -281,7 +281,8 @@ def calibrate_from_joints(ds, subjects=None, source: str | None = None, referenc
         raise DatasetError(f"{ds / 'poses2d'}: no subjects")
     opts = RigOptions(method=method, threshold_px=threshold_px, seed=seed)
     new_cams, entries = [], {}
-    with progress(subjects, label="calibrate") as bar, single_threaded_blas():
+    # one BLAS thread: the calibration's BLAS calls are vector-sized, so more threads mostly wait on each other
+    with progress(subjects, label="calibrate") as bar, threadpool_limits(limits=1, user_api="blas"):
         for subj in bar:
             est, entry = calibrate_subject(ds, subj, all_cams, source, reference_camera, scale, baseline_mm,
                                            baseline_camera, opts, refine, min_confidence, ba_frames, max_frames,
