@@ -15,10 +15,11 @@ One table per camera, keyed ``cam_0``, ``cam_1``, ... in camera order::
     ...
 
 Written with tomli-w (arrays one number per line; the same tables, keys and values as aniposelib's
-``toml.dump``), read with tomllib. Rotation and translation are what ``cv2.projectPoints`` takes. Cameras with the ``h36m`` lens model are
-written with ``Camera.opencv_distortion()`` (the closest OpenCV vector; the tangential terms of the two
-models differ by up to ~0.5 px at the image corners, see docs/data-model.md). On reading, ``cam_N`` tables are
-ordered by N (aniposelib sorts them as strings, so ``cam_10`` would come before ``cam_2``).
+``toml.dump``), read with tomllib. Rotation and translation are what ``cv2.projectPoints`` takes. Cameras with
+the ``h36m`` lens model are written with ``Camera.opencv_distortion()`` (the closest OpenCV vector; the
+tangential terms of the two models differ by up to ~0.5 px at the image corners, see docs/data-model.md). On
+reading, ``cam_N`` tables are ordered by N (aniposelib sorts them as strings, so ``cam_10`` would come before
+``cam_2``).
 """
 from __future__ import annotations
 
