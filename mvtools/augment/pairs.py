@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mvtools.camera import relative_transform
-from mvtools.dataset import DatasetError, fsl
+from mvtools.dataset import VIEWS, DatasetError, fsl
 from mvtools.skeleton import NUM_JOINTS
 
 PAIRS_FORMAT_VERSION = 1
@@ -40,7 +40,7 @@ def check_pairs_version(manifest: dict, path) -> None:
 
 def view_pairs(n_views: int, n_real: int, views: str) -> np.ndarray:
     """Unordered view pairs (P, 2), i < j, among the first ``n_real`` views (``views="real"``) or all of them."""
-    if views not in ("real", "all"):
+    if views not in VIEWS:
         raise ValueError(f"views must be 'real' or 'all', got {views!r}")
     n = n_real if views == "real" else n_views
     i, j = np.triu_indices(n, k=1)

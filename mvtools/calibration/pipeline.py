@@ -23,7 +23,7 @@ from mvtools.calibration.rig import Rig, RigOptions, build_rig, estimate_pairs, 
 from mvtools.calibration.scale import body_scale, given_scale
 from mvtools.calibration.toml_io import read_aniposelib_toml, write_aniposelib_toml
 from mvtools.calibration.views import CalibrationError, Views, load_views
-from mvtools.camera import Camera, camera_center, relative_transform
+from mvtools.camera import Camera, camera_center, has_extrinsics, relative_transform
 from mvtools.rotations import angle_between_deg, rotation_angle_deg
 from mvtools.dataset import DatasetError, producer, read_cameras, read_manifest, replace_cameras, write_manifest
 from mvtools.io import write_json_atomic
@@ -34,15 +34,6 @@ SCALES = ("baseline", "given", "body")
 
 
 # ----------------------------------------------------------------------------- helpers
-def has_extrinsics(cams: list[Camera], min_mm: float = 1.0) -> bool:
-    """True when the cameras' centres are pairwise distinct (> ``min_mm``), i.e. carry a real calibration."""
-    if len(cams) < 2:
-        return False
-    C = np.array([c.C for c in cams])
-    i, j = np.triu_indices(len(C), 1)
-    return bool((np.linalg.norm(C[i] - C[j], axis=1) > min_mm).all())
-
-
 def subject_cameras(all_cams: list[Camera], subject: str, ds) -> dict[str, Camera]:
     """{id: Camera} with the intrinsics of ``subject``: its ``given`` rows, else its ``estimated`` rows."""
     for src in ("given", "estimated"):

@@ -135,7 +135,7 @@ def make_splits(subjects: list[str], split="auto") -> dict:
     test = [s.strip() for s in split.split(",")] if isinstance(split, str) else list(split)
     unknown = [s for s in test if s not in subs]
     if unknown:
-        raise ValueError(f"--split names unknown subject(s) {unknown} (subjects: {', '.join(subs)})")
+        raise ValueError(f"--test-subjects names unknown subject(s) {unknown} (subjects: {', '.join(subs)})")
     return {"train": [s for s in subs if s not in test], "test": [s for s in subs if s in test]}
 
 
