@@ -18,8 +18,16 @@ import numpy as np
 import pandas as pd
 
 from mvtools.camera import undistort_pixels, world_to_camera
-from mvtools.dataset import (INPUT_SOURCES, VIEWS, DatasetError, joints_to_numpy, read_cameras, read_manifest,
-                             read_poses2d, read_poses3d)
+from mvtools.dataset import (
+    INPUT_SOURCES,
+    VIEWS,
+    DatasetError,
+    joints_to_numpy,
+    read_cameras,
+    read_manifest,
+    read_poses2d,
+    read_poses3d,
+)
 from mvtools.devices import DEFAULT_DEVICE, resolve_device
 from mvtools.evaluate.metrics import (
     AUC_THRESHOLDS,

@@ -43,7 +43,8 @@ DISTORTION = ["k1", "k2", "p1", "p2", "k3"]
 def camera_list(cameras) -> list[Camera]:
     """Cameras by VideoPose3D list index: ``"h36m"`` (built-in), a JSON camera file or an aniposelib TOML."""
     if cameras is None:
-        raise ValueError("a VideoPose3D .npz input needs intrinsics: pass --calibration h36m or a camera JSON/TOML file")
+        raise ValueError("a VideoPose3D .npz input needs intrinsics: pass --calibration h36m or a camera JSON/TOML "
+                         "file")
     if str(cameras) == "h36m":
         cams = h36m_cameras()
         return [next(c for c in cams if c.camera == cid) for cid in H36M_CAMERA_IDS]
