@@ -207,6 +207,13 @@ def test_cli_end_to_end_export_and_import(clean_ds, tmp_path):
     assert r.exit_code == 1 and "no 2D joints for subject(s) ['S2']" in r.output
     r = runner.invoke(cli, ["calibrate", "--from-joints", str(clean_ds), "--reference-camera", "nope"])
     assert r.exit_code == 1 and "reference camera 'nope'" in r.output
+    # --from-joints is a flag: the dataset may come before it, or without it (the default mode)
+    for args in ([str(clean_ds), "--from-joints"], [str(clean_ds)]):
+        r = runner.invoke(cli, ["calibrate", *args, "--reference-camera", "nope"])
+        assert r.exit_code == 1 and "reference camera 'nope'" in r.output, args
+    r = runner.invoke(cli, ["calibrate", "--from-joints", "--import-toml", str(files[0]), "--subject", "S5",
+                            str(clean_ds)])
+    assert r.exit_code == 2 and "not both" in r.output
 
 
 def _write_ds(path, X, subject="S1", confidence=None):
