@@ -84,6 +84,8 @@ TEST_CAMERA_SPECS = {
                     distortion=(-0.276859611, 0.131125256, -0.000360494, -0.001149441, -0.049318332)),
 }
 TEST_INTRINSICS = ("known", "fit")
+#: ``split``: the training sequences, the test set, or both in one dataset.
+SPLITS = ("train", "test", "both")
 
 _CALIB_HEADER = "Skeletool Camera Calibration File"
 
@@ -488,7 +490,7 @@ def ingest_3dhp(root, out, split: str = "train", cameras=CHEST_CAMERAS, subjects
     disagreement (mm), reprojection RMS (px).
     """
     root, out = Path(root), Path(out)
-    if split not in ("train", "test", "both"):
+    if split not in SPLITS:
         raise ValueError(f"split must be train, test or both, got {split!r}")
     if test_intrinsics not in TEST_INTRINSICS:
         raise ValueError(f"test_intrinsics must be one of {TEST_INTRINSICS}, got {test_intrinsics!r}")

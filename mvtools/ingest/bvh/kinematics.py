@@ -13,6 +13,9 @@ from mvtools.ingest.bvh.reader import _AXES, Bvh
 from mvtools.rotations import euler_to_quat, euler_to_rotmat, quat_to_rotmat, slerp
 from mvtools.skeleton import chain_kinematics
 
+#: ``resample`` methods: slerp of joint rotations + linear root position, or the nearest frame.
+RESAMPLE_METHODS = ("slerp", "nearest")
+
 
 def _rotation_groups(bvh: Bvh) -> dict[str, tuple[list[int], np.ndarray]]:
     """{rotation order: (joints, motion columns (Jg, len(order)))} for joints with rotation channels."""
@@ -65,7 +68,7 @@ def resample_bvh(bvh: Bvh, fps: float | None, method: str = "slerp") -> tuple[np
     ``nearest``: the nearest frame. Only the frames needed are converted.
     """
     src = resample_times(bvh.num_frames, bvh.fps, fps)
-    if method not in ("slerp", "nearest"):
+    if method not in RESAMPLE_METHODS:
         raise ValueError(f"resample method must be slerp or nearest, got {method!r}")
     if method == "nearest" or np.allclose(src, np.rint(src)):
         rot, trans = local_transforms(bvh, bvh.motion[np.clip(np.rint(src).astype(int), 0, bvh.num_frames - 1)])
