@@ -65,6 +65,14 @@ def angle_between_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1.0, 1.0)))
 
 
+def rotate_xy(v: np.ndarray, rad: np.ndarray) -> np.ndarray:
+    """2D vectors (..., 2) turned counter-clockwise (x towards y) by angles (...) in radians: the in-plane part
+    of a rotation about Z (the ground plane of a Z-up world)."""
+    v = np.asarray(v, dtype=np.float64)
+    c, s = np.cos(rad), np.sin(rad)
+    return np.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1]], -1)
+
+
 def axis_rotation(axis: str, deg: np.ndarray) -> np.ndarray:
     """Right-handed rotations about X, Y or Z by angles (...) in degrees -> (..., 3, 3)."""
     a = np.radians(np.asarray(deg, dtype=np.float64))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from mvtools.camera import Camera, look_at, project_pinhole, tvec_from_center, world_to_camera
+from mvtools.rotations import rotation_angle_deg
 
 LAYOUTS = ("ring", "random")
 #: Smallest eigenvalue of sum(I - d d^T) over the optical axes below which their closest point is ill-defined.
@@ -222,8 +223,7 @@ def similarity_to(given: list[Camera], estimated: list[Camera]) -> tuple[float, 
     s = float((dg * de).sum()) / den if len(given) > 1 and den > 0 else 1.0
     T = me - s * R @ mg
     res = Ce - (s * Cg @ R.T + T)
-    rot = np.einsum("nij,nkj->nik", Re @ R, Rg)  # R_est R vs R_given
-    ang = np.degrees(np.arccos(np.clip((np.trace(rot, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+    ang = rotation_angle_deg(Rg, Re @ R)  # R_est R vs R_given
     return s, R, T, {"scale": s, "centre_rms_mm": float(np.sqrt((res ** 2).sum(1).mean())),
                      "rotation_mean_deg": float(ang.mean())}
 

@@ -26,6 +26,7 @@ from mvtools.camera import Camera, project, project_camera_frame, project_pinhol
 from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, fsl, poses2d_table, poses3d_table,
                              read_manifest)
 from mvtools.progress import log, progress
+from mvtools.rotations import rotation_angle_deg
 from mvtools.skeleton import NUM_JOINTS
 
 # ----------------------------------------------------------------------------- joints
@@ -425,8 +426,7 @@ def _ingest_train_sequence(w: DatasetWriter, seq_dir: Path, subject: str, q: int
 def _rig_difference(a: list[Camera], b: list[Camera]) -> tuple[float, float, float]:
     """(max centre distance mm, max rotation angle deg, max intrinsic difference px) between two rigs."""
     dc = max(float(np.linalg.norm(x.C - y.C)) for x, y in zip(a, b))
-    cos = [np.clip((np.trace(x.R.T @ y.R) - 1) / 2, -1, 1) for x, y in zip(a, b)]
-    dr = float(np.degrees(np.arccos(min(cos))))
+    dr = max(float(rotation_angle_deg(x.R, y.R)) for x, y in zip(a, b))
     dk = max(float(np.abs(x.intrinsics - y.intrinsics).max()) for x, y in zip(a, b))
     return dc, dr, dk
 

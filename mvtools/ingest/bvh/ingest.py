@@ -24,6 +24,7 @@ from mvtools.ingest.bvh.kinematics import resample_bvh
 from mvtools.camera import Camera, project, world_to_camera
 from mvtools.dataset import DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table
 from mvtools.progress import log, progress
+from mvtools.rotations import axis_rotation
 from mvtools.seeding import stable_rng
 
 #: Frames whose per-frame lowest point is at this percentile define the clip's low point (robust to glitches).
@@ -250,9 +251,7 @@ def place_on_stage(points: np.ndarray, yaw_deg: float = 0.0, ref: np.ndarray | N
     xy = points[:, 0, :2]
     centre = (xy.min(0) + xy.max(0)) / 2
     out = points - np.array([centre[0], centre[1], floor])
-    a = np.radians(yaw_deg)
-    c, s = np.cos(a), np.sin(a)
-    Rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    Rz = axis_rotation("Z", yaw_deg)
     return out @ Rz.T, 0.0 - floor + 0.0, -centre
 
 
