@@ -65,6 +65,15 @@ def angle_between_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1.0, 1.0)))
 
 
+def nearest_rotation(M: np.ndarray) -> np.ndarray:
+    """The proper rotation (..., 3, 3) closest to M (..., 3, 3) in the Frobenius norm: ``U diag(1, 1, det) V^T``
+    from the SVD ``M = U S V^T`` (orthonormalises a rounded matrix; chordal mean of a sum of rotations)."""
+    U, _, Vt = np.linalg.svd(np.asarray(M, dtype=np.float64))
+    D = np.ones(U.shape[:-1])
+    D[..., -1] = np.sign(np.linalg.det(U @ Vt))
+    return (U * D[..., None, :]) @ Vt
+
+
 def rotate_xy(v: np.ndarray, rad: np.ndarray) -> np.ndarray:
     """2D vectors (..., 2) turned counter-clockwise (x towards y) by angles (...) in radians: the in-plane part
     of a rotation about Z (the ground plane of a Z-up world)."""

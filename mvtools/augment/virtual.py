@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from mvtools.camera import Camera, look_at, project_pinhole, tvec_from_center, world_to_camera
-from mvtools.rotations import rotation_angle_deg
+from mvtools.rotations import nearest_rotation, rotation_angle_deg
 
 LAYOUTS = ("ring", "random")
 #: Smallest eigenvalue of sum(I - d d^T) over the optical axes below which their closest point is ill-defined.
@@ -211,10 +211,7 @@ def similarity_to(given: list[Camera], estimated: list[Camera]) -> tuple[float, 
     """
     Rg = np.array([c.R for c in given])
     Re = np.array([c.R for c in estimated])
-    M = np.einsum("nji,njk->ik", Re, Rg)
-    U, _, Vt = np.linalg.svd(M)
-    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
-    R = U @ D @ Vt
+    R = nearest_rotation(np.einsum("nji,njk->ik", Re, Rg))
     Cg = np.array([c.C for c in given])
     Ce = np.array([c.C for c in estimated])
     mg, me = Cg.mean(0), Ce.mean(0)

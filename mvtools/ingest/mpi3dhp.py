@@ -26,7 +26,7 @@ from mvtools.camera import Camera, project, project_camera_frame, project_pinhol
 from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, fsl, poses2d_table, poses3d_table,
                              read_manifest)
 from mvtools.progress import log, progress
-from mvtools.rotations import rotation_angle_deg
+from mvtools.rotations import nearest_rotation, rotation_angle_deg
 from mvtools.skeleton import NUM_JOINTS
 
 # ----------------------------------------------------------------------------- joints
@@ -150,10 +150,10 @@ def read_calibration(path) -> dict[int, Camera]:
         if "radial" in d and d["radial"][0] != 0:
             raise DatasetError(f"{path}: camera {i}: 'radial {d['radial'][0]:g}' is not supported "
                                "(only radial 0 = no lens distortion)")
-        u, _, vt = np.linalg.svd(R)  # remove rounding of the printed matrix
+        # nearest_rotation removes the rounding of the printed matrix
         cams[i] = Camera(camera=str(i), width=int(d["size"][0]), height=int(d["size"][1]),
                          fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]),
-                         R=u @ vt, t=t.astype(float), distortion_model="none", source="given")
+                         R=nearest_rotation(R), t=t.astype(float), distortion_model="none", source="given")
     return cams
 
 
