@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 _AXES = "XYZ"
+#: A Y-up world (BVH, MPI-INF-3DHP) turned into mvtools' Z-up world: +90 degrees about X, (x, y, z) -> (x, -z, y).
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 
 def quat_to_rotmat(q: np.ndarray) -> np.ndarray:

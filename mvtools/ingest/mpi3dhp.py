@@ -26,7 +26,7 @@ from mvtools.camera import Camera, project, project_camera_frame, project_pinhol
 from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, fsl, poses2d_table, poses3d_table,
                              read_manifest)
 from mvtools.progress import log, progress
-from mvtools.rotations import nearest_rotation, rotation_angle_deg
+from mvtools.rotations import Y_UP_TO_Z_UP, nearest_rotation, rotation_angle_deg
 from mvtools.skeleton import NUM_JOINTS
 
 # ----------------------------------------------------------------------------- joints
@@ -71,9 +71,6 @@ CHEST_CAMERAS = (0, 2, 4, 7, 8)
 #: VNect's eight cameras (also MMPOSE's and PosePile's default).
 VNECT_CAMERAS = (0, 1, 2, 4, 5, 6, 7, 8)
 TEST_CAMERA_ID = "test"
-
-#: World rotation from 3DHP's Y-up world to mvtools' Z-up world: (x, y, z) -> (x, -z, y), det +1.
-Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 #: Published test-camera calibration (as hard-coded by PosePile ``posepile/ds/tdhp/main.py``): focal length,
 #: sensor size and principal-point offset in mm, pixel aspect, image size px, OpenCV distortion k1 k2 p1 p2 k3.

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mvtools.dataset import DatasetError
+from mvtools.rotations import Y_UP_TO_Z_UP
 from mvtools.skeleton import chain_kinematics
 
 _AXES = "XYZ"
@@ -354,15 +355,15 @@ def detect_units(bvh: Bvh, units: str = "auto") -> tuple[str, float, str]:
 def to_z_up(points: np.ndarray, up_axis: str = "y") -> np.ndarray:
     """Points (..., 3) from a Y-up (BVH default) or Z-up file frame to Z-up: (x, y, z) -> (x, -z, y).
 
-    A proper rotation (+90 degrees about X), so handedness and left/right are preserved.
+    A proper rotation (+90 degrees about X, :data:`mvtools.rotations.Y_UP_TO_Z_UP`), so handedness and left/right
+    are preserved.
     """
     up_axis = up_axis.lower()
     if up_axis == "z":
         return np.asarray(points, dtype=np.float64)
     if up_axis != "y":
         raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
-    p = np.asarray(points, dtype=np.float64)
-    return np.stack([p[..., 0], -p[..., 2], p[..., 1]], -1)
+    return np.asarray(points, dtype=np.float64) @ Y_UP_TO_Z_UP.T
 
 
 # ----------------------------------------------------------------------------- T-pose frame
