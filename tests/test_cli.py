@@ -103,3 +103,20 @@ def test_every_out_option_has_the_short_form():
         for p in cmd.params:
             if isinstance(p, click.Option) and "--out" in p.opts and name != "train":
                 assert "-o" in p.opts, name
+
+
+def test_noise_none_means_no_noise_in_every_command(tmp_path):
+    """`--noise none`: detections equal to the ground-truth projection (confidence 1), as in synth h36m and
+    ingest bvh; `--no-detections`: no detected rows at all."""
+    from mvtools.dataset import joints_to_numpy, read_poses2d
+
+    base = ["--quiet", "synth", "dataset", "--subjects", "S1", "--sequences", "1", "--frames", "10"]
+    res = CliRunner().invoke(cli, base + ["--out", str(tmp_path / "a"), "--noise", "none"])
+    assert res.exit_code == 0, res.output
+    det, gt = (read_poses2d(tmp_path / "a", ["S1"], source=s) for s in ("detected", "gt"))
+    assert det.num_rows == gt.num_rows == 40
+    np.testing.assert_array_equal(joints_to_numpy(det["joints2d"], 2), joints_to_numpy(gt["joints2d"], 2))
+    assert joints_to_numpy(det["confidence"], 1).min() == 1.0
+    res = CliRunner().invoke(cli, base + ["--out", str(tmp_path / "b"), "--no-detections"])
+    assert res.exit_code == 0, res.output
+    assert read_poses2d(tmp_path / "b", ["S1"], source="detected").num_rows == 0

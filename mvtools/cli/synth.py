@@ -64,14 +64,16 @@ def h36m(out, subjects, sequences, frames, seed, detections, noise, full_scale, 
               help="Frame rate of the motion, Hz.")
 @click.option("--seed", default=DD["seed"], show_default=True, type=int,
               help="Random seed (the output is deterministic).")
+@click.option("--detections/--no-detections", default=DD["detections"], show_default=True,
+              help="Also write detector-like 2D (source 'detected', px + confidence 0..1); without: ground truth only.")
 @click.option("--noise", default=DD["noise"], show_default=True,
-              help="Detector noise of the 'detected' 2D: 'realistic' (CPN-like, a few px), 'none' (no detections, "
-                   "ground-truth 2D only), or a JSON file of noise parameters.")
+              help="Detector noise of the 'detected' 2D: 'realistic' (CPN-like, a few px), 'none' (the ground-truth "
+                   "projection, confidence 1), or a JSON file of noise parameters.")
 @friendly_errors
-def dataset(out, subjects, sequences, frames, fps, seed, noise):
+def dataset(out, subjects, sequences, frames, fps, seed, detections, noise):
     """Write a synthetic dataset directly (no raw files): 3D in world mm, ground-truth 2D through the H36M camera
     model (px) and detector-like 2D with confidences, with the built-in H36M cameras. The quick way to a dataset
     for `calibrate`, `augment` and `train`; `synth h36m` + `ingest h36m` exercise the raw file formats instead."""
     path = synth_dataset(out, subjects=split_list(subjects), sequences_per_subject=sequences, frames=frames,
-                         seed=seed, noise=None if noise == "none" else noise, fps=fps)
+                         seed=seed, noise=noise, fps=fps, detections=detections)
     click.echo(f"wrote {path}")

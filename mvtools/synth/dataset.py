@@ -60,21 +60,25 @@ def synth_sequences(subjects=H36M_SUBJECTS, sequences_per_subject: int = 4, fram
 
 
 def synth_dataset(out, subjects=None, sequences_per_subject: int = 4, frames: int = 300, seed: int = 0,
-                  noise: NoiseParams | None | str = _REALISTIC, fps: float = 50.0, command: str | None = None) -> Path:
+                  noise: NoiseParams | None | str = _REALISTIC, fps: float = 50.0, command: str | None = None,
+                  detections: bool = True) -> Path:
     """Write a synthetic H36M-like mvtools dataset to ``out`` and return its path.
 
     poses3d: 17 joints, world mm. poses2d ``gt``: projection through the H36M rig with lens distortion (px);
     ``detected`` (when ``noise`` is not None): :func:`mvtools.synth.noise.simulate_detections`. cameras: the built-in
     H36M calibration of the subjects used. ``subjects`` defaults to all seven labelled H36M subjects.
-    ``noise``: a NoiseParams, None (or "none") for ground truth only, "realistic" (the default) or a path to a
-    NoiseParams JSON file.
+    ``noise``: a NoiseParams, "realistic" (the default), "none" (detections equal to the ground-truth projection,
+    confidence 1, as in ``synth h36m`` and ``ingest bvh``) or a path to a NoiseParams JSON file; ``detections``
+    False or ``noise`` None: ground truth only (no ``detected`` rows).
     """
     subjects = list(H36M_SUBJECTS if subjects is None else subjects)
     unknown = [s for s in subjects if s not in H36M_SUBJECTS]
     if unknown or not subjects:
         raise ValueError(f"subjects must be among {', '.join(H36M_SUBJECTS)}, got {subjects}")
-    if isinstance(noise, (str, Path)):
-        noise = resolve_noise(noise)  # "realistic", "none" or a JSON file
+    if not detections:
+        noise = None
+    elif isinstance(noise, (str, Path)):
+        noise = resolve_noise(noise) or NoiseParams.none()  # "realistic", "none" or a JSON file
     rigs = {s: h36m_rig(s) for s in subjects}
     total = len(subjects) * sequences_per_subject
     outside = behind = 0

@@ -169,20 +169,16 @@ def load_rig(spec: str) -> tuple[dict[str, Camera], str]:
 
 
 def load_noise(spec):
-    """NoiseParams from ``none``, ``realistic`` or a JSON file path."""
-    from mvtools.synth.noise import NoiseParams
+    """(NoiseParams, how) from ``none``, ``realistic``, a JSON file path or a NoiseParams
+    (:func:`mvtools.synth.noise.resolve_noise`)."""
+    from mvtools.synth.noise import NoiseParams, resolve_noise
 
     if isinstance(spec, NoiseParams):
         return spec, "given"
     s = str(spec)
-    if s == "none":
-        return NoiseParams.none(), "none"
-    if s == "realistic":
-        return NoiseParams.realistic(), "realistic"
-    p = Path(s)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: detector noise file not found (or use none / realistic)")
-    return NoiseParams.from_json(p), str(p)
+    if s not in ("none", "realistic") and not Path(s).exists():
+        raise FileNotFoundError(f"{s}: detector noise file not found (or use none / realistic)")
+    return resolve_noise(s) or NoiseParams.none(), s
 
 
 # ----------------------------------------------------------------------------- placement
