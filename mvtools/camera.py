@@ -189,3 +189,13 @@ def undistort_pixels(uv: np.ndarray, cam: Camera) -> np.ndarray:
     c = np.array([cam.cx, cam.cy])
     xy = undistort_normalized((np.asarray(uv, np.float64) - c) / f, cam.k, cam.p, cam.distortion_model)
     return xy * f + c
+
+
+def has_extrinsics(cams: list[Camera], min_mm: float = 1.0) -> bool:
+    """True when the cameras' centres are pairwise distinct (> ``min_mm``), i.e. carry a real calibration (not
+    intrinsics-only rows with every camera at R = I, t = 0)."""
+    if len(cams) < 2:
+        return False
+    C = np.array([c.C for c in cams])
+    i, j = np.triu_indices(len(C), 1)
+    return bool((np.linalg.norm(C[i] - C[j], axis=1) > min_mm).all())

@@ -36,6 +36,10 @@ from mvtools.skeleton import NUM_JOINTS, layout_dict
 FORMAT_VERSION = 1
 CAMERA_SOURCES = ("given", "estimated", "virtual")
 POSE2D_SOURCES = ("gt", "detected", "virtual")
+#: The 2D a command takes as input (``--source``): detections or ground truth (virtual 2D is made by augment).
+INPUT_SOURCES = ("detected", "gt")
+#: Which cameras a command uses (``--views``): the real ones, or real and virtual (``mvtools augment``).
+VIEWS = ("real", "all")
 
 CONVENTIONS = {
     "world": "millimetres; for Human3.6M-derived data Z is up and the origin is near the floor in the middle of the capture area",

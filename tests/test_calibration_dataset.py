@@ -1,6 +1,7 @@
 """calibrate --from-joints end to end on synthetic datasets, the CLI, aniposelib TOML I/O, bad input."""
 import json
 import shutil
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -137,6 +138,27 @@ def test_toml_round_trip_and_opencv_projection(tmp_path):
     np.testing.assert_allclose(rodrigues(np.array(d["rotation"])), rig[0].R, atol=1e-12)
 
 
+def test_toml_layout_is_aniposelib_dump(tmp_path):
+    """The file holds what aniposelib's CameraGroup.dump writes: cam_0..cam_N-1 then metadata; per camera the keys
+    of Camera.get_dict in its order; numbers read back bit-identical with tomllib."""
+    import tomllib
+
+    rig = list(h36m_rig("S9").values())
+    path = write_aniposelib_toml(tmp_path / "rig.toml", rig, {"subject": "S9", "adjusted": True, "error": 4.5})
+    data = tomllib.loads(path.read_text())
+    assert list(data) == [f"cam_{i}" for i in range(len(rig))] + ["metadata"]
+    assert data["metadata"] == {"units": "mm", "adjusted": True, "error": 4.5, "subject": "S9"}
+    for i, c in enumerate(rig):
+        d = data[f"cam_{i}"]
+        assert list(d) == ["name", "size", "matrix", "distortions", "rotation", "translation"]
+        assert d["name"] == c.camera and d["size"] == [c.width, c.height]
+        assert d["matrix"] == c.K.tolist() and d["distortions"] == list(c.opencv_distortion())
+        assert d["rotation"] == rotmat_to_rodrigues(c.R).tolist() and d["translation"] == np.asarray(c.t).tolist()
+    bad = [replace(rig[0], t=np.array([0.0, np.nan, 1.0]))]
+    with pytest.raises(ValueError, match="non-finite translation"):
+        write_aniposelib_toml(tmp_path / "nan.toml", bad)
+
+
 def test_toml_bad_files_name_the_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[cam_0]\nname = 'a'\nsize = [10, 10]\n")
@@ -185,6 +207,13 @@ def test_cli_end_to_end_export_and_import(clean_ds, tmp_path):
     assert r.exit_code == 1 and "no 2D joints for subject(s) ['S2']" in r.output
     r = runner.invoke(cli, ["calibrate", "--from-joints", str(clean_ds), "--reference-camera", "nope"])
     assert r.exit_code == 1 and "reference camera 'nope'" in r.output
+    # --from-joints is a flag: the dataset may come before it, or without it (the default mode)
+    for args in ([str(clean_ds), "--from-joints"], [str(clean_ds)]):
+        r = runner.invoke(cli, ["calibrate", *args, "--reference-camera", "nope"])
+        assert r.exit_code == 1 and "reference camera 'nope'" in r.output, args
+    r = runner.invoke(cli, ["calibrate", "--from-joints", "--import-toml", str(files[0]), "--subject", "S5",
+                            str(clean_ds)])
+    assert r.exit_code == 2 and "not both" in r.output
 
 
 def _write_ds(path, X, subject="S1", confidence=None):

@@ -12,7 +12,7 @@ from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_po
 from mvtools.evaluate.evaluation import evaluate_run, evaluation_views
 from mvtools.train.model import OUTPUT_SCALE_MM, TwoBranch
 
-from test_train_fixtures import REST, make_dataset
+from helpers import REST, make_dataset
 
 torch.set_num_threads(1)
 CONST = REST - REST[0]  # the constant pose the fake run predicts, root-relative mm

@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from mvtools.calibration._blas import single_threaded_blas
 from mvtools.calibration.bundle import bundle_adjust
 from mvtools.calibration.rig import Rig, RigOptions, build_rig, estimate_pairs, motion_spread, robust_triangulate
 from mvtools.calibration.scale import body_scale, given_scale
 from mvtools.calibration.toml_io import read_aniposelib_toml, write_aniposelib_toml
 from mvtools.calibration.views import CalibrationError, Views, load_views
-from mvtools.camera import Camera, camera_center, relative_transform
+from mvtools.camera import Camera, camera_center, has_extrinsics, relative_transform
 from mvtools.dataset import (
     DatasetError,
     joints_to_numpy,
@@ -43,15 +43,6 @@ SCALES = ("baseline", "given", "body")
 
 
 # ----------------------------------------------------------------------------- helpers
-def has_extrinsics(cams: list[Camera], min_mm: float = 1.0) -> bool:
-    """True when the cameras' centres are pairwise distinct (> ``min_mm``), i.e. carry a real calibration."""
-    if len(cams) < 2:
-        return False
-    C = np.array([c.C for c in cams])
-    i, j = np.triu_indices(len(C), 1)
-    return bool((np.linalg.norm(C[i] - C[j], axis=1) > min_mm).all())
-
-
 def subject_cameras(all_cams: list[Camera], subject: str, ds) -> dict[str, Camera]:
     """{id: Camera} with the intrinsics of ``subject``: its ``given`` rows, else its ``estimated`` rows."""
     for src in ("given", "estimated"):
@@ -298,7 +289,8 @@ def calibrate_from_joints(ds, subjects=None, source: str | None = None, referenc
         raise DatasetError(f"{ds / 'poses2d'}: no subjects")
     opts = RigOptions(method=method, threshold_px=threshold_px, seed=seed)
     new_cams, entries = [], {}
-    with progress(subjects, label="calibrate") as bar, single_threaded_blas():
+    # one BLAS thread: the calibration's BLAS calls are vector-sized, so more threads mostly wait on each other
+    with progress(subjects, label="calibrate") as bar, threadpool_limits(limits=1, user_api="blas"):
         for subj in bar:
             est, entry = calibrate_subject(ds, subj, all_cams, source, reference_camera, scale, baseline_mm,
                                            baseline_camera, opts, refine, min_confidence, ba_frames, max_frames,

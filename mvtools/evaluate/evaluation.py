@@ -16,12 +16,28 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from mvtools.camera import undistort_pixels, world_to_camera
-from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_manifest, read_poses2d, read_poses3d
-from mvtools.evaluate.metrics import (AUC_THRESHOLDS, auc, joint_errors, mpjpe_per_pose, n_mpjpe_per_pose,
-                                      p_mpjpe_per_pose, pck)
+from mvtools.dataset import (
+    INPUT_SOURCES,
+    VIEWS,
+    DatasetError,
+    joints_to_numpy,
+    read_cameras,
+    read_manifest,
+    read_poses2d,
+    read_poses3d,
+)
+from mvtools.devices import DEFAULT_DEVICE, resolve_device
+from mvtools.evaluate.metrics import (
+    AUC_THRESHOLDS,
+    auc,
+    joint_errors,
+    mpjpe_per_pose,
+    n_mpjpe_per_pose,
+    p_mpjpe_per_pose,
+    pck,
+)
 from mvtools.progress import log
 
 KEYS = ["subject", "action", "subaction", "frame"]
@@ -42,7 +58,7 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
     """Single views to evaluate: undistorted 2D (N, 17, 2) px, K (N, 4) px, ground truth (N, 17, 3) camera-frame
     mm, and per-row labels (subject, action, camera, scene). ``cameras``: 'real' (given calibration) or 'all'
     (also the virtual cameras of ``mvtools augment``)."""
-    if cameras not in ("real", "all"):
+    if cameras not in VIEWS:
         raise ValueError(f"cameras must be 'real' or 'all', got {cameras!r}")
     ds = Path(ds)
     manifest = read_manifest(ds)
@@ -55,7 +71,7 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
             raise DatasetError(f"{ds / 'manifest.json'}: no 'test' split; pass --subjects")
     subjects = list(subjects)
     source = source or _default_source(ds, manifest, run_source)
-    if source not in ("gt", "detected"):
+    if source not in INPUT_SOURCES:
         raise ValueError(f"source must be 'gt' or 'detected', got {source!r}")
 
     t3 = read_poses3d(ds, subjects)
@@ -122,7 +138,7 @@ def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray, jerr: np.ndarray
 
 
 def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str = "real",
-                 checkpoint: str = "best", device: str = "cpu") -> dict:
+                 checkpoint: str = "best", device: str = DEFAULT_DEVICE) -> dict:
     """Protocol #1/#2 errors (mm), PCK@150 mm and AUC (percent) of ``run``'s lifting branch on ``ds``.
 
     ``subjects`` default to the manifest's test split, ``source`` ('detected' | 'gt') to the 2D source the run was
@@ -131,8 +147,11 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     "Avg"), ``n_mpjpe``, ``n_poses``, ``per_action`` {action: {mpjpe, p_mpjpe, n}}, ``per_camera``,
     ``per_subject``, ``pck150``, ``auc`` (and ``per_scene`` when poses3d has a ``scene`` column).
     """
+    import torch
+
     from mvtools.train.loop import load_lifter, predict_relative
 
+    device = resolve_device(device)
     lift, cfg = load_lifter(run, checkpoint, device)
     v = evaluation_views(ds, subjects, source, cameras, run_source=cfg.get("source2d"))
     pred = predict_relative(lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device)

@@ -25,12 +25,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import torch
 
 from mvtools.camera import Camera, undistort_pixels
 from mvtools.dataset import DatasetError, fsl, joints_to_numpy
-from mvtools.io import atomic_path, save_npz_atomic, write_table_atomic
+from mvtools.devices import DEFAULT_DEVICE, resolve_device
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, h36m_cameras
+from mvtools.io import atomic_path, save_npz_atomic, write_table_atomic
 from mvtools.skeleton import NUM_JOINTS
 
 J = NUM_JOINTS
@@ -43,13 +43,14 @@ DISTORTION = ["k1", "k2", "p1", "p2", "k3"]
 def camera_list(cameras) -> list[Camera]:
     """Cameras by VideoPose3D list index: ``"h36m"`` (built-in), a JSON camera file or an aniposelib TOML."""
     if cameras is None:
-        raise ValueError("a VideoPose3D .npz input needs intrinsics: pass --cameras h36m or a camera JSON/TOML file")
+        raise ValueError("a VideoPose3D .npz input needs intrinsics: pass --calibration h36m or a camera JSON/TOML "
+                         "file")
     if str(cameras) == "h36m":
         cams = h36m_cameras()
         return [next(c for c in cams if c.camera == cid) for cid in H36M_CAMERA_IDS]
     p = Path(cameras)
     if not p.is_file():
-        raise ValueError(f"{p}: no such camera file (or pass --cameras h36m)")
+        raise ValueError(f"{p}: no such camera file (or pass --calibration h36m)")
     if p.suffix.lower() == ".toml":
         from mvtools.calibration.toml_io import read_aniposelib_toml
 
@@ -68,6 +69,8 @@ def camera_list(cameras) -> list[Camera]:
 
 def lift_pixels(lift, uv: np.ndarray, K: np.ndarray, device="cpu") -> np.ndarray:
     """Undistorted pixels (N, 17, 2) and intrinsics (N, 4) [fx, fy, cx, cy] -> root-relative 3D (N, 17, 3) mm."""
+    import torch
+
     from mvtools.train.loop import predict_relative
 
     return predict_relative(lift, torch.from_numpy(np.ascontiguousarray(uv, np.float32)),
@@ -167,7 +170,7 @@ def _predict_table(lift, inp: Path, device) -> pa.Table:
     return out.append_column("joints3d", fsl(pred))
 
 
-def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str = "cpu") -> Path:
+def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str = DEFAULT_DEVICE) -> Path:
     """Lift the 2D joints in ``inp`` with ``run``'s lifting branch and write ``out`` (.npz, .parquet or .csv).
 
     ``cameras`` ('h36m' or a camera JSON/TOML) is needed for VideoPose3D npz input. Returns ``out``.
@@ -180,6 +183,7 @@ def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str =
     osuf = out.suffix.lower()
     if osuf not in (".npz", ".parquet", ".csv"):
         raise ValueError(f"{out}: output must end in .npz, .parquet or .csv")
+    device = resolve_device(device)
     lift, _ = load_lifter(run, checkpoint, device)
     if inp.suffix.lower() == ".npz":
         positions, table = _predict_npz(lift, inp, cameras, device)

@@ -26,6 +26,7 @@ from mvtools.camera import Camera, project, project_camera_frame, project_pinhol
 from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, fsl, poses2d_table, poses3d_table,
                              read_manifest)
 from mvtools.progress import log, progress
+from mvtools.rotations import Y_UP_TO_Z_UP, nearest_rotation, rotation_angle_deg
 from mvtools.skeleton import NUM_JOINTS
 
 # ----------------------------------------------------------------------------- joints
@@ -71,9 +72,6 @@ CHEST_CAMERAS = (0, 2, 4, 7, 8)
 VNECT_CAMERAS = (0, 1, 2, 4, 5, 6, 7, 8)
 TEST_CAMERA_ID = "test"
 
-#: World rotation from 3DHP's Y-up world to mvtools' Z-up world: (x, y, z) -> (x, -z, y), det +1.
-Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-
 #: Published test-camera calibration (as hard-coded by PosePile ``posepile/ds/tdhp/main.py``): focal length,
 #: sensor size and principal-point offset in mm, pixel aspect, image size px, OpenCV distortion k1 k2 p1 p2 k3.
 TEST_CAMERA_SPECS = {
@@ -90,6 +88,8 @@ TEST_INTRINSICS = ("auto", "known", "pinhole", "fit")
 MAX_TEST_RMS_PX = 3.0
 #: ``--cameras`` names: the paper's five chest-height cameras, VNect's eight, all fourteen.
 CAMERA_SETS = {"chest": (0, 2, 4, 7, 8), "vnect": (0, 1, 2, 4, 5, 6, 7, 8), "all": tuple(range(14))}
+#: ``split``: the training sequences, the test set, or both in one dataset.
+SPLITS = ("train", "test", "both")
 
 _CALIB_HEADER = "Skeletool Camera Calibration File"
 
@@ -153,10 +153,10 @@ def read_calibration(path) -> dict[int, Camera]:
         if "radial" in d and d["radial"][0] != 0:
             raise DatasetError(f"{path}: camera {i}: 'radial {d['radial'][0]:g}' is not supported "
                                "(only radial 0 = no lens distortion)")
-        u, _, vt = np.linalg.svd(R)  # remove rounding of the printed matrix
+        # nearest_rotation removes the rounding of the printed matrix
         cams[i] = Camera(camera=str(i), width=int(d["size"][0]), height=int(d["size"][1]),
                          fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]),
-                         R=u @ vt, t=t.astype(float), distortion_model="none", source="given")
+                         R=nearest_rotation(R), t=t.astype(float), distortion_model="none", source="given")
     return cams
 
 
@@ -431,8 +431,7 @@ def _ingest_train_sequence(w: DatasetWriter, seq_dir: Path, subject: str, q: int
 def _rig_difference(a: list[Camera], b: list[Camera]) -> tuple[float, float, float]:
     """(max centre distance mm, max rotation angle deg, max intrinsic difference px) between two rigs."""
     dc = max(float(np.linalg.norm(x.C - y.C)) for x, y in zip(a, b))
-    cos = [np.clip((np.trace(x.R.T @ y.R) - 1) / 2, -1, 1) for x, y in zip(a, b)]
-    dr = float(np.degrees(np.arccos(min(cos))))
+    dr = max(float(rotation_angle_deg(x.R, y.R)) for x, y in zip(a, b))
     dk = max(float(np.abs(x.intrinsics - y.intrinsics).max()) for x, y in zip(a, b))
     return dc, dr, dk
 
@@ -517,7 +516,7 @@ def ingest_3dhp(root, out, split: str = "train", cameras=CHEST_CAMERAS, subjects
     disagreement (mm), reprojection RMS (px).
     """
     root, out = Path(root), Path(out)
-    if split not in ("train", "test", "both"):
+    if split not in SPLITS:
         raise ValueError(f"split must be train, test or both, got {split!r}")
     if test_intrinsics not in TEST_INTRINSICS:
         raise ValueError(f"test_intrinsics must be one of {TEST_INTRINSICS}, got {test_intrinsics!r}")

@@ -11,7 +11,6 @@ import fnmatch
 import json
 import re
 import time
-import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,6 +32,8 @@ from mvtools.ingest.bvh.kinematics import outlier_frames, posed_height, resample
 from mvtools.ingest.bvh.reader import detect_units, has_tpose_frame, read_bvh, skeleton_height, to_z_up
 from mvtools.progress import log, progress
 from mvtools.skeleton import chain_kinematics
+from mvtools.rotations import axis_rotation
+from mvtools.seeding import stable_rng
 
 #: Frames whose per-frame lowest point is at this percentile define the clip's low point (robust to glitches).
 FLOOR_PERCENTILE = 2.0
@@ -173,7 +174,7 @@ def make_splits(subjects: list[str], split="auto") -> dict:
     test = [s.strip() for s in split.split(",")] if isinstance(split, str) else list(split)
     unknown = [s for s in test if s not in subs]
     if unknown:
-        raise ValueError(f"--split names unknown subject(s) {unknown} (subjects: {', '.join(subs)})")
+        raise ValueError(f"--test-subjects names unknown subject(s) {unknown} (subjects: {', '.join(subs)})")
     return {"train": [s for s in subs if s not in test], "test": [s for s in subs if s in test]}
 
 
@@ -206,20 +207,16 @@ def load_rig(spec: str) -> tuple[dict[str, Camera], str]:
 
 
 def load_noise(spec):
-    """NoiseParams from ``none``, ``realistic`` or a JSON file path."""
-    from mvtools.synth.noise import NoiseParams
+    """(NoiseParams, how) from ``none``, ``realistic``, a JSON file path or a NoiseParams
+    (:func:`mvtools.synth.noise.resolve_noise`)."""
+    from mvtools.synth.noise import NoiseParams, resolve_noise
 
     if isinstance(spec, NoiseParams):
         return spec, "given"
     s = str(spec)
-    if s == "none":
-        return NoiseParams.none(), "none"
-    if s == "realistic":
-        return NoiseParams.realistic(), "realistic"
-    p = Path(s)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: detector noise file not found (or use none / realistic)")
-    return NoiseParams.from_json(p), str(p)
+    if s not in ("none", "realistic") and not Path(s).exists():
+        raise FileNotFoundError(f"{s}: detector noise file not found (or use none / realistic)")
+    return resolve_noise(s) or NoiseParams.none(), s
 
 
 # ----------------------------------------------------------------------------- placement
@@ -289,9 +286,7 @@ def place_on_stage(points: np.ndarray, yaw_deg: float = 0.0, ref: np.ndarray | N
     xy = points[:, 0, :2]
     centre = (np.nanmin(xy, 0) + np.nanmax(xy, 0)) / 2
     out = points - np.array([centre[0], centre[1], floor])
-    a = np.radians(yaw_deg)
-    c, s = np.cos(a), np.sin(a)
-    Rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    Rz = axis_rotation("Z", yaw_deg)
     return out @ Rz.T, 0.0 - floor + 0.0, -centre
 
 
@@ -307,11 +302,6 @@ def visible(X_world: np.ndarray, cam: Camera, near_mm: float = 100.0) -> np.ndar
     size = np.array([cam.width, cam.height])
     inside = ((uv_pin >= 0) & (uv_pin < size)).all(-1) & ((uv >= 0) & (uv < size)).all(-1)
     return (front & inside).all(-1)
-
-
-def _stable_rng(seed: int, *keys: str) -> np.random.Generator:
-    """A generator that depends on the seed and the keys only (not on the order files are processed)."""
-    return np.random.default_rng([int(seed)] + [zlib.crc32(k.encode()) for k in keys])
 
 
 # ----------------------------------------------------------------------------- per file
@@ -459,7 +449,7 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
                     log(f"warning: {f}: implausible: {p} (kept because of --no-check-plausibility)")
                 if "implausible" in rep["units_how"]:
                     log(f"warning: {f}: units {rep['units']}: {rep['units_how']}")
-                yaw = float(_stable_rng(seed, "yaw", f.stem).uniform(0, 360)) if random_yaw else 0.0
+                yaw = float(stable_rng(seed, "yaw", f.stem).uniform(0, 360)) if random_yaw else 0.0
                 Xs, floor_mm, shift_xy = place_on_stage(X, yaw, ref=P, floor=floor)
                 Xw = Xs @ R_stage.T + o_stage
                 ok = np.stack([visible(Xw, rig_cams[c], near_mm) for c in cam_ids])  # (C, K)
@@ -485,7 +475,7 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
                         continue
                     cam = rig_cams[c]
                     gt.append(poses2d_table(action, 1, f.name, fr, c, project(Xw[fr], cam), None, "gt"))
-                    uv, conf = simulate_detections(Xw[fr], cam, noise, _stable_rng(seed, "det", f.stem, c),
+                    uv, conf = simulate_detections(Xw[fr], cam, noise, stable_rng(seed, "det", f.stem, c),
                                                    fps or rep["fps_in"])
                     det.append(poses2d_table(action, 1, f.name, fr, c, np.asarray(uv), np.asarray(conf),
                                              "detected"))

@@ -20,8 +20,11 @@ import math
 import numpy as np
 
 from mvtools.ingest.bvh.reader import _AXES, Bvh
-from mvtools.rotations import euler_to_quat, euler_to_rotmat, quat_to_rotmat, rotmat_to_quat, slerp
+from mvtools.rotations import euler_to_quat, euler_to_rotmat, quat_to_rotmat, slerp
 from mvtools.skeleton import chain_kinematics
+
+#: ``resample`` methods: slerp of joint rotations + linear root position, or the nearest frame.
+RESAMPLE_METHODS = ("slerp", "nearest")
 
 
 def _rotation_groups(bvh: Bvh) -> dict[str, tuple[list[int], np.ndarray]]:
@@ -153,7 +156,7 @@ def resample_bvh(bvh: Bvh, fps: float | None, method: str = "slerp") -> tuple[np
     ``nearest``: the nearest frame. Only the frames needed are converted.
     """
     src = resample_times(bvh.num_frames, bvh.fps, fps)
-    if method not in ("slerp", "nearest"):
+    if method not in RESAMPLE_METHODS:
         raise ValueError(f"resample method must be slerp or nearest, got {method!r}")
     if method == "nearest" or np.allclose(src, np.rint(src)):
         rot, trans = local_transforms(bvh, bvh.motion[np.clip(np.rint(src).astype(int), 0, bvh.num_frames - 1)])
@@ -182,25 +185,3 @@ def resample_times(n_frames: int, fps_in: float, fps_out: float | None) -> np.nd
     duration = (n_frames - 1) / fps_in
     k = np.arange(int(math.floor(duration * fps_out + 1e-9)) + 1)
     return np.minimum(k * (fps_in / fps_out), n_frames - 1)
-
-
-def resample_transforms(rot: np.ndarray, trans: np.ndarray, src: np.ndarray,
-                        method: str = "slerp") -> tuple[np.ndarray, np.ndarray]:
-    """Local rotations (T, J, 3, 3) and translations (T, J, 3) at fractional source frames ``src`` (K,).
-
-    ``slerp``: rotations by quaternion slerp, translations linearly; ``nearest``: the nearest frame.
-    """
-    if method == "nearest":
-        i = np.clip(np.rint(src).astype(int), 0, len(rot) - 1)
-        return rot[i], trans[i]
-    if method != "slerp":
-        raise ValueError(f"resample method must be slerp or nearest, got {method!r}")
-    i0 = np.clip(np.floor(src).astype(int), 0, len(rot) - 1)
-    i1 = np.minimum(i0 + 1, len(rot) - 1)
-    w = src - i0
-    if np.allclose(w, 0):
-        return rot[i0], trans[i0]
-    q = rotmat_to_quat(rot)
-    qi = slerp(q[i0], q[i1], w[:, None])
-    ti = trans[i0] + (trans[i1] - trans[i0]) * w[:, None, None]
-    return quat_to_rotmat(qi), ti

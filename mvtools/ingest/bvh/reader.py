@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mvtools.dataset import DatasetError
+from mvtools.rotations import Y_UP_TO_Z_UP
 from mvtools.skeleton import chain_kinematics
 
 _AXES = "XYZ"
@@ -392,7 +393,7 @@ def to_z_up(points: np.ndarray, up_axis: str = "y") -> np.ndarray:
         return p
     if up_axis == "x":
         return np.stack([p[..., 1], p[..., 2], p[..., 0]], -1)
-    return np.stack([p[..., 0], -p[..., 2], p[..., 1]], -1)
+    return p @ Y_UP_TO_Z_UP.T
 
 
 # ----------------------------------------------------------------------------- T-pose frame

@@ -428,7 +428,7 @@ def _rig(cams: list[Camera], subject: str, where: str) -> dict[str, Camera]:
     if not mine:
         have = sorted({c.subject for c in cams}, key=_subject_order)
         raise ValueError(f"{where}: no cameras for subject {subject} (calibrated subjects: {', '.join(have)}); "
-                         "leave it out with --subjects or give its calibration with --cameras")
+                         "leave it out with --subjects or give its calibration with --calibration")
     return {cid: mine[cid] for cid in H36M_CAMERA_IDS if cid in mine}
 
 
