@@ -8,10 +8,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 import numpy as np
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # fixture writers live in the tests
-from test_3dhp import write_train_sequence, write_test_sequence, rig14
+
 from mvtools.ingest.mpi3dhp import ingest_3dhp
+from mvtools.synth.mpi3dhp import rig14, write_test_sequence, write_train_sequence
 
 root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(tempfile.gettempdir()) / "mvtools-bench-3dhp") / "root"
 if not (root / "S2").exists():

@@ -4,7 +4,7 @@
     python bench/bvh.py --ingest-only            # just the ingest timing
     python bench/bvh.py --epochs 20 --keep /tmp/cmu_bench
 
-Stage 1 runs `mvtools ingest bvh CMU --out DS --rig h36m:S1 --detector-noise realistic` in a subprocess and
+Stage 1 runs `mvtools ingest bvh CMU --out DS --rig h36m:S1 --noise realistic` in a subprocess and
 reports wall time, input frames/s (120 Hz frames read) and output frames/s (50 Hz frames written), plus the
 reader + forward-kinematics time alone. Stage 2 (when the commands exist) runs
 `mvtools calibrate --from-joints DS`, `mvtools augment DS --virtual-views 8 [--extrinsics estimated]`, then
@@ -76,7 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cmu", type=Path, default=cmu_dir(), help="folder of BVH files (default ../shared/data/cmu)")
     ap.add_argument("--rig", default="h36m:S1", help="rig for ingest bvh")
-    ap.add_argument("--detector-noise", default="realistic", help="none | realistic | FILE.json")
+    ap.add_argument("--noise", default="realistic", help="none | realistic | FILE.json")
     ap.add_argument("--fps", type=float, default=50.0, help="output rate, Hz")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=10, help="main-phase training epochs per loss")
@@ -105,7 +105,7 @@ def main() -> None:
 
     fk_s, fk_frames = reader_fk_seconds(files)
     wall = run(mv + ["ingest", "bvh", str(a.cmu), "--out", str(ds), "--rig", a.rig, "--fps", str(a.fps),
-                     "--detector-noise", a.detector_noise, "--seed", str(a.seed)], work / "ingest.log")
+                     "--noise", a.noise, "--seed", str(a.seed)], work / "ingest.log")
     m = json.loads((ds / "manifest.json").read_text())
     tot = m["totals"]
     print("\n## ingest bvh\n")
@@ -116,7 +116,7 @@ def main() -> None:
           f"{tot['frames_kept']:,} ({100 * tot['frames_kept'] / tot['frames_resampled']:.1f}%) | {wall:.2f} | "
           f"{tot['frames_read'] / wall:,.0f} | {tot['frames_kept'] / wall:,.0f} | "
           f"{fk_s:.2f} ({fk_frames / fk_s:,.0f} frames/s) |")
-    print(f"\nsplits: train {m['splits']['train']}, test {m['splits']['test']}; rig {a.rig}; noise {a.detector_noise}")
+    print(f"\nsplits: train {m['splits']['train']}, test {m['splits']['test']}; rig {a.rig}; noise {a.noise}")
 
     if a.ingest_only:
         return

@@ -221,3 +221,13 @@ def check_cameras(cams, where: str) -> list:
                 raise ValueError(f"{where}: cameras {a.camera!r} and {b.camera!r}"
                                  + (f" of {a.subject}" if a.subject else "") + " have the same pose (a duplicate?)")
     return cams
+
+
+def has_extrinsics(cams: list[Camera], min_mm: float = 1.0) -> bool:
+    """True when the cameras' centres are pairwise distinct (> ``min_mm``), i.e. carry a real calibration (not
+    intrinsics-only rows with every camera at R = I, t = 0)."""
+    if len(cams) < 2:
+        return False
+    C = np.array([c.C for c in cams])
+    i, j = np.triu_indices(len(C), 1)
+    return bool((np.linalg.norm(C[i] - C[j], axis=1) > min_mm).all())

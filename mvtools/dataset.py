@@ -44,6 +44,10 @@ from mvtools.skeleton import NUM_JOINTS, layout_dict
 FORMAT_VERSION = 1
 CAMERA_SOURCES = ("given", "estimated", "virtual")
 POSE2D_SOURCES = ("gt", "detected", "virtual")
+#: The 2D a command takes as input (``--source``): detections or ground truth (virtual 2D is made by augment).
+INPUT_SOURCES = ("detected", "gt")
+#: Which cameras a command uses (``--views``): the real ones, or real and virtual (``mvtools augment``).
+VIEWS = ("real", "all")
 
 CONVENTIONS = {
     "world": "millimetres; for Human3.6M-derived data Z is up and the origin is near the floor in the middle of the capture area",
@@ -60,6 +64,22 @@ class DatasetError(Exception):
 
 
 # ----------------------------------------------------------------------------- arrays <-> arrow
+#: Subject ids that some readers turn into non-strings from a ``subject=<id>`` directory (besides digits/dates).
+_NON_STRING_WORDS = {"nan", "inf", "infinity", "true", "false", "null", "none"}
+
+
+def subject_id_is_safe(subject: str) -> bool:
+    """True when ``subject=<id>`` reads back as the string ``id`` in pandas, pyarrow, polars and DuckDB, which
+    infer types from hive directory names (``02`` -> int 2 in pandas/pyarrow, ``2`` -> BIGINT and ``2024-01-01``
+    -> DATE in DuckDB): the id starts with a letter and is not a word like ``nan`` or ``true``."""
+    return bool(subject) and subject[0].isascii() and subject[0].isalpha() and subject.lower() not in _NON_STRING_WORDS
+
+
+def safe_subject_id(subject: str) -> str:
+    """``subject`` when :func:`subject_id_is_safe`, else ``S`` + it (``02`` -> ``S02``)."""
+    return subject if subject_id_is_safe(subject) else f"S{subject}"
+
+
 def fsl(array: np.ndarray, dtype=pa.float32()) -> pa.FixedSizeListArray:
     """(N, ...) numpy array -> fixed-size list array with one flattened row per item (no Python loop)."""
     a = np.ascontiguousarray(array)

@@ -93,9 +93,9 @@ def _run_demo(out, seed, sequences, frames, virtual_views, pairs_per_frame, trai
 
 
 def format_table(results: dict) -> str:
-    """Markdown table of MPJPE / P-MPJPE (mm) per training loss on the held-out subjects."""
+    """Markdown table of MPJPE / P-MPJPE (mm) and PCK@150 (percent, as :func:`evaluate_run` returns it) per
+    training loss on the held-out subjects."""
     lines = ["| training loss | MPJPE (mm) | P-MPJPE (mm) | PCK@150 (%) | poses |", "|---|---:|---:|---:|---:|"]
     for loss, r in results.items():
-        lines.append(f"| {loss} | {r['mpjpe']:.1f} | {r['p_mpjpe']:.1f} | {100 * r['pck150'] if r['pck150'] <= 1 else r['pck150']:.1f} "
-                     f"| {r['n_poses']} |")
+        lines.append(f"| {loss} | {r['mpjpe']:.1f} | {r['p_mpjpe']:.1f} | {r['pck150']:.1f} | {r['n_poses']} |")
     return "\n".join(lines)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 _AXES = "XYZ"
+#: A Y-up world (BVH, MPI-INF-3DHP) turned into mvtools' Z-up world: +90 degrees about X, (x, y, z) -> (x, -z, y).
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 
 def quat_to_rotmat(q: np.ndarray) -> np.ndarray:
@@ -63,6 +65,23 @@ def angle_between_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=-1, keepdims=True)
     b = b / np.linalg.norm(b, axis=-1, keepdims=True)
     return np.degrees(np.arccos(np.clip((a * b).sum(-1), -1.0, 1.0)))
+
+
+def nearest_rotation(M: np.ndarray) -> np.ndarray:
+    """The proper rotation (..., 3, 3) closest to M (..., 3, 3) in the Frobenius norm: ``U diag(1, 1, det) V^T``
+    from the SVD ``M = U S V^T`` (orthonormalises a rounded matrix; chordal mean of a sum of rotations)."""
+    U, _, Vt = np.linalg.svd(np.asarray(M, dtype=np.float64))
+    D = np.ones(U.shape[:-1])
+    D[..., -1] = np.sign(np.linalg.det(U @ Vt))
+    return (U * D[..., None, :]) @ Vt
+
+
+def rotate_xy(v: np.ndarray, rad: np.ndarray) -> np.ndarray:
+    """2D vectors (..., 2) turned counter-clockwise (x towards y) by angles (...) in radians: the in-plane part
+    of a rotation about Z (the ground plane of a Z-up world)."""
+    v = np.asarray(v, dtype=np.float64)
+    c, s = np.cos(rad), np.sin(rad)
+    return np.stack([c * v[..., 0] - s * v[..., 1], s * v[..., 0] + c * v[..., 1]], -1)
 
 
 def axis_rotation(axis: str, deg: np.ndarray) -> np.ndarray:

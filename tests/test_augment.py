@@ -472,3 +472,26 @@ def test_after_calibrate_from_joints(synth_ds_clean, tmp_path):
     err = np.linalg.norm(apply_relative(_arr(df.y3d_a, (17, 3)), _arr(df.R_ab, (3, 3)), _arr(df.t_ab, (3,)))
                          - _arr(df.y3d_b, (17, 3)), axis=-1)
     assert len(set(zip(df.kind_a, df.kind_b))) == 4 and err.max() < 2.0  # mm: estimated from exact 2D
+
+
+def test_default_extrinsics_follow_the_calibration(tmp_path):
+    """No --extrinsics: given when the dataset has a calibration, estimated (after `calibrate --from-joints`) when
+    its given cameras carry none; the command always says which it used, and why."""
+    ds = tmp_path / "ds"
+    make_ds(ds, T=12)
+    run = ["augment", str(ds), "--virtual-views", "0", "--pairs-per-frame", "2"]
+    r = CliRunner().invoke(cli, run)
+    assert r.exit_code == 0, r.output
+    assert "extrinsics: given (the dataset's calibration)" in r.output
+    run += ["--overwrite"]  # the runs below replace this augment output
+    cams = d.read_cameras(ds, source="given")
+    d.replace_cameras(ds, [c.with_extrinsics(np.eye(3), np.zeros(3)) for c in cams], "given")  # intrinsics only
+    r = CliRunner().invoke(cli, run)
+    assert r.exit_code != 0 and "calibrate --from-joints" in r.output and "cameras.parquet" in r.output
+    d.replace_cameras(ds, [c.with_extrinsics(c.R, c.t, source="estimated") for c in cams], "estimated")
+    r = CliRunner().invoke(cli, run)
+    assert r.exit_code == 0, r.output
+    assert "extrinsics: estimated (the dataset has no given calibration" in r.output
+    assert json.loads((ds / "pairs" / "manifest.json").read_text())["extrinsics"] == "estimated"
+    r = CliRunner().invoke(cli, run + ["--extrinsics", "given"])
+    assert r.exit_code == 0 and "extrinsics: given (as asked)" in r.output

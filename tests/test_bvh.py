@@ -10,7 +10,7 @@ from mvtools.ingest.bvh.reader import UNITS, detect_units, has_tpose_frame, pars
 from mvtools.ingest.bvh.joint_maps import apply_joint_map, joint_map_matrix, load_joint_map
 from mvtools.skeleton import chain_kinematics
 from mvtools.rotations import euler_to_quat, euler_to_rotmat
-from mvtools.ingest.bvh.kinematics import (forward_kinematics, local_transforms, resample_bvh, resample_times, resample_transforms)
+from mvtools.ingest.bvh.kinematics import forward_kinematics, resample_bvh, resample_times
 from mvtools.rotations import quat_to_rotmat
 from mvtools.dataset import DatasetError
 from mvtools.skeleton import H36M17_NAMES
@@ -94,8 +94,10 @@ Frame Time: 0.008333
 """
 
 
-def test_fk_two_level_chain_hand_computed():
+@pytest.mark.parametrize("mode", ["replace", "add"])
+def test_fk_two_level_chain_hand_computed(mode):
     b = parse_bvh(TWO_LEVEL)
+    b.position_mode = mode
     assert b.names == ["Hips", "Chest", "Chest_End", "Leg", "Leg_End"]
     assert list(b.parents) == [-1, 0, 1, 0, 3]
     assert b.fps == 120.0
@@ -104,10 +106,12 @@ def test_fk_two_level_chain_hand_computed():
     np.testing.assert_allclose(P[1], [-9, 2, 3], atol=1e-9)
     # Chest_End = Chest + Rz90 Rx90 (0,5,0) = Chest + Rz90 (0,0,5) = (-9, 2, 8)
     np.testing.assert_allclose(P[2], [-9, 2, 8], atol=1e-9)
-    # Leg: offset (2,0,0) + position channels (1,1,1) = (3,1,1); Rz90 -> (-1,3,1); + root
-    np.testing.assert_allclose(P[3], [0, 5, 4], atol=1e-9)
+    if mode == "add":  # PyMO: offset (2,0,0) + position channels (1,1,1) = (3,1,1); Rz90 -> (-1,3,1); + root
+        np.testing.assert_allclose(P[3], [0, 5, 4], atol=1e-9)
+    else:  # Blender, LAFAN1: the channels (1,1,1) are the local translation; Rz90 -> (-1,1,1); + root
+        np.testing.assert_allclose(P[3], [0, 3, 4], atol=1e-9)
     # Leg local rotation = identity, so Leg_End = Leg + Rz90 (0,-4,0) = Leg + (4, 0, 0)
-    np.testing.assert_allclose(P[4], [4, 5, 4], atol=1e-9)
+    np.testing.assert_allclose(P[4], P[3] + [4, 0, 0], atol=1e-9)
 
 
 def random_chain_bvh(T: int, order: str = "ZYX", seed: int = 0) -> str:
@@ -285,17 +289,6 @@ def test_slerp_resampling_interpolates_angle():
     head, _ = text.rsplit("Frame Time: 0.01\n", 1)
     rows = "\n".join(f"{i} 0 0 {10 * i} 0 0" for i in range(T))
     b = parse_bvh(head + "Frame Time: 0.01\n" + rows + "\n")
-    rot, trans = local_transforms(b)
-    src = np.array([0.0, 2.5, 7.25, 12.0])
-    r, t = resample_transforms(rot, trans, src)
-    ang = np.degrees(np.arctan2(r[:, 0, 1, 0], r[:, 0, 0, 0]))
-    np.testing.assert_allclose(ang, 10 * src, atol=1e-9)
-    np.testing.assert_allclose(t[:, 0, 0], src, atol=1e-12)
-    r2, _ = resample_transforms(rot, trans, src, method="nearest")
-    ang2 = np.degrees(np.arctan2(r2[:, 0, 1, 0], r2[:, 0, 0, 0]))
-    np.testing.assert_allclose(ang2, [0, 20, 70, 120], atol=1e-9)  # 2.5 rounds to even (2)
-    P = chain_kinematics(b.parents, r, t)
-    np.testing.assert_allclose(np.linalg.norm(P[:, 1] - P[:, 0], axis=-1), np.sqrt(14), rtol=1e-12)
     # the ingest path: Euler -> quaternion slerp on the needed frames only, 100 Hz -> 40 Hz
     r3, t3, src3 = resample_bvh(b, 40.0)
     np.testing.assert_allclose(src3, np.arange(len(src3)) * 2.5)
@@ -304,6 +297,8 @@ def test_slerp_resampling_interpolates_angle():
     np.testing.assert_allclose(t3[:, 0, 0], src3, atol=1e-12)
     r4, _, _ = resample_bvh(b, 40.0, "nearest")
     np.testing.assert_allclose(np.degrees(np.arctan2(r4[:, 0, 1, 0], r4[:, 0, 0, 0])), 10 * np.rint(src3), atol=1e-9)
+    P = chain_kinematics(b.parents, r3, t3)
+    np.testing.assert_allclose(np.linalg.norm(P[:, 1] - P[:, 0], axis=-1), np.sqrt(14), rtol=1e-12)
 
 
 def test_slerp_takes_the_short_way_across_180():

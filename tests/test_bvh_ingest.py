@@ -300,7 +300,9 @@ def test_ingest_errors_leave_nothing_behind(walker_files, tmp_path):
         ingest_bvh(d, out, rig=walker_rig(), joint_map=jm, detector_noise="none")
     assert not out.exists() and not list(tmp_path.glob(".ds*"))
     with pytest.raises(DatasetError, match="walk_a.bvh: joint"):
-        ingest_bvh(d / "walk_a.bvh", out, rig=walker_rig(), detector_noise="none")  # cmu map on other names
+        ingest_bvh(d / "walk_a.bvh", out, rig=walker_rig(), joint_map="cmu", detector_noise="none")  # other names
+    with pytest.raises(DatasetError, match="walk_a.bvh: no built-in joint map fits .*the file has joints Root"):
+        ingest_bvh(d / "walk_a.bvh", out, rig=walker_rig(), detector_noise="none")  # auto
     (d / "zz_broken.bvh").write_text(walker_bvh(frame_time=0.01))  # 100 Hz next to 50 Hz files
     with pytest.raises(ValueError, match="zz_broken.bvh: 100 Hz, but .*walk_a.bvh is 50 Hz"):
         ingest_bvh(d, out, rig=walker_rig(), joint_map=jm, fps=0, min_views=1)

@@ -17,7 +17,7 @@ from mvtools.rotations import angle_between_deg, rodrigues, rotation_angle_deg
 from mvtools.camera import camera_center, look_at, project, relative_transform, world_to_camera
 from mvtools.h36m_cameras import h36m_rig
 from mvtools.skeleton import H36M17_FLIP, bones
-from test_train_fixtures import make_poses
+from helpers import make_poses
 
 
 

@@ -1,6 +1,7 @@
 """calibrate --from-joints end to end on synthetic datasets, the CLI, aniposelib TOML I/O, bad input."""
 import json
 import shutil
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -138,6 +139,27 @@ def test_toml_round_trip_and_opencv_projection(tmp_path):
     np.testing.assert_allclose(rodrigues(np.array(d["rotation"])), rig[0].R, atol=1e-12)
 
 
+def test_toml_layout_is_aniposelib_dump(tmp_path):
+    """The file holds what aniposelib's CameraGroup.dump writes: cam_0..cam_N-1 then metadata; per camera the keys
+    of Camera.get_dict in its order; numbers read back bit-identical with tomllib."""
+    import tomllib
+
+    rig = list(h36m_rig("S9").values())
+    path = write_aniposelib_toml(tmp_path / "rig.toml", rig, {"subject": "S9", "adjusted": True, "error": 4.5})
+    data = tomllib.loads(path.read_text())
+    assert list(data) == [f"cam_{i}" for i in range(len(rig))] + ["metadata"]
+    assert data["metadata"] == {"units": "mm", "adjusted": True, "error": 4.5, "subject": "S9"}
+    for i, c in enumerate(rig):
+        d = data[f"cam_{i}"]
+        assert list(d) == ["name", "size", "matrix", "distortions", "rotation", "translation"]
+        assert d["name"] == c.camera and d["size"] == [c.width, c.height]
+        assert d["matrix"] == c.K.tolist() and d["distortions"] == list(c.opencv_distortion())
+        assert d["rotation"] == rotmat_to_rodrigues(c.R).tolist() and d["translation"] == np.asarray(c.t).tolist()
+    bad = [replace(rig[0], t=np.array([0.0, np.nan, 1.0]))]
+    with pytest.raises(ValueError, match="non-finite translation"):
+        write_aniposelib_toml(tmp_path / "nan.toml", bad)
+
+
 def test_toml_bad_files_name_the_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[cam_0]\nname = 'a'\nsize = [10, 10]\n")
@@ -186,6 +208,13 @@ def test_cli_end_to_end_export_and_import(clean_ds, tmp_path):
     assert r.exit_code == 1 and "no 2D joints for subject(s) ['S2']" in r.output
     r = runner.invoke(cli, ["calibrate", "--from-joints", str(clean_ds), "--reference-camera", "nope", "--overwrite"])
     assert r.exit_code == 1 and "reference camera 'nope'" in r.output
+    # --from-joints is a flag: the dataset may come before it, or without it (the default mode)
+    for args in ([str(clean_ds), "--from-joints"], [str(clean_ds)]):
+        r = runner.invoke(cli, ["calibrate", *args, "--reference-camera", "nope", "--overwrite"])
+        assert r.exit_code == 1 and "reference camera 'nope'" in r.output, args
+    r = runner.invoke(cli, ["calibrate", "--from-joints", "--import-toml", str(files[0]), "--subject", "S5",
+                            str(clean_ds)])
+    assert r.exit_code == 2 and "not both" in r.output
 
 
 def _write_ds(path, X, subject="S1", confidence=None):
@@ -257,3 +286,36 @@ def test_import_refuses_unknown_camera_names(clean_ds, tmp_path):
     f = write_aniposelib_toml(tmp_path / "x.toml", [replace(cams[0], camera="foo")])
     with pytest.raises(ValueError, match="'foo'"):
         import_toml(clean_ds, f, "S1")
+
+
+def test_import_toml_in_metres_taken_as_mm_fails_loudly(clean_ds, tmp_path):
+    """aniposelib writes no units: a metres TOML read as mm puts the cameras a few mm apart; refused with the fix,
+    and a cm TOML read as mm is caught by the distance implied by the person's image height."""
+    cams = list(h36m_rig("S1").values())
+    f_m = write_aniposelib_toml(tmp_path / "m.toml", [c.with_extrinsics(c.R, c.t / 1000.0) for c in cams])
+    with pytest.raises(ValueError, match=r"at most .* mm apart.*--toml-units m"):
+        import_toml(clean_ds, f_m, "S1", units="mm")
+    f_cm = write_aniposelib_toml(tmp_path / "cm.toml", [c.with_extrinsics(c.R, c.t / 10.0) for c in cams])
+    with pytest.raises(ValueError, match=r"camera distances do not fit S1's 2D joints: .*--toml-units"):
+        import_toml(clean_ds, f_cm, "S1", units="mm")
+    assert len(import_toml(clean_ds, f_cm, "S1", units="cm")) == 4
+    r = CliRunner().invoke(cli, ["calibrate", "--import-toml", str(f_m), "--subject", "S1", "--toml-units", "mm",
+                                 str(clean_ds)])
+    assert r.exit_code == 1 and "--toml-units m" in r.output
+
+
+def test_near_static_subject_warns(tmp_path):
+    """A person who barely moves gives a weak estimate: calibrate says so (report and log)."""
+    from mvtools.synth.dataset import synth_dataset
+
+    ds = synth_dataset(tmp_path / "s", subjects=["S1"], sequences_per_subject=1, frames=200, seed=0, noise="none")
+    X = joints_to_numpy(read_poses3d(ds, ["S1"], columns=["joints3d"]).column("joints3d"), 3)
+    t = np.linspace(0, 2 * np.pi, len(X))[:, None, None]
+    sway = X[:1] + 15.0 * np.concatenate([np.sin(t), np.cos(t), 0 * t], -1)  # +-15 mm, one pose
+    ds2 = _write_ds(tmp_path / "sway", sway + np.random.default_rng(0).normal(0, 35, (len(X), 17, 3)))
+    report = calibrate_from_joints(ds2, scale="given")
+    e = report["subjects"]["S1"]
+    assert 0.02 <= e["motion_spread"] < 0.05 and any("moves little" in w for w in e["warnings"])
+    report = calibrate_from_joints(ds, scale="given")
+    e = report["subjects"]["S1"]
+    assert e["motion_spread"] >= 0.05 and not any("moves little" in w for w in e["warnings"])

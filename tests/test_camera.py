@@ -117,3 +117,29 @@ def test_rotation_angle():
     R = rot.rodrigues(np.array([0, 0, np.radians(30)]))
     assert np.isclose(rot.rotation_angle_deg(np.eye(3), R), 30)
     assert np.isclose(rot.angle_between_deg(np.array([1.0, 0, 0]), np.array([0, 1.0, 0])), 90)
+
+
+def test_planar_rotation_is_the_xy_part_of_a_rotation_about_z():
+    from mvtools.rotations import axis_rotation, rodrigues, rotate_xy
+
+    rng = np.random.default_rng(0)
+    v, deg = rng.normal(size=(50, 2)), rng.uniform(-360, 360, 50)
+    v3 = np.concatenate([v, np.zeros((50, 1))], -1)
+    turned = np.einsum("nij,nj->ni", axis_rotation("Z", deg), v3)
+    np.testing.assert_allclose(rotate_xy(v, np.radians(deg)), turned[:, :2], atol=1e-12)
+    np.testing.assert_allclose(rotate_xy([1.0, 0.0], np.pi / 2), [0.0, 1.0], atol=1e-15)  # x turns towards y
+    R = rodrigues(np.stack([np.zeros(50), np.zeros(50), np.radians(deg)], -1))
+    np.testing.assert_allclose(axis_rotation("Z", deg), R, atol=1e-12)
+
+
+def test_nearest_rotation_projects_onto_so3():
+    from mvtools.rotations import nearest_rotation, rodrigues, rotation_angle_deg
+
+    rng = np.random.default_rng(1)
+    R = rodrigues(rng.normal(size=(20, 3)))
+    np.testing.assert_allclose(nearest_rotation(np.round(R, 6)), R, atol=2e-6)  # a printed matrix, rounded
+    M = nearest_rotation(R.sum(0))  # chordal mean of rotations close to each other
+    assert abs(np.linalg.det(M) - 1) < 1e-12 and np.allclose(M @ M.T, np.eye(3), atol=1e-12)
+    Q = nearest_rotation(-np.eye(3))  # det -1 in, a proper rotation out
+    assert abs(np.linalg.det(Q) - 1) < 1e-12
+    assert rotation_angle_deg(np.eye(3), nearest_rotation(np.eye(3) * 2)) < 1e-9

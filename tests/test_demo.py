@@ -20,3 +20,12 @@ def test_demo_runs_every_stage(tmp_path):
     assert "trans-reproj" in res.output and "MPJPE" in res.output
     assert (out / "dataset" / "calibration_report.json").exists()
     assert json.loads((out / "dataset" / "pairs" / "manifest.json").read_text())["virtual_views"] == 8
+
+
+def test_table_prints_pck_as_the_percent_it_is():
+    from mvtools.demo import format_table
+
+    table = format_table({"reproj": {"mpjpe": 250.0, "p_mpjpe": 120.0, "pck150": 0.8, "n_poses": 10},
+                          "supervised": {"mpjpe": 40.0, "p_mpjpe": 30.0, "pck150": 97.25, "n_poses": 10}})
+    assert "| reproj | 250.0 | 120.0 | 0.8 | 10 |" in table  # 0.8 % stays 0.8 %, not 80 %
+    assert "| supervised | 40.0 | 30.0 | 97.2 | 10 |" in table

@@ -12,7 +12,7 @@ from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_po
 from mvtools.evaluate.evaluation import evaluate_run, evaluation_views
 from mvtools.train.model import OUTPUT_SCALE_MM, TwoBranch
 
-from test_train_fixtures import REST, make_dataset
+from helpers import REST, make_dataset
 
 torch.set_num_threads(1)
 CONST = REST - REST[0]  # the constant pose the fake run predicts, root-relative mm
@@ -98,6 +98,13 @@ def test_evaluate_3dhp_hooks(tmp_path):
         assert pooled == pytest.approx(res[k], rel=1e-9)
         assert all(0 <= d[k] <= 100 for d in res["per_action"].values())
     assert res["n_invalid_frames"] == 4 * 2 * 4 and res["n_unmatched_2d"] == 0  # 4 invalid frames x 2 actions x 4 cams
+    # both joint sets: the manifest's pck_joints (default figure) and all 17, from the same prediction
+    from mvtools.evaluate.evaluation import format_table
+    assert 0 <= res["auc_all_joints"] <= res["pck150_all_joints"] <= 100
+    if len(res["pck_joints"]) == 17:
+        assert (res["pck150_all_joints"], res["auc_all_joints"]) == (res["pck150"], res["auc"])
+    else:
+        assert f"({len(res['pck_joints'])} joints) [all 17 joints: PCK" in format_table(res)
 
 
 def test_cli_evaluate_json_and_errors(tmp_path):

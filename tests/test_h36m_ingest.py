@@ -386,3 +386,47 @@ def test_videopose3d_bad_files(tmp_path):
     with pytest.raises(ValueError, match="exactly one"):
         ingest_h36m(tmp_path, tmp_path / "ds", from_videopose3d=tmp_path / "shape.npz")
     assert not (tmp_path / "ds").exists()
+
+
+def test_mmpose_extracted_tree_reads_mono_files(tmp_path):
+    """mmpose's preprocess_h36m.py extracts Videos, D2_Positions and D3_Positions_mono only (no world D3): the
+    world joints come from the four camera-frame files through the calibration and equal the release tree's."""
+    raw, mm = tmp_path / "raw", tmp_path / "extracted"
+    motions = make_tree(raw, {"S9": ["Walking 1", "Greeting"]}, T=15)
+    rig = h36m_rig("S9")
+    for name, j in ((n, motions["S9", n]) for n in ("Walking 1", "Greeting")):
+        for cam, c in rig.items():
+            write_pose_cdf(mm / "S9" / "MyPoseFeatures" / "D3_Positions_mono" / f"{name}.{cam}.cdf",
+                           (j @ c.R.T + c.t).reshape(len(j), 96))
+        for f in (raw / "S9" / "MyPoseFeatures" / "D2_Positions").glob(f"{name}.*.cdf"):
+            (mm / "S9" / "MyPoseFeatures" / "D2_Positions").mkdir(parents=True, exist_ok=True)
+            (mm / "S9" / "MyPoseFeatures" / "D2_Positions" / f.name).write_bytes(f.read_bytes())
+    ingest_h36m(raw, tmp_path / "a")
+    b_out = tmp_path.parent / f"{tmp_path.name}-b"  # beside the raw root: an output inside an input is refused
+    s = ingest_h36m(tmp_path, b_out)  # the parent of extracted/, as mmpose lays it out
+    assert s["sequences"] == 2 and s["gt2d"]["from_d2_files"] == 8
+    a = read_poses3d(tmp_path / "a").sort_by([("raw_name", "ascending"), ("frame", "ascending")])
+    b = read_poses3d(b_out).sort_by([("raw_name", "ascending"), ("frame", "ascending")])
+    np.testing.assert_allclose(joints_to_numpy(b["joints3d"], 3), joints_to_numpy(a["joints3d"], 3), atol=1e-3)
+    assert read_manifest(b_out)["source"]["layout"] == ["mmpose"]
+    assert not [n for n in s["notes"] if n["issue"] == "mono"]
+
+
+def test_drop_s11_directions_and_no_release_notes_for_synthetic(tmp_path):
+    raw = tmp_path / "raw"
+    make_tree(raw, {"S11": ["Directions", "Walking 1"], "S9": ["Greeting"]}, T=8)
+    s = ingest_h36m(raw, tmp_path / "a")
+    assert {n["raw_name"] for n in s["notes"] if n["issue"] == "known"} == {"Directions", "Greeting"}
+    s = ingest_h36m(raw, tmp_path / "b", drop_s11_directions=True)
+    assert s["sequences"] == 2 and "Directions" not in set(read_poses3d(tmp_path / "b", ["S11"])["action"].to_pylist())
+    assert any(n["issue"] == "dropped" and n["raw_name"] == "Directions" for n in s["notes"])
+    r = CliRunner().invoke(cli, ["ingest", "h36m", str(raw), "--out", str(tmp_path / "c"), "--drop-s11-directions"])
+    assert r.exit_code == 0, r.output
+    assert set(read_poses3d(tmp_path / "c", ["S11"])["action"].to_pylist()) == {"Walking"}
+    # a tree written by `mvtools synth h36m` is not the release: no "damaged" notes for its S9 sequences
+    from mvtools.synth.h36m import raw_plan, synth_h36m
+    k = [raw for _, _, raw in raw_plan("S9", 30)].index("Greeting") + 1
+    synth_h36m(tmp_path / "syn", subjects=["S9"], sequences=k, frames=10, detections=False)
+    s = ingest_h36m(tmp_path / "syn", tmp_path / "d")
+    assert "Greeting" in set(read_poses3d(tmp_path / "d", ["S9"])["raw_name"].to_pylist())
+    assert not [n for n in s["notes"] if n["issue"] == "known"]

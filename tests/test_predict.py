@@ -17,7 +17,7 @@ from mvtools.evaluate.predict import predict
 from mvtools.train.loop import load_lifter, predict_relative
 from mvtools.train.model import TwoBranch
 
-from test_train_fixtures import make_poses
+from helpers import make_poses
 
 torch.set_num_threads(1)
 

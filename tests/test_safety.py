@@ -515,7 +515,7 @@ def test_bvh_frame_time_inf_is_a_clear_error(tmp_path):
     f = tmp_path / "a.bvh"
     f.write_text("HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0 0\n  CHANNELS 3 Xposition Yposition Zposition\n"
                  "  End Site\n  {\n    OFFSET 0 10 0\n  }\n}\nMOTION\nFrames: 1\nFrame Time: inf\n0 0 0\n")
-    with pytest.raises(d.DatasetError, match=r"a\.bvh: line 13: Frame Time must be a finite number > 0"):
+    with pytest.raises(d.DatasetError, match=r"a\.bvh: line 13: Frame Time inf s is not a plausible frame period"):
         read_bvh(f)
 
 

@@ -9,7 +9,7 @@ import torch
 
 from mvtools.train.loop import train
 
-from test_train_fixtures import make_dataset, make_shards
+from helpers import make_dataset, make_shards
 
 torch.set_num_threads(1)
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from mvtools.cli.main import cli
 from mvtools.train.loop import load_lifter, train
 
-from test_train_fixtures import make_dataset, make_shards
+from helpers import make_dataset, make_shards
 
 torch.set_num_threads(1)
 SMALL = dict(channels=32, blocks=1, batch_size=64, dropout=0.1, warmup_steps=3, plots=False)

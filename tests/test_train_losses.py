@@ -11,7 +11,7 @@ from mvtools.train import losses
 from mvtools.train.data import epoch_batches, load_pairs
 from mvtools.train.model import DEPTH0_MM, Dropout, GlobalBatchNorm1d, LiftingNet, RootNet, TwoBranch, normalise_2d
 
-from test_train_fixtures import make_dataset, make_poses, make_shards
+from helpers import make_dataset, make_poses, make_shards
 
 torch.set_num_threads(1)
 

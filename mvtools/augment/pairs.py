@@ -1,4 +1,5 @@
-"""Pair sampling and the pair-shard files (schema fixed in docs/architecture.md)."""
+"""The pair-shard format (its one owner: version, columns, manifest check; docs/architecture.md), pair sampling
+and the shard writer. ``mvtools train`` imports the format from here."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mvtools.camera import relative_transform
-from mvtools.dataset import fsl
+from mvtools.dataset import VIEWS, DatasetError, fsl
 from mvtools.skeleton import NUM_JOINTS
 
 PAIRS_FORMAT_VERSION = 1
@@ -34,8 +35,6 @@ ROW_GROUP = 131072
 def shard_path(pdir, rel) -> Path:
     """``pdir / rel`` for a shard path from ``pairs/manifest.json``; a path that is absolute, not a string or leaves
     ``pdir`` (``..``, symlinks) is refused, so a crafted manifest cannot make a reader open other files."""
-    from mvtools.dataset import DatasetError
-
     pdir = Path(pdir)
     if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
         raise DatasetError(f"{pdir / 'manifest.json'}: shard path {rel!r} must be a relative path inside {pdir}")
@@ -45,9 +44,16 @@ def shard_path(pdir, rel) -> Path:
     return p
 
 
+def check_pairs_version(manifest: dict, path) -> None:
+    """Raise DatasetError naming ``path`` unless ``manifest`` is of the pair-shard format this mvtools reads."""
+    if manifest.get("format_version") != PAIRS_FORMAT_VERSION:
+        raise DatasetError(f"{path}: format_version {manifest.get('format_version')!r}, "
+                           f"this mvtools reads {PAIRS_FORMAT_VERSION}")
+
+
 def view_pairs(n_views: int, n_real: int, views: str) -> np.ndarray:
     """Unordered view pairs (P, 2), i < j, among the first ``n_real`` views (``views="real"``) or all of them."""
-    if views not in ("real", "all"):
+    if views not in VIEWS:
         raise ValueError(f"views must be 'real' or 'all', got {views!r}")
     n = n_real if views == "real" else n_views
     i, j = np.triu_indices(n, k=1)

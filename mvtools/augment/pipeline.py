@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import shutil
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -14,21 +13,18 @@ from mvtools.augment.pairs import PAIRS_FORMAT_VERSION, ShardWriter, pair_table,
     view_pairs
 from mvtools.augment.virtual import LAYOUTS, camera_frame, map_camera, place_virtual_cameras, project_virtual, \
     similarity_to
-from mvtools.camera import Camera, undistort_pixels
+from mvtools.camera import Camera, has_extrinsics, undistort_pixels
 from mvtools.dataset import _dataset as _poses2d_dataset
-from mvtools.dataset import (POSES2D_SCHEMA, DatasetError, joints_to_numpy, list_to_numpy, poses2d_table, producer,
-                             read_cameras, read_manifest, read_poses3d, replace_cameras, replace_poses2d_files, rig,
-                             subjects_in, write_manifest)
+from mvtools.dataset import (INPUT_SOURCES, POSES2D_SCHEMA, VIEWS, DatasetError, joints_to_numpy, list_to_numpy,
+                             poses2d_table, producer, read_cameras, read_manifest, read_poses3d, replace_cameras,
+                             replace_poses2d_files, rig, subjects_in, write_manifest)
 from mvtools.io import OutputError, claim_output, pause_point, staged_update, write_json_atomic
 from mvtools.progress import log, progress
+from mvtools.seeding import stable_rng
 from mvtools.skeleton import NUM_JOINTS, ROOT
 
 EXTRINSICS = ("given", "estimated")
-SOURCES = ("detected", "gt")
-
-
-def _crc(s: str) -> int:
-    return zlib.crc32(s.encode())
+SOURCES = INPUT_SOURCES
 
 
 def default_source(ds, subjects) -> str:
@@ -145,9 +141,9 @@ def _check_args(virtual_views, layout, extrinsics, views, pairs_per_frame, shard
         raise ValueError(f"virtual_views must be an integer >= 0, got {virtual_views!r}")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    if extrinsics not in EXTRINSICS:
+    if extrinsics is not None and extrinsics not in EXTRINSICS:
         raise ValueError(f"extrinsics must be one of {EXTRINSICS}, got {extrinsics!r}")
-    if views not in ("real", "all"):
+    if views not in VIEWS:
         raise ValueError(f"views must be 'real' or 'all', got {views!r}")
     if not whole(pairs_per_frame) or pairs_per_frame < 1:
         raise ValueError(f"pairs_per_frame must be an integer >= 1, got {pairs_per_frame!r}")
@@ -159,7 +155,18 @@ def _check_args(virtual_views, layout, extrinsics, views, pairs_per_frame, shard
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
 
 
-def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, extrinsics: str = "given",
+def default_extrinsics(ds, cams: list[Camera], subjects: list[str]) -> tuple[str, str]:
+    """(extrinsics, why) when none is asked: ``given`` when every subject's given cameras carry a calibration
+    (distinct centres), else ``estimated`` (the rig of ``mvtools calibrate --from-joints``)."""
+    if all(has_extrinsics(list(rig(cams, s, "given").values())) for s in subjects):
+        return "given", "the dataset's calibration"
+    if all(rig(cams, s, "estimated") for s in subjects):
+        return "estimated", "the dataset has no given calibration; the rig of `mvtools calibrate --from-joints`"
+    raise DatasetError(f"{Path(ds) / 'cameras.parquet'}: the given cameras carry no calibration (all at one centre) "
+                       f"and there are no estimated ones; run `mvtools calibrate --from-joints {ds}` first")
+
+
+def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, extrinsics: str | None = None,
             pairs_per_frame: int = 4, views: str = "all", subjects=None, shard_rows: int = 1_000_000,
             source: str | None = None, command: str | None = None, overwrite: bool = False) -> dict:
     """Add ``virtual_views`` virtual cameras per subject rig and write the pair shards ``ds/pairs/``.
@@ -170,7 +177,8 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
       the image are dropped and counted;
     - pair shards per docs/architecture.md: ``pairs_per_frame`` view pairs per frame drawn without replacement
       among the real views (``views="real"``) or real and virtual views (``"all"``), transforms (mm) from the
-      ``extrinsics`` rig, 2D (px) from ``source`` (``detected``/``gt``; default detected when present), real views
+      ``extrinsics`` rig (``given`` | ``estimated``; default :func:`default_extrinsics`, logged and returned),
+      2D (px) from ``source`` (``detected``/``gt``; default detected when present), real views
       undistorted; at most ``shard_rows`` rows per file; train and test subjects (manifest splits) apart;
     - ``pairs/manifest.json`` and an ``augment`` entry in the dataset manifest.
 
@@ -204,6 +212,10 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
     source = source or default_source(ds, subjects)
     cams = read_cameras(ds)
     cam_file = ds / "cameras.parquet"
+    why = "as asked"
+    if extrinsics is None:
+        extrinsics, why = default_extrinsics(ds, cams, subjects)
+    log(f"extrinsics: {extrinsics} ({why})")
     rigs = {}
     for s in subjects:  # check everything before the long work
         _check_source(ds, s, source)
@@ -265,7 +277,8 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
         manifest.setdefault("rows", {}).setdefault("poses2d", {})["virtual"] = n_virtual
         manifest["rows"]["cameras"] = len(allc)
         summary = {"pairs_dir": str(ds / "pairs"), "rows": rows, "shards": len(shards), "source2d": source,
-                   "extrinsics": extrinsics, "views": views, "virtual_views": virtual_views, "layout": layout,
+                   "extrinsics": extrinsics, "extrinsics_reason": why, "views": views,
+                   "virtual_views": virtual_views, "layout": layout,
                    "pairs_per_frame": pairs_per_frame, "seed": seed, "splits": pm["splits"], **report}
         manifest["augment"] = {**{k: v for k, v in summary.items() if k != "pairs_dir"},
                                "pairs": "pairs/manifest.json", "producer": pm["producer"]}
@@ -313,7 +326,7 @@ def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrins
     X = d3["X"]
     finite = np.isfinite(X).all((1, 2))
     root_mean = np.nanmean(X[finite, ROOT], axis=0) if finite.any() else np.zeros(3)
-    rng = np.random.default_rng([seed, _crc(subject)])
+    rng = stable_rng(seed, subject)
     virt, info = place_virtual_cameras(list(given.values()), n_virtual, layout, rng, root_mean, subject)
     virt_pose = virt
     if extrinsics == "estimated" and virt:
@@ -360,7 +373,7 @@ def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrins
             else:
                 y3d, x2d, conf = y3d_r, x2d_r[start:end].copy(), conf_r[start:end]
                 avail = avail_r[start:end] & fin[:, None]
-            prng = np.random.default_rng([seed, _crc(subject), _crc(action), int(subaction)])
+            prng = stable_rng(seed, subject, action, int(subaction))
             fi, a, b = sample_pairs(avail, pairs, k, prng)
             if len(fi):
                 _undistort_used(x2d, fi, a, b, real_used)

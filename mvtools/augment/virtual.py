@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from mvtools.camera import Camera, look_at, project_pinhole, tvec_from_center, world_to_camera
+from mvtools.rotations import nearest_rotation, rotation_angle_deg
 
 LAYOUTS = ("ring", "random")
 #: Smallest eigenvalue of sum(I - d d^T) over the optical axes below which their closest point is ill-defined.
@@ -210,10 +211,7 @@ def similarity_to(given: list[Camera], estimated: list[Camera]) -> tuple[float, 
     """
     Rg = np.array([c.R for c in given])
     Re = np.array([c.R for c in estimated])
-    M = np.einsum("nji,njk->ik", Re, Rg)
-    U, _, Vt = np.linalg.svd(M)
-    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
-    R = U @ D @ Vt
+    R = nearest_rotation(np.einsum("nji,njk->ik", Re, Rg))
     Cg = np.array([c.C for c in given])
     Ce = np.array([c.C for c in estimated])
     mg, me = Cg.mean(0), Ce.mean(0)
@@ -222,8 +220,7 @@ def similarity_to(given: list[Camera], estimated: list[Camera]) -> tuple[float, 
     s = float((dg * de).sum()) / den if len(given) > 1 and den > 0 else 1.0
     T = me - s * R @ mg
     res = Ce - (s * Cg @ R.T + T)
-    rot = np.einsum("nij,nkj->nik", Re @ R, Rg)  # R_est R vs R_given
-    ang = np.degrees(np.arccos(np.clip((np.trace(rot, axis1=1, axis2=2) - 1) / 2, -1, 1)))
+    ang = rotation_angle_deg(Rg, Re @ R)  # R_est R vs R_given
     return s, R, T, {"scale": s, "centre_rms_mm": float(np.sqrt((res ** 2).sum(1).mean())),
                      "rotation_mean_deg": float(ang.mean())}
 

@@ -17,33 +17,33 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from mvtools.calibration._blas import single_threaded_blas
 from mvtools.calibration.bundle import bundle_adjust
-from mvtools.calibration.rig import Rig, RigOptions, build_rig, estimate_pairs, robust_triangulate
+from mvtools.calibration.rig import Rig, RigOptions, build_rig, estimate_pairs, motion_spread, robust_triangulate
 from mvtools.calibration.scale import body_scale, given_scale
 from mvtools.calibration.toml_io import read_aniposelib_toml, write_aniposelib_toml
 from mvtools.calibration.views import CalibrationError, Views, load_views
-from mvtools.camera import Camera, camera_center, relative_transform
-from mvtools.rotations import angle_between_deg, rotation_angle_deg
-from mvtools.dataset import DatasetError, producer, read_cameras, read_manifest, replace_cameras, write_manifest
+from mvtools.camera import Camera, camera_center, has_extrinsics, relative_transform
+from mvtools.dataset import (
+    DatasetError,
+    joints_to_numpy,
+    producer,
+    read_cameras,
+    read_manifest,
+    read_poses2d,
+    replace_cameras,
+    write_manifest,
+)
 from mvtools.io import OutputError, claim_output, pause_point, staged_update, write_json_atomic
 from mvtools.progress import log, progress
+from mvtools.rotations import angle_between_deg, rotation_angle_deg
 
 REPORT_NAME = "calibration_report.json"
 SCALES = ("baseline", "given", "body")
 
 
 # ----------------------------------------------------------------------------- helpers
-def has_extrinsics(cams: list[Camera], min_mm: float = 1.0) -> bool:
-    """True when the cameras' centres are pairwise distinct (> ``min_mm``), i.e. carry a real calibration."""
-    if len(cams) < 2:
-        return False
-    C = np.array([c.C for c in cams])
-    i, j = np.triu_indices(len(C), 1)
-    return bool((np.linalg.norm(C[i] - C[j], axis=1) > min_mm).all())
-
-
 def subject_cameras(all_cams: list[Camera], subject: str, ds) -> dict[str, Camera]:
     """{id: Camera} with the intrinsics of ``subject``: its ``given`` rows, else its ``estimated`` rows."""
     for src in ("given", "estimated"):
@@ -174,6 +174,13 @@ def calibrate_subject(ds, subject: str, all_cams: list[Camera], source: str | No
     ref = ids.index(ref_id)
     sol = solve_rig(views, ref, opts, refine, ba_frames, max_frames, loss_scale_px)
     rig, v = sol["rig"], sol["views"]
+    motion = min(motion_spread(views.uv[:, c]) for c in range(len(ids)))
+    if motion < RELIABLE_MOTION:
+        rig.warnings.append(
+            f"{subject}: the person moves little (joints spread over {motion:.1%} of the body size over "
+            f"{len(views.uv)} frames in the stillest camera; below {RELIABLE_MOTION:.0%} the estimate rests on few "
+            f"distinct 3D points and can be degrees and tens of mm off): add clips with more movement, or give clips "
+            f"of one performer in one rig one subject (ingest bvh --subject-from / --subject-map)")
 
     # metric scale (mm per rig unit)
     C = camera_center(rig.R, rig.t)
@@ -232,6 +239,7 @@ def calibrate_subject(ds, subject: str, all_cams: list[Camera], source: str | No
         "resection": {ids[c]: r for c, r in rig.resection.items()},
         "pairs": pairs,
         "max_rotation_error_deg": _r(max(rot)) if rot else None,
+        "motion_spread": _r(motion, 4),
         "warnings": rig.warnings,
         "seconds": round(time.perf_counter() - t0, 3),
     }
@@ -317,7 +325,8 @@ def _calibrate_from_joints(ds, subjects, source, reference_camera, scale, baseli
                                "pass --source gt to use ground-truth 2D, or ingest their detections")
     opts = RigOptions(method=method, threshold_px=threshold_px, seed=seed)
     new_cams, entries = [], {}
-    with progress(subjects, label="calibrate") as bar, single_threaded_blas():
+    # one BLAS thread: the calibration's BLAS calls are vector-sized, so more threads mostly wait on each other
+    with progress(subjects, label="calibrate") as bar, threadpool_limits(limits=1, user_api="blas"):
         for subj in bar:
             est, entry = calibrate_subject(ds, subj, all_cams, source, reference_camera, scale, baseline_mm,
                                            baseline_camera, opts, refine, min_confidence, ba_frames, max_frames,
@@ -382,6 +391,59 @@ def export_rig_toml(cams: list[Camera], path, subjects: list[str], metadata: dic
     return out
 
 
+#: ``calibrate --from-joints`` warns when the stillest camera's joint spread over time (``rig.motion_spread``, a
+#: fraction of the body size) is below this; the pair estimate refuses below ``RigOptions.min_motion`` (2%).
+RELIABLE_MOTION = 0.05
+#: Person height (head top to ankles, mm) assumed when judging camera distances from the 2D joints.
+PERSON_HEIGHT_MM = 1600.0
+#: Imported cameras whose distance to the rig centre is off the distance implied by the person's image height by
+#: more than this factor (either way) are refused: usually a TOML in metres or cm read as mm (or the reverse).
+MAX_DISTANCE_FACTOR = 5.0
+#: Imported rigs whose cameras are all closer together than this (mm) are refused (metres read as mm).
+MIN_BASELINE_MM = 50.0
+
+
+def check_toml_scale(ds, cams: list[Camera], subject: str, path) -> dict:
+    """Sanity check of imported camera distances against the subject (aniposelib TOMLs carry no unit): the
+    largest distance between camera centres must exceed :data:`MIN_BASELINE_MM`, and, where ``ds`` has 2D
+    joints of ``subject`` in these cameras, the median camera distance to the rig centre must be within a factor
+    :data:`MAX_DISTANCE_FACTOR` of the distance a 1.6 m person of that image height stands at. Returns the
+    measured numbers; raises ValueError naming them and the fix (``--toml-units``)."""
+    C = np.array([camera_center(c.R, c.t) for c in cams])
+    base = float(max((np.linalg.norm(a - b) for a in C for b in C), default=0.0))
+    if len(cams) > 1 and base < MIN_BASELINE_MM:
+        raise ValueError(f"{path}: the cameras are at most {base:.3g} mm apart: a calibration in metres or cm read "
+                         f"as mm? pass --toml-units m (or cm)")
+    out = {"max_baseline_mm": base}
+    if not (Path(ds) / "poses2d" / f"subject={subject}").is_dir():  # no 2D: only the baseline check applies
+        return out
+    t = read_poses2d(ds, [subject], columns=["camera", "joints2d"])
+    by = {c.camera: c for c in cams}
+    centre = C.mean(0)
+    ratios = []
+    cams_col = np.asarray(t.column("camera").to_pylist(), dtype=object)
+    uv = joints_to_numpy(t.column("joints2d"), 2) if t.num_rows else np.zeros((0, 17, 2))
+    for cid, c in by.items():
+        sel = np.flatnonzero(cams_col == cid)[:2000]
+        if not len(sel):
+            continue
+        with np.errstate(invalid="ignore"):
+            h = np.nanmedian(np.nanmax(uv[sel, :, 1], 1) - np.nanmin(uv[sel, :, 1], 1))
+        if not h > 1:
+            continue
+        implied = c.fy * PERSON_HEIGHT_MM / h
+        ratios.append(float(np.linalg.norm(camera_center(c.R, c.t) - centre)) / implied)
+    if ratios:
+        r = float(np.median(ratios))
+        out["distance_ratio"] = r
+        if not 1 / MAX_DISTANCE_FACTOR <= r <= MAX_DISTANCE_FACTOR:
+            raise ValueError(
+                f"{path}: camera distances do not fit {subject}'s 2D joints: the cameras are {r:.3g} x as far from the "
+                f"rig centre as a 1.6 m person of that image height would be; the TOML is probably in another unit "
+                f"(aniposelib writes none): pass --toml-units m, cm or mm")
+    return out
+
+
 def import_toml(ds, path, subject: str, source: str = "estimated", units: str | None = None,
                 overwrite: bool = False) -> list[Camera]:
     """Read an aniposelib TOML into ``ds``'s cameras table as ``subject``'s ``source`` rows (estimated by
@@ -398,6 +460,7 @@ def import_toml(ds, path, subject: str, source: str = "estimated", units: str | 
         bad = [c.camera for c in cams if c.camera not in known]
         if bad:
             raise ValueError(f"{path}: camera name(s) {bad} are not cameras of {subject} in {ds} ({sorted(known)})")
+    check_toml_scale(ds, cams, subject, path)
     with claim_output(ds, "dataset", in_place=True):
         if not overwrite and any(c.subject == subject and c.source == source for c in read_cameras(ds)):
             raise OutputError(f"{ds / 'cameras.parquet'}: holds {source} cameras of {subject} already; pass "

@@ -17,6 +17,7 @@ import numpy as np
 from mvtools.calibration.geometry import planarity, reprojection, triangulate
 from mvtools.calibration.twoview import TwoViewPose, relative_pose
 from mvtools.calibration.views import CalibrationError, Views
+from mvtools.rotations import rodrigues
 
 
 @dataclass
@@ -212,7 +213,7 @@ def build_rig(views: Views, reference: int, opts: RigOptions, pairs: dict | None
                                                flags=cv2.SOLVEPNP_EPNP)
         idx = np.zeros(0, int)
         if ok:
-            proj, depth = reprojection(Xs, cv2.Rodrigues(rvec)[0][None], tvec.reshape(1, 3))
+            proj, depth = reprojection(Xs, rodrigues(rvec.ravel())[None], tvec.reshape(1, 3))
             # triangulated joints are noisy in depth: a looser gate than the 2D threshold
             idx = np.flatnonzero((np.linalg.norm(proj[:, 0] - xs, axis=-1) < 2 * thr) & (depth[:, 0] > 0))
         ninl = len(idx)
@@ -221,7 +222,7 @@ def build_rig(views: Views, reference: int, opts: RigOptions, pairs: dict | None
                 f"{name} cannot be connected: resection against {n} triangulated joints found only {ninl} "
                 f"consistent ones (need {opts.min_inlier_ratio:.0%})")
         rvec, tvec = cv2.solvePnPRefineLM(Xs[idx], xs[idx], np.eye(3), None, rvec, tvec)
-        R[c], t[c] = cv2.Rodrigues(rvec)[0], tvec[:, 0]
+        R[c], t[c] = rodrigues(rvec.ravel()), tvec[:, 0]
         _, depth = reprojection(Xs[idx], R[c][None], t[c][None])
         if (depth > 0).mean() < 0.9:
             raise CalibrationError(f"{name} cannot be connected: the resected camera sees the joints behind it")

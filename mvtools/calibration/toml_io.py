@@ -14,19 +14,21 @@ One table per camera, keyed ``cam_0``, ``cam_1``, ... in camera order::
     units = "mm"
     ...
 
-Rotation and translation are what ``cv2.projectPoints`` takes. Cameras with the ``h36m`` lens model are
-written with ``Camera.opencv_distortion()`` (the closest OpenCV vector; the tangential terms of the two
-models differ by up to ~0.5 px at the image corners, see docs/data-model.md). On reading, ``cam_N`` tables are
-ordered by N (aniposelib sorts them as strings, so ``cam_10`` would come before ``cam_2``).
+Written with tomli-w (arrays one number per line; the same tables, keys and values as aniposelib's
+``toml.dump``), read with tomllib. Rotation and translation are what ``cv2.projectPoints`` takes. Cameras with
+the ``h36m`` lens model are written with ``Camera.opencv_distortion()`` (the closest OpenCV vector; the
+tangential terms of the two models differ by up to ~0.5 px at the image corners, see docs/data-model.md). On
+reading, ``cam_N`` tables are ordered by N (aniposelib sorts them as strings, so ``cam_10`` would come before
+``cam_2``).
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 
 import numpy as np
+import tomli_w
 
 try:
     import tomllib
@@ -34,60 +36,52 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 from mvtools.camera import Camera, check_cameras
-from mvtools.rotations import rodrigues, rotmat_to_rodrigues
 from mvtools.io import atomic_path
+from mvtools.rotations import rodrigues, rotmat_to_rodrigues
 
 UNITS_MM = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
 
 
-def _num(v: float) -> str:
-    v = float(v)
-    if not math.isfinite(v):
-        raise ValueError(f"cannot write non-finite number {v} to TOML")
-    return repr(v)
+def _finite(vals, what: str) -> list[float]:
+    out = [float(v) for v in np.ravel(vals)]
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError(f"cannot write non-finite {what} {out} to TOML")
+    return out
 
 
-def _arr(vals) -> str:
-    return "[" + ", ".join(_num(v) for v in vals) + "]"
-
-
-def _value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
+def _plain(v):
+    """numpy scalars / tuples -> the Python values TOML writes (bool, int, float, str, list)."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
     if isinstance(v, (int, np.integer)):
-        return str(int(v))
+        return int(v)
     if isinstance(v, (float, np.floating)):
-        return _num(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    return json.dumps(str(v))  # a TOML basic string
+        return _finite([v], "metadata value")[0]
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_plain(x) for x in v]
+    return str(v)
+
+
+def camera_table(c: Camera) -> dict:
+    """One ``[cam_N]`` table, keys in the order of aniposelib's ``Camera.get_dict``."""
+    return {
+        "name": str(c.camera),
+        "size": [int(c.width), int(c.height)],
+        "matrix": [_finite(r, "matrix") for r in c.K],
+        "distortions": _finite(c.opencv_distortion(), "distortions"),
+        "rotation": _finite(rotmat_to_rodrigues(np.asarray(c.R, float)), "rotation"),
+        "translation": _finite(np.asarray(c.t, float), "translation"),
+    }
 
 
 def toml_text(cams: list[Camera], metadata: dict | None = None) -> str:
-    """The aniposelib TOML text for ``cams`` (translations in mm)."""
-    lines = []
-    for i, c in enumerate(cams):
-        K = c.K
-        lines += [
-            f"[cam_{i}]",
-            f"name = {json.dumps(str(c.camera))}",
-            f"size = [{int(c.width)}, {int(c.height)}]",
-            "matrix = [" + ", ".join(_arr(r) for r in K) + "]",
-            f"distortions = {_arr(c.opencv_distortion())}",
-            f"rotation = {_arr(rotmat_to_rodrigues(np.asarray(c.R, float)))}",
-            f"translation = {_arr(np.asarray(c.t, float))}",
-            "",
-        ]
+    """The aniposelib TOML text for ``cams`` (translations in mm): ``cam_0``, ``cam_1``, ... then ``metadata``,
+    as ``CameraGroup.dump`` writes them (written by tomli-w; numbers round-trip exactly)."""
+    doc = {f"cam_{i}": camera_table(c) for i, c in enumerate(cams)}
     meta = {"units": "mm", "adjusted": False, "error": 0.0}
     meta.update(metadata or {})
-    lines.append("[metadata]")
-    for k, v in meta.items():
-        if v is None:
-            continue
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", k):
-            raise ValueError(f"metadata key {k!r} is not a bare TOML key")
-        lines.append(f"{k} = {_value(v)}")
-    return "\n".join(lines) + "\n"
+    doc["metadata"] = {k: _plain(v) for k, v in meta.items() if v is not None}
+    return tomli_w.dumps(doc)
 
 
 def write_aniposelib_toml(path, cams: list[Camera], metadata: dict | None = None) -> Path:
@@ -135,7 +129,7 @@ def read_aniposelib_toml(path, subject: str = "", source: str = "estimated",
     if unit not in UNITS_MM:
         raise ValueError(f"{path}: unknown translation unit {unit!r} (expected one of {sorted(UNITS_MM)})")
     to_mm = UNITS_MM[unit]
-    tables = sorted(((int(m.group(1)), k) for k in data if (m := re.fullmatch(r"cam_(\d+)", k))))
+    tables = sorted((int(m.group(1)), k) for k in data if (m := re.fullmatch(r"cam_(\d+)", k)))
     if not tables:
         raise ValueError(f"{path}: no [cam_N] tables (is this an aniposelib calibration file?)")
     cams = []

@@ -124,7 +124,7 @@ def third_view_consistency(R: np.ndarray, t: np.ndarray, x1: np.ndarray, x2: np.
                                            confidence=0.999, flags=cv2.SOLVEPNP_EPNP)
     if not ok:
         return 0.0
-    R3 = cv2.Rodrigues(rvec)[0]
+    R3 = rodrigues(rvec.ravel())
     proj, depth = reprojection(X[front], R3[None], tvec.reshape(1, 3))
     err = np.linalg.norm(proj[:, 0] - x3[front], axis=-1)
     good = (depth[:, 0] > 0) & (err < threshold)

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mvtools.camera import Camera, undistort_pixels
-from mvtools.dataset import DatasetError, joints_to_numpy, read_poses2d
+from mvtools.dataset import INPUT_SOURCES, DatasetError, joints_to_numpy, read_poses2d
 from mvtools.skeleton import NUM_JOINTS
 
 
@@ -104,7 +104,7 @@ def load_views(ds, subject: str, cameras: dict[str, Camera], source: str | None 
     path = Path(ds) / "poses2d" / f"subject={subject}"
     if source is None:
         source = default_source(ds, subject)
-    if source not in ("gt", "detected"):
+    if source not in INPUT_SOURCES:
         raise ValueError(f"source must be 'gt' or 'detected', got {source!r}")
     table = read_poses2d(ds, [subject], source=source,
                          columns=["action", "subaction", "frame", "camera", "joints2d", "confidence"])

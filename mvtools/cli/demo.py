@@ -3,17 +3,21 @@ from __future__ import annotations
 
 import click
 
-from mvtools.cli.common import friendly_errors, overwrite_option
+from mvtools.cli.common import defaults_of, friendly_errors, overwrite_option
+from mvtools.demo import run_demo
+
+D = defaults_of(run_demo)
 
 
 @click.command()
-@click.option("--out", type=click.Path(file_okay=False), default="demo-out", show_default=True,
+@click.option("--out", "-o", type=click.Path(file_okay=False), default="demo-out", show_default=True,
               help="Directory for everything the demo writes: raw/ (synthetic H36M tree), dataset/, run-*/ "
                    "(one training run per loss), summary.json and summary.md.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for data, virtual cameras and training.")
-@click.option("--sequences", type=int, default=4, show_default=True,
+@click.option("--seed", type=int, default=D["seed"], show_default=True,
+              help="Seed for data, virtual cameras and training.")
+@click.option("--sequences", type=int, default=D["sequences"], show_default=True,
               help="Synthetic sequences per subject (7 subjects: S1 S5 S6 S7 S8 train, S9 S11 test).")
-@click.option("--frames", type=int, default=500, show_default=True,
+@click.option("--frames", type=int, default=D["frames"], show_default=True,
               help="Frames per synthetic sequence (50 Hz, so 500 frames = 10 s).")
 @click.option("--epochs", type=int, default=None,
               help="Main training epochs per run (default: the demo's small setting; the paper uses 300).")
@@ -27,7 +31,7 @@ def demo(out, seed, sequences, frames, epochs, channels, overwrite):
     Trains three lifters on the same pairs (trans-reproj, reproj-only and supervised) and prints their MPJPE and
     P-MPJPE (mm) on the held-out synthetic subjects S9 and S11. A few minutes on a 2-core CPU.
     """
-    from mvtools.demo import format_table, run_demo
+    from mvtools.demo import format_table
 
     opts = {k: v for k, v in {"epochs": epochs, "channels": channels}.items() if v is not None}
     if channels is not None and channels > 256:

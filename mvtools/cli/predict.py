@@ -4,31 +4,32 @@ from __future__ import annotations
 
 import click
 
-from mvtools.cli.common import friendly_errors, overwrite_option
+from mvtools.cli.common import defaults_of, device_option, friendly_errors, overwrite_option, renamed_option
+from mvtools.evaluate.predict import predict as run_predict
+
+D = defaults_of(run_predict)
 
 
 @click.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False),
+@click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False),
               help="Output file: .npz (VideoPose3D positions_3d, from npz input), .parquet or .csv; 3D in mm.")
-@click.option("--cameras", default=None,
-              help="Intrinsics for npz input: 'h36m' (built-in, H36M camera order) or a camera JSON / aniposelib "
-                   "TOML file (list index i = camera i). Pixels are undistorted with its lens model.")
-@click.option("--checkpoint", default="best", show_default=True, help="best, last, or a path to a .pt file.")
-@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-              help="Where to run the lifting network.")
+@click.option("--calibration", default=D["cameras"],
+              help="Camera intrinsics for npz input: 'h36m' (built-in, H36M camera order) or a camera JSON / "
+                   "aniposelib TOML file (list index i = camera i). Pixels are undistorted with its lens model.")
+@renamed_option("--cameras", "--calibration", "calibration")
+@click.option("--checkpoint", default=D["checkpoint"], show_default=True, help="best, last, or a path to a .pt file.")
+@device_option
 @overwrite_option
 @friendly_errors
-def predict(run, input_path, out, cameras, checkpoint, device, overwrite):
+def predict(run, input_path, out, calibration, checkpoint, device, overwrite):
     """Lift 17-joint 2D poses (px) in INPUT to root-relative 3D in each camera's frame (mm).
 
     INPUT is a VideoPose3D 2D .npz (positions_2d[subject][action] = per-camera arrays) or a .parquet/.csv
     table with one frame per row: joints2d (34 floats) or x0,y0..x16,y16 (px), fx, fy, cx, cy (px), optional
     OpenCV k1, k2, p1, p2, k3; other columns are copied to the output.
     """
-    from mvtools.evaluate.predict import predict as run_predict
-
-    path = run_predict(run, input_path, out, cameras=cameras, checkpoint=checkpoint, device=device,
+    path = run_predict(run, input_path, out, cameras=calibration, checkpoint=checkpoint, device=device,
                        overwrite=overwrite)
     click.echo(f"wrote {path}")

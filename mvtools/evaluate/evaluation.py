@@ -16,12 +16,28 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from mvtools.camera import undistort_pixels, world_to_camera
-from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_manifest, read_poses2d, read_poses3d
-from mvtools.evaluate.metrics import (AUC_THRESHOLDS, auc, joint_errors, mpjpe_per_pose, n_mpjpe_per_pose,
-                                      p_mpjpe_per_pose, pck)
+from mvtools.dataset import (
+    INPUT_SOURCES,
+    VIEWS,
+    DatasetError,
+    joints_to_numpy,
+    read_cameras,
+    read_manifest,
+    read_poses2d,
+    read_poses3d,
+)
+from mvtools.devices import DEFAULT_DEVICE, resolve_device
+from mvtools.evaluate.metrics import (
+    AUC_THRESHOLDS,
+    auc,
+    joint_errors,
+    mpjpe_per_pose,
+    n_mpjpe_per_pose,
+    p_mpjpe_per_pose,
+    pck,
+)
 from mvtools.progress import log
 
 KEYS = ["subject", "action", "subaction", "frame"]
@@ -45,7 +61,7 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
     """Single views to evaluate: undistorted 2D (N, 17, 2) px, K (N, 4) px, ground truth (N, 17, 3) camera-frame
     mm, and per-row labels (subject, action, camera, scene). ``cameras``: 'real' (given calibration) or 'all'
     (also the virtual cameras of ``mvtools augment``)."""
-    if cameras not in ("real", "all"):
+    if cameras not in VIEWS:
         raise ValueError(f"cameras must be 'real' or 'all', got {cameras!r}")
     ds = Path(ds)
     manifest = read_manifest(ds)
@@ -58,7 +74,7 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
             raise DatasetError(f"{ds / 'manifest.json'}: no 'test' split; pass --subjects")
     subjects = list(subjects)
     source = source or _default_source(ds, manifest, run_source)
-    if source not in ("gt", "detected"):
+    if source not in INPUT_SOURCES:
         raise ValueError(f"source must be 'gt' or 'detected', got {source!r}")
 
     t3 = read_poses3d(ds, subjects)
@@ -125,7 +141,7 @@ def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray, jerr: np.ndarray
 
 
 def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str = "real",
-                 checkpoint: str = "best", device: str = "cpu") -> dict:
+                 checkpoint: str = "best", device: str = DEFAULT_DEVICE) -> dict:
     """Protocol #1/#2 errors (mm), PCK@150 mm and AUC (percent) of ``run``'s lifting branch on ``ds``.
 
     ``subjects`` default to the manifest's test split, ``source`` ('detected' | 'gt') to the 2D source the run was
@@ -134,11 +150,11 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     "Avg"), ``n_mpjpe``, ``n_poses``, ``per_action`` {action: {mpjpe, p_mpjpe, n}}, ``per_camera``,
     ``per_subject``, ``pck150``, ``auc`` (and ``per_scene`` when poses3d has a ``scene`` column).
     """
+    import torch
+
     from mvtools.train.loop import load_lifter, predict_relative
 
-    from mvtools.evaluate.predict import check_device
-
-    check_device(device)
+    device = resolve_device(device)
     lift, cfg = load_lifter(run, checkpoint, device)
     v = evaluation_views(ds, subjects, source, cameras, run_source=cfg.get("source2d"))
     pred = predict_relative(lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device)
@@ -159,6 +175,7 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
         "p_mpjpe_action_mean": float(np.mean([a["p_mpjpe"] for a in per_action.values()])),
         "n_poses": int(len(e1)), "n_unmatched_2d": v["n_unmatched"],
         "pck150": pck(pred[:, pj], gt[:, pj], 150.0), "auc": auc(pred[:, pj], gt[:, pj]), "pck_joints": pj,
+        "pck150_all_joints": pck(pred, gt, 150.0), "auc_all_joints": auc(pred, gt),
         "per_joint_mpjpe": jerr.mean(0).tolist(),
         "per_action": per_action,
         "per_camera": _pooled(v["camera"], e1, e2, sj),
@@ -184,6 +201,11 @@ def format_table(res: dict) -> str:
     lines.append(f"{'mean over actions':<{w}} {res['n_poses']:>8d} {res['mpjpe_action_mean']:>8.1f} "
                  f"{res['p_mpjpe_action_mean']:>8.1f}")
     lines.append(f"{'mean over poses':<{w}} {res['n_poses']:>8d} {res['mpjpe']:>8.1f} {res['p_mpjpe']:>8.1f}")
-    lines.append(f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} %, N-MPJPE {res['n_mpjpe']:.1f} mm "
+    nj = len(res["pck_joints"])
+    other = (f" [all {len(res['per_joint_mpjpe'])} joints: PCK {res['pck150_all_joints']:.1f} %, AUC "
+             f"{res['auc_all_joints']:.1f} %]" if nj != len(res["per_joint_mpjpe"]) and "pck150_all_joints" in res
+             else "")
+    lines.append(f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} % ({nj} joints){other}, "
+                 f"N-MPJPE {res['n_mpjpe']:.1f} mm "
                  f"({res['source']} 2D, {res['cameras']} cameras, subjects {', '.join(res['subjects'])})")
     return "\n".join(lines)

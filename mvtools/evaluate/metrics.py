@@ -87,7 +87,12 @@ def n_mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
 
 
 def pck(pred: np.ndarray, gt: np.ndarray, threshold: float = 150.0) -> float:
-    """Percentage (0-100) of joints whose error is below ``threshold`` mm (3D PCK of MPI-INF-3DHP)."""
+    """Percentage (0-100) of joints whose error is below ``threshold`` mm (3D PCK of MPI-INF-3DHP).
+
+    Counts every joint passed in: on root-relative poses the root's error is 0, so with all 17 joints PCK is at
+    least 1/17 = 5.9 %. :func:`mvtools.evaluate.evaluation.evaluate_run` scores the manifest's ``pck_joints``
+    (MPI-INF-3DHP: the official 14, root excluded) when given, else all 17 joints including the root.
+    """
     e = joint_errors(pred, gt)
     return float((e < threshold).mean() * 100.0) if e.size else float("nan")
 

@@ -25,12 +25,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
-import torch
 
 from mvtools.camera import Camera, check_cameras, undistort_pixels
 from mvtools.dataset import DatasetError, fsl, joints_to_numpy
-from mvtools.io import atomic_path, claim_output, save_npz_atomic, write_table_atomic
+from mvtools.devices import DEFAULT_DEVICE, resolve_device
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, h36m_cameras
+from mvtools.io import atomic_path, claim_output, save_npz_atomic, write_table_atomic
 from mvtools.skeleton import NUM_JOINTS
 
 J = NUM_JOINTS
@@ -43,13 +43,14 @@ DISTORTION = ["k1", "k2", "p1", "p2", "k3"]
 def camera_list(cameras) -> list[Camera]:
     """Cameras by VideoPose3D list index: ``"h36m"`` (built-in), a JSON camera file or an aniposelib TOML."""
     if cameras is None:
-        raise ValueError("a VideoPose3D .npz input needs intrinsics: pass --cameras h36m or a camera JSON/TOML file")
+        raise ValueError("a VideoPose3D .npz input needs intrinsics: pass --calibration h36m or a camera JSON/TOML "
+                         "file")
     if str(cameras) == "h36m":
         cams = h36m_cameras()
         return [next(c for c in cams if c.camera == cid) for cid in H36M_CAMERA_IDS]
     p = Path(cameras)
     if not p.is_file():
-        raise ValueError(f"{p}: no such camera file (or pass --cameras h36m)")
+        raise ValueError(f"{p}: no such camera file (or pass --calibration h36m)")
     if p.suffix.lower() == ".toml":
         from mvtools.calibration.toml_io import read_aniposelib_toml
 
@@ -66,16 +67,11 @@ def camera_list(cameras) -> list[Camera]:
     raise ValueError(f"{p}: camera file must be .json (h36m_cameras.json layout) or .toml (aniposelib)")
 
 
-def check_device(device) -> None:
-    """``cuda`` on a machine without CUDA is a clear error, not a traceback."""
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA device is available to torch {torch.__version__}; "
-                         "use --device cpu")
-
-
 def lift_pixels(lift, uv: np.ndarray, K: np.ndarray, device="cpu") -> np.ndarray:
     """Undistorted pixels (N, 17, 2) and intrinsics (N, 4) [fx, fy, cx, cy] -> root-relative 3D (N, 17, 3) mm.
     Non-finite output (a diverged checkpoint) is an error, never written."""
+    import torch
+
     from mvtools.train.loop import predict_relative
 
     pred = predict_relative(lift, torch.from_numpy(np.ascontiguousarray(uv, np.float32)),
@@ -180,14 +176,14 @@ def _predict_table(lift, inp: Path, device) -> pa.Table:
     return out.append_column("joints3d", fsl(pred))
 
 
-def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str = "cpu",
+def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str = DEFAULT_DEVICE,
             overwrite: bool = False) -> Path:
     """Lift the 2D joints in ``inp`` with ``run``'s lifting branch and write ``out`` (.npz, .parquet or .csv).
 
     ``cameras`` ('h36m' or a camera JSON/TOML) is needed for VideoPose3D npz input. An existing ``out`` is
     replaced only with ``overwrite``, never if it is (or lies inside) the input or the run. Returns ``out``.
     """
-    check_device(device)
+    device = resolve_device(device)  # a clear error for cuda without CUDA, before anything is claimed
     cam_file = cameras if cameras is not None and str(cameras) != "h36m" else None
     with claim_output(out, "predictions", [inp, run, cam_file], overwrite, file=True):
         return _predict(run, inp, out, cameras, checkpoint, device)

@@ -26,6 +26,7 @@ from mvtools.camera import Camera, check_cameras, project, project_camera_frame,
 from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, fsl, poses2d_table, poses3d_table,
                              read_manifest)
 from mvtools.progress import log, progress
+from mvtools.rotations import Y_UP_TO_Z_UP, nearest_rotation, rotation_angle_deg
 from mvtools.skeleton import NUM_JOINTS
 
 # ----------------------------------------------------------------------------- joints
@@ -71,9 +72,6 @@ CHEST_CAMERAS = (0, 2, 4, 7, 8)
 VNECT_CAMERAS = (0, 1, 2, 4, 5, 6, 7, 8)
 TEST_CAMERA_ID = "test"
 
-#: World rotation from 3DHP's Y-up world to mvtools' Z-up world: (x, y, z) -> (x, -z, y), det +1.
-Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-
 #: Published test-camera calibration (as hard-coded by PosePile ``posepile/ds/tdhp/main.py``): focal length,
 #: sensor size and principal-point offset in mm, pixel aspect, image size px, OpenCV distortion k1 k2 p1 p2 k3.
 TEST_CAMERA_SPECS = {
@@ -83,7 +81,15 @@ TEST_CAMERA_SPECS = {
                     offset_mm=(-0.104908645, 0.104899704),
                     distortion=(-0.276859611, 0.131125256, -0.000360494, -0.001149441, -0.049318332)),
 }
-TEST_INTRINSICS = ("known", "fit")
+TEST_INTRINSICS = ("auto", "known", "pinhole", "fit")
+#: ``auto`` takes the published camera (``known``, with its distortion) or the same intrinsics without
+#: distortion (``pinhole``), whichever reproduces the sequence's annot2 from annot3 better, and fails when neither
+#: is within this RMS (px). On the real TS5/TS6, annot2 is undistorted: pinhole 0.28-0.76 px, known 9.4-11.0 px.
+MAX_TEST_RMS_PX = 3.0
+#: ``--cameras`` names: the paper's five chest-height cameras, VNect's eight, all fourteen.
+CAMERA_SETS = {"chest": (0, 2, 4, 7, 8), "vnect": (0, 1, 2, 4, 5, 6, 7, 8), "all": tuple(range(14))}
+#: ``split``: the training sequences, the test set, or both in one dataset.
+SPLITS = ("train", "test", "both")
 
 _CALIB_HEADER = "Skeletool Camera Calibration File"
 
@@ -147,10 +153,10 @@ def read_calibration(path) -> dict[int, Camera]:
         if "radial" in d and d["radial"][0] != 0:
             raise DatasetError(f"{path}: camera {i}: 'radial {d['radial'][0]:g}' is not supported "
                                "(only radial 0 = no lens distortion)")
-        u, _, vt = np.linalg.svd(R)  # remove rounding of the printed matrix
+        # nearest_rotation removes the rounding of the printed matrix
         cams[i] = Camera(camera=str(i), width=int(d["size"][0]), height=int(d["size"][1]),
                          fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]),
-                         R=u @ vt, t=t.astype(float), distortion_model="none", source="given")
+                         R=nearest_rotation(R), t=t.astype(float), distortion_model="none", source="given")
     check_cameras(cams.values(), str(path))  # fx, fy, size > 0, finite, no duplicated pose
     return cams
 
@@ -304,19 +310,21 @@ def read_test_annot(path) -> dict:
 
 
 # ----------------------------------------------------------------------------- test cameras
-def test_camera(scene_kind: str, subject: str = "") -> Camera:
+def test_camera(scene_kind: str, subject: str = "", distortion: bool = True) -> Camera:
     """The published camera of a test sequence (``studio``: TS1-4, ``outdoor``: TS5-6), camera frame = world.
 
     fx = f / sensor_w * W, fy = f / sensor_h * H * aspect, cx = (sensor_w / 2 + offset_x) / sensor_w * W,
-    cy = (sensor_h / 2 + offset_y) / sensor_h * H * aspect (px); outdoor adds OpenCV distortion.
+    cy = (sensor_h / 2 + offset_y) / sensor_h * H (px): the pixel aspect scales the focal length only, not the
+    principal point (TS5/TS6: cy 560.14 px, the value the annotations imply; scaling it too gave 556.35).
+    Outdoor adds OpenCV distortion unless ``distortion`` is False.
     """
     s = TEST_CAMERA_SPECS[scene_kind]
     (W, H), (sw, sh), f, a = s["size"], s["sensor_mm"], s["focal_mm"], s["aspect"]
     ox, oy = s["offset_mm"]
-    kx, ky = W / sw, H / sh * a
-    d = s["distortion"]
+    kx, ky = W / sw, H / sh
+    d = s["distortion"] if distortion else None
     kw = {} if d is None else dict(k=(d[0], d[1], d[4]), p=(d[2], d[3]), distortion_model="opencv")
-    return Camera(camera=TEST_CAMERA_ID, width=W, height=H, fx=f * kx, fy=f * ky, cx=(sw / 2 + ox) * kx,
+    return Camera(camera=TEST_CAMERA_ID, width=W, height=H, fx=f * kx, fy=f * ky * a, cx=(sw / 2 + ox) * kx,
                   cy=(sh / 2 + oy) * ky, R=np.eye(3), t=np.zeros(3), subject=subject, source="given", **kw)
 
 
@@ -429,8 +437,7 @@ def _ingest_train_sequence(w: DatasetWriter, seq_dir: Path, subject: str, q: int
 def _rig_difference(a: list[Camera], b: list[Camera]) -> tuple[float, float, float]:
     """(max centre distance mm, max rotation angle deg, max intrinsic difference px) between two rigs."""
     dc = max(float(np.linalg.norm(x.C - y.C)) for x, y in zip(a, b))
-    cos = [np.clip((np.trace(x.R.T @ y.R) - 1) / 2, -1, 1) for x, y in zip(a, b)]
-    dr = float(np.degrees(np.arccos(min(cos))))
+    dr = max(float(rotation_angle_deg(x.R, y.R)) for x, y in zip(a, b))
     dk = max(float(np.abs(x.intrinsics - y.intrinsics).max()) for x, y in zip(a, b))
     return dc, dr, dk
 
@@ -445,19 +452,37 @@ def _ingest_test_sequence(w: DatasetWriter, ts_dir: Path, subject: str, F: int, 
     a = {k: v[:F] for k, v in a.items()}
     valid = a["valid"]
     scene = TEST_SCENES[subject]
-    known = test_camera("outdoor" if scene == "outdoor" else "studio", subject)
+    kind = "outdoor" if scene == "outdoor" else "studio"
+    known = test_camera(kind, subject)
+    pinhole = test_camera(kind, subject, distortion=False)
     sel = valid if valid.any() else np.ones(F, bool)
     x2d = a["annot2"][:, TEST17_TO_H36M]
     X = a["annot3"][:, TEST17_TO_H36M]
     U = a["univ_annot3"][:, TEST17_TO_H36M]
     fitted, rms_fit = fit_intrinsics(x2d[sel], X[sel]) if F else (known.intrinsics, float("nan"))
     rms_known = _rms_px(known, x2d[sel], X[sel])
-    if intrinsics == "known":
+    rms_pinhole = _rms_px(pinhole, x2d[sel], X[sel])
+    chosen = intrinsics
+    if intrinsics == "auto":
+        chosen = "known" if rms_known <= rms_pinhole else "pinhole"
+        best = min(rms_known, rms_pinhole)
+        if not best <= MAX_TEST_RMS_PX:
+            raise DatasetError(
+                f"{path}: neither the published camera ({rms_known:.2f} px RMS with its lens distortion) nor its "
+                f"pinhole ({rms_pinhole:.2f} px) reproduces annot2 from annot3 within {MAX_TEST_RMS_PX:g} px (a "
+                f"least-squares pinhole fit gives {rms_fit:.2f} px); check the file, or pass --test-intrinsics fit")
+    if chosen == "known":
         cam = known
+    elif chosen == "pinhole":
+        cam = pinhole
     else:
         fx, fy, cx, cy = fitted
         cam = Camera(camera=TEST_CAMERA_ID, width=known.width, height=known.height, fx=fx, fy=fy, cx=cx, cy=cy,
                      R=np.eye(3), t=np.zeros(3), subject=subject, source="given")
+    rms_chosen = {"known": rms_known, "pinhole": rms_pinhole, "fit": rms_fit}[chosen]
+    if intrinsics != "auto" and not rms_chosen <= MAX_TEST_RMS_PX:
+        log(f"warning: {path}: the {chosen} test camera reproduces annot2 to {rms_chosen:.2f} px RMS only "
+            f"(known {rms_known:.2f}, pinhole {rms_pinhole:.2f}, fit {rms_fit:.2f} px); --test-intrinsics auto picks")
     codes = a["activity"]
     names = np.array(ACTIVITIES + ("Unknown",), dtype=object)
     inrange = (codes >= 1) & (codes <= len(ACTIVITIES))
@@ -472,34 +497,41 @@ def _ingest_test_sequence(w: DatasetWriter, ts_dir: Path, subject: str, F: int, 
     t2 = t2.set_column(0, "action", pa.array(action, pa.string()))
     w.add_poses2d(subject, t2)
     report = {"subject": subject, "frames": F, "annot_rows": T, "valid_frames": int(valid.sum()), "scene": scene,
-              "intrinsics": intrinsics, "camera": {"width": cam.width, "height": cam.height,
+              "intrinsics": intrinsics, "camera_chosen": chosen, "camera": {"width": cam.width, "height": cam.height,
                                                    "fx": cam.fx, "fy": cam.fy, "cx": cam.cx, "cy": cam.cy,
                                                    "distortion_model": cam.distortion_model},
-              "reprojection_rms_px_known": round(rms_known, 4), "reprojection_rms_px_fit": round(rms_fit, 4),
+              "reprojection_rms_px_known": round(rms_known, 4), "reprojection_rms_px_pinhole": round(rms_pinhole, 4),
+              "reprojection_rms_px_fit": round(rms_fit, 4),
               "fitted_intrinsics_px": [round(float(v), 4) for v in fitted]}
     return cam, report
 
 
 def ingest_3dhp(root, out, split: str = "train", cameras=CHEST_CAMERAS, subjects=None, *,
-                test_intrinsics: str = "known", frame_counts: dict | None = None,
+                test_intrinsics: str = "auto", frame_counts: dict | None = None,
                 command: str | None = None, overwrite: bool = False) -> dict:
     """Read an MPI-INF-3DHP tree into a dataset directory ``out`` (written atomically).
 
     root: the dataset root holding ``S1..S8/Seq{1,2}/`` and/or ``mpi_inf_3dhp_test_set/TS1..TS6/`` (MMPOSE's
     ``train/`` and ``test/`` layout is accepted too). split: ``train``, ``test`` or ``both``. cameras: training
     camera indices 0..13 (default the five chest-height cameras). subjects: e.g. ``["S1", "TS1"]`` (default all
-    present). test_intrinsics: ``known`` (published test-camera calibration) or ``fit`` (least squares from
-    annot2/annot3). frame_counts: overrides of the frame-count tables, keyed ``"S1/Seq1"`` or ``"TS1"``.
+    present). test_intrinsics: ``auto`` (per sequence the published camera or its pinhole, whichever reproduces
+    annot2; an error when neither is within :data:`MAX_TEST_RMS_PX`), ``known`` (published calibration with its
+    distortion), ``pinhole`` (the same without distortion) or ``fit`` (least squares from annot2/annot3).
+    frame_counts: overrides of the frame-count tables, keyed ``"S1/Seq1"`` or ``"TS1"``.
     Returns a summary dict (also stored under ``manifest["mpi3dhp"]``): per-sequence frame counts, camera
     disagreement (mm), reprojection RMS (px).
     """
     root, out = Path(root), Path(out)
-    if split not in ("train", "test", "both"):
+    if split not in SPLITS:
         raise ValueError(f"split must be train, test or both, got {split!r}")
     if test_intrinsics not in TEST_INTRINSICS:
         raise ValueError(f"test_intrinsics must be one of {TEST_INTRINSICS}, got {test_intrinsics!r}")
     if not root.is_dir():
         raise DatasetError(f"{root}: not a directory (expected the MPI-INF-3DHP root)")
+    if isinstance(cameras, str):
+        if cameras.lower() not in CAMERA_SETS:
+            raise ValueError(f"cameras {cameras!r}: expected one of {', '.join(CAMERA_SETS)} or a list of indices")
+        cameras = CAMERA_SETS[cameras.lower()]
     cameras = [int(c) for c in cameras]
     if not cameras:
         raise ValueError("no cameras selected")
@@ -579,9 +611,11 @@ def ingest_3dhp(root, out, split: str = "train", cameras=CHEST_CAMERAS, subjects
             evaluation={"reference_column": "joints3d_univ", "metrics": ["pck150", "auc"], "root_joint": 0,
                         "valid_column": "valid", "scene_column": "scene",
                         "pck_joints": PCK14_H36M.tolist(),
-                        "note": "official protocol: univ_annot3, valid frames only, root-relative (pelvis), "
-                                "PCK@150 mm and AUC over linspace(0, 150, 31) mm; the official script "
-                                "averages over the 14 pck_joints (pelvis, spine, neck/nose excluded)"},
+                        "note": "univ_annot3, valid frames only, root-relative (pelvis), PCK@150 mm and AUC over "
+                                "linspace(0, 150, 31) mm; pck150/auc average over the 14 pck_joints (pelvis, "
+                                "spine, neck/nose excluded: the widely copied mpii_get_pck_auc_joint_groups.m); "
+                                "evaluate also reports pck150_all_joints/auc_all_joints over all 17 (the "
+                                "unmodified joint groups, mmpose); see docs/3dhp.md"},
             notes={"fps": "per sequence in sequence_fps (training 25 or 50 Hz; test not recorded here)",
                    "frames": "training: row index of annot.mat (first F rows, F from mpii_get_sequence_info); "
                              "test: 0-based frame index (image img_<frame+1>.jpg)",

@@ -7,7 +7,6 @@ stream derived from (seed, subject, action, subaction), each subject's body from
 """
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -19,6 +18,7 @@ from mvtools.h36m_cameras import H36M_SUBJECTS, H36M_TEST, H36M_TRAIN, h36m_came
 from mvtools.synth.motion import H36M_ACTION_TO_ACTIVITY, generate_motion, random_body
 from mvtools.synth.noise import NoiseParams, resolve_noise, simulate_detections
 from mvtools.progress import log, progress
+from mvtools.seeding import stable_rng
 from mvtools.skeleton import H36M32_TO_17
 
 #: The 15 canonical Human3.6M action names, in the official action-id order (2..16).
@@ -28,29 +28,19 @@ H36M_ACTIONS = ["Directions", "Discussion", "Eating", "Greeting", "Phoning", "Ph
 _REALISTIC = "realistic"
 
 
-def _key(*parts) -> list[int]:
-    """Stable integer entropy from strings / ints (crc32 for strings)."""
-    return [zlib.crc32(p.encode()) if isinstance(p, str) else int(p) for p in parts]
-
-
-def rng_for(seed: int, *parts) -> np.random.Generator:
-    """A random generator determined by ``seed`` and the labels ``parts`` (e.g. subject, action, subaction)."""
-    return np.random.default_rng(np.random.SeedSequence(_key(int(seed), *parts)))
-
-
 def sequence_plan(subject: str, sequences_per_subject: int, seed: int = 0) -> list[tuple[str, int]]:
     """(action, subaction) pairs of one subject: the 15 actions in a subject-specific order, subaction 1
     first, then subaction 2 (at most 30 sequences, like the real dataset)."""
     if not 1 <= sequences_per_subject <= 2 * len(H36M_ACTIONS):
         raise ValueError(f"sequences_per_subject must be 1..{2 * len(H36M_ACTIONS)}, got {sequences_per_subject}")
-    order = rng_for(seed, subject, "plan").permutation(len(H36M_ACTIONS))
+    order = stable_rng(seed, subject, "plan").permutation(len(H36M_ACTIONS))
     plan = [(H36M_ACTIONS[i], sub) for sub in (1, 2) for i in order]
     return plan[:sequences_per_subject]
 
 
 def subject_body(subject: str, seed: int = 0):
     """The (constant) body of ``subject`` for ``seed``."""
-    return random_body(rng_for(seed, subject, "body"))
+    return random_body(stable_rng(seed, subject, "body"))
 
 
 def synth_sequences(subjects=H36M_SUBJECTS, sequences_per_subject: int = 4, frames: int = 300, seed: int = 0,
@@ -64,29 +54,32 @@ def synth_sequences(subjects=H36M_SUBJECTS, sequences_per_subject: int = 4, fram
     for subject in subjects:
         body = subject_body(subject, seed)
         for action, sub in sequence_plan(subject, sequences_per_subject, seed):
-            rng = rng_for(seed, subject, action, sub)
+            rng = stable_rng(seed, subject, action, sub)
             X = generate_motion(H36M_ACTION_TO_ACTIVITY[action], frames, body, rng, fps=fps)
             yield subject, action, sub, f"{action} {sub}", X
 
 
 def synth_dataset(out, subjects=None, sequences_per_subject: int = 4, frames: int = 300, seed: int = 0,
                   noise: NoiseParams | None | str = _REALISTIC, fps: float = 50.0, command: str | None = None,
-                  overwrite: bool = False) -> Path:
+                  detections: bool = True, overwrite: bool = False) -> Path:
     """Write a synthetic H36M-like mvtools dataset to ``out`` and return its path.
 
     poses3d: 17 joints, world mm. poses2d ``gt``: projection through the H36M rig with lens distortion (px);
     ``detected`` (when ``noise`` is not None): :func:`mvtools.synth.noise.simulate_detections`. cameras: the built-in
     H36M calibration of the subjects used. ``subjects`` defaults to all seven labelled H36M subjects.
-    ``noise``: a NoiseParams, None (or "none") for ground truth only, "realistic" (the default) or a path to a
-    NoiseParams JSON file.
+    ``noise``: a NoiseParams, "realistic" (the default), "none" (detections equal to the ground-truth projection,
+    confidence 1, as in ``synth h36m`` and ``ingest bvh``) or a path to a NoiseParams JSON file; ``detections``
+    False or ``noise`` None: ground truth only (no ``detected`` rows).
     """
     subjects = list(H36M_SUBJECTS if subjects is None else subjects)
     unknown = [s for s in subjects if s not in H36M_SUBJECTS]
     if unknown or not subjects:
         raise ValueError(f"subjects must be among {', '.join(H36M_SUBJECTS)}, got {subjects}")
     inputs = [noise] if isinstance(noise, (str, Path)) and Path(noise).exists() else []
-    if isinstance(noise, (str, Path)):
-        noise = resolve_noise(noise)  # "realistic", "none" or a JSON file
+    if not detections:
+        noise = None
+    elif isinstance(noise, (str, Path)):
+        noise = resolve_noise(noise) or NoiseParams.none()  # "realistic", "none" or a JSON file
     rigs = {s: h36m_rig(s) for s in subjects}
     total = len(subjects) * sequences_per_subject
     outside = behind = 0
@@ -102,7 +95,7 @@ def synth_dataset(out, subjects=None, sequences_per_subject: int = 4, frames: in
                 outside += int(((uv < 0) | (uv >= [cam.width, cam.height])).any(-1).any(-1).sum())
                 gt.append(poses2d_table(action, sub, raw, frame_ids, cam_id, uv, None, "gt"))
                 if noise is not None:
-                    d_uv, conf = simulate_detections(X, cam, noise, rng_for(seed, subject, action, sub, cam_id),
+                    d_uv, conf = simulate_detections(X, cam, noise, stable_rng(seed, subject, action, sub, cam_id),
                                                      fps=fps)
                     det.append(poses2d_table(action, sub, raw, frame_ids, cam_id, d_uv, conf, "detected"))
             for t in gt:

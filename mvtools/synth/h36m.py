@@ -16,6 +16,7 @@ import numpy as np
 from mvtools.camera import Camera, project
 from mvtools.ingest.h36m.cdf import write_pose_cdf
 from mvtools.ingest.h36m.reader import TREE_LAYOUTS
+from mvtools.seeding import stable_rng
 
 #: Full scale: 7 subjects x 30 sequences x ~4300 frames, about 900,000 frames per camera like H36M.
 FULL_SCALE = {"sequences": 30, "frames": 4300}
@@ -102,7 +103,7 @@ def synth_h36m(out_root, subjects=None, sequences: int = 4, frames: int = 300, s
     from mvtools.synth.noise import resolve_noise, simulate_detections
     from mvtools.progress import progress
     from mvtools.skeleton import H36M32_TO_17
-    from mvtools.synth.dataset import rng_for, subject_body
+    from mvtools.synth.dataset import subject_body
 
     if full_scale:
         sequences, frames = FULL_SCALE["sequences"], FULL_SCALE["frames"]
@@ -124,10 +125,10 @@ def synth_h36m(out_root, subjects=None, sequences: int = 4, frames: int = 300, s
             for subject, action, subaction, raw_name in bar:
                 # the same motion as mvtools.synth.dataset.synth_sequences gives for (seed, subject, action, sub-action)
                 j32 = generate_motion(H36M_ACTION_TO_ACTIVITY[action], frames, bodies[subject],
-                                      rng_for(seed, subject, action, subaction), fps=50)
+                                      stable_rng(seed, subject, action, subaction), fps=50)
                 j32 = np.concatenate([j32, np.repeat(j32[-1:], _PAD, axis=0)])
                 rig = rigs[subject]
-                rng = np.random.default_rng([seed, 7, count])
+                rng = stable_rng(seed, 7, count)
                 count += 1
                 if length_quirks:
                     d2_off, video = _quirks(rng, list(rig))

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.interpolate import PchipInterpolator
 from scipy.ndimage import gaussian_filter1d
 
-from mvtools.rotations import axis_rotation
+from mvtools.rotations import axis_rotation, rotate_xy
 from mvtools.skeleton import H36M32_PARENTS, chain_kinematics
 
 # ----------------------------------------------------------------------------- skeleton geometry
@@ -508,13 +508,11 @@ def _footholds(cycles, off, hip_xy, yaw):
     he, ye = at(k + 1 - off)
 
     def to_body(p, h, a):
-        d = p - h
-        return np.stack([np.cos(a) * d[:, 0] + np.sin(a) * d[:, 1], -np.sin(a) * d[:, 0] + np.cos(a) * d[:, 1]], -1)
+        return rotate_xy(p - h, -a)
 
     e = _smoothstep(sw)[:, None]
     rel = (1 - e) * to_body(p0, hs, ys) + e * to_body(p1, he, ye)
-    ca, sa = np.cos(yaw), np.sin(yaw)
-    swing_xy = hip_xy + np.stack([ca * rel[:, 0] - sa * rel[:, 1], sa * rel[:, 0] + ca * rel[:, 1]], -1)
+    swing_xy = hip_xy + rotate_xy(rel, yaw)
     target = np.where((u < _STANCE)[:, None], p0, swing_xy)
     fyaw = np.where(u < _STANCE, y0, (1 - e[:, 0]) * y0 + e[:, 0] * y1)
     return target, fyaw, u, sw
@@ -534,17 +532,16 @@ def _gait(cycles: np.ndarray, root_xy: np.ndarray, yaw: np.ndarray, pitch: np.nd
     clear = body.clearance[0]
     u_r = cycles % 1.0
     hip_h = (L1 + L2 + clear) * (0.96 - 0.025 * np.cos(4 * np.pi * (u_r - 0.05)))  # hip above the floor, mm
-    cy, sy = np.cos(yaw), np.sin(yaw)
     gait_roll = 3 * np.sin(4 * np.pi * u_r)
     roll = roll + amp * gait_roll  # the pelvis roll the legs must compensate
     g = np.zeros((len(cycles), len(CHANNELS)))
     for side, off, hip_j, sgn in (("r", 0.0, 1, -1.0), ("l", 0.5, 6, 1.0)):
         ho = body.offsets[hip_j, :2]
-        hip_xy = root_xy + np.stack([cy * ho[0] - sy * ho[1], sy * ho[0] + cy * ho[1]], -1)
+        hip_xy = root_xy + rotate_xy(np.broadcast_to(ho, (len(yaw), 2)), yaw)
         target, fyaw, u, sw = _footholds(cycles, off, hip_xy, yaw)
         d = target - hip_xy
-        x = cy * d[:, 0] + sy * d[:, 1]                       # ankle ahead of the hip, body frame, mm
-        lat = -sy * d[:, 0] + cy * d[:, 1]                    # ankle to the body's left of the hip, mm
+        # ankle ahead of the hip (x) and to the body's left of it (lat), body frame, mm
+        x, lat = np.moveaxis(rotate_xy(d, -yaw), -1, 0)
         st = u < _STANCE
         rise = np.where(st, _HEEL_RISE * _smoothstep((u - 0.45) / (_STANCE - 0.45)),
                         _HEEL_RISE * (1 - _smoothstep(sw / 0.6)) + _SWING_LIFT * np.sin(np.pi * sw))

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from mvtools.augment.pairs import shard_path
+from mvtools.augment.pairs import check_pairs_version, shard_path
 from mvtools.dataset import DatasetError, list_to_numpy
 from mvtools.io import read_json
 from mvtools.skeleton import NUM_JOINTS
@@ -66,8 +66,7 @@ def read_pairs_manifest(pdir) -> dict:
     if not path.exists():
         raise DatasetError(f"{path}: missing (run `mvtools augment` first)")
     m = read_json(path, "pair-shard manifest", DatasetError)
-    if m.get("format_version") != 1:
-        raise DatasetError(f"{path}: format_version {m.get('format_version')!r}, this mvtools reads 1")
+    check_pairs_version(m, path)
     for key in ("extrinsics", "shards"):
         if key not in m:
             raise DatasetError(f"{path}: lacks {key!r}")

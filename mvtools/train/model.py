@@ -165,10 +165,3 @@ class TwoBranch(nn.Module):
 def global_pose(relative: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
     """Relative pose (B, J, 3) + root position (B, 3) -> global camera-frame pose (B, J, 3), mm."""
     return relative + root[:, None, :]
-
-
-def matmul_flops_per_sample(channels: int, blocks: int, num_joints: int = NUM_JOINTS) -> int:
-    """Forward multiply-add FLOPs (2 per MAC) of one ResLinear branch for one input row."""
-    inp = 2 * num_joints
-    macs = inp * channels + 2 * blocks * channels * channels
-    return 2 * macs

@@ -11,20 +11,29 @@ import fnmatch
 import json
 import re
 import time
-import zlib
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from mvtools.ingest.bvh.joint_maps import apply_joint_map, joint_map_matrix, load_joint_map
-from mvtools.skeleton import chain_kinematics
-from mvtools.ingest.bvh.reader import detect_units, has_tpose_frame, read_bvh, to_z_up
-from mvtools.ingest.bvh.kinematics import resample_bvh
 from mvtools.camera import Camera, project, world_to_camera
-from mvtools.dataset import DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table
+from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table,
+                             safe_subject_id)
+from mvtools.ingest.bvh.checks import detect_up_axis, measure, plausibility_error, problems
+from mvtools.ingest.bvh.joint_maps import (
+    apply_joint_map,
+    choose_joint_map,
+    derived_joints,
+    joint_map_matrix,
+    load_joint_map,
+)
+from mvtools.ingest.bvh.kinematics import outlier_frames, posed_height, resample_bvh, resolve_position_mode
+from mvtools.ingest.bvh.reader import detect_units, has_tpose_frame, read_bvh, skeleton_height, to_z_up
 from mvtools.progress import log, progress
+from mvtools.skeleton import chain_kinematics
+from mvtools.rotations import axis_rotation
+from mvtools.seeding import stable_rng
 
 #: Frames whose per-frame lowest point is at this percentile define the clip's low point (robust to glitches).
 FLOOR_PERCENTILE = 2.0
@@ -113,12 +122,42 @@ def load_subject_map(spec) -> list[tuple[str, str]]:
     return [(str(a), str(b)) for a, b in items]
 
 
-def subject_of(path, rules: list[tuple[str, str]]) -> str:
-    """The subject of a BVH file: the first matching rule, else :func:`default_subject`."""
+def subject_from_rule(spec):
+    """A function path -> subject or None from ``--subject-from``: ``folder`` (the file's directory name) or a
+    regular expression searched in the file stem whose group ``subject`` (or first group, or whole match) is the
+    subject. None for no rule."""
+    if spec is None or spec == "default":
+        return None
+    if spec == "folder":
+        return lambda p: Path(p).parent.name or None
+    try:
+        rx = re.compile(spec)
+    except re.error as e:
+        raise ValueError(f"--subject-from {spec!r}: not a regular expression ({e}); use folder or a regex") from None
+
+    def by_regex(p):
+        m = rx.search(Path(p).stem)
+        if not m:
+            return None
+        if "subject" in rx.groupindex:
+            return m.group("subject")
+        return m.group(1) if rx.groups else m.group(0)
+    return by_regex
+
+
+def subject_of(path, rules: list[tuple[str, str]], rule=None) -> str:
+    """The subject of a BVH file: the first matching ``--subject-map`` rule, else ``rule(path)`` (from
+    :func:`subject_from_rule`) when it gives one, else :func:`default_subject`."""
     p = Path(path)
     for pat, subj in rules:
         if fnmatch.fnmatch(p.name, pat) or fnmatch.fnmatch(p.stem, pat):
             return subj
+    if rule is not None:
+        s = rule(p)
+        if s:
+            if "/" in s or "=" in s:
+                raise ValueError(f"{p}: subject {s!r} from --subject-from contains '/' or '='")
+            return s
     return default_subject(p)
 
 
@@ -135,7 +174,7 @@ def make_splits(subjects: list[str], split="auto") -> dict:
     test = [s.strip() for s in split.split(",")] if isinstance(split, str) else list(split)
     unknown = [s for s in test if s not in subs]
     if unknown:
-        raise ValueError(f"--split names unknown subject(s) {unknown} (subjects: {', '.join(subs)})")
+        raise ValueError(f"--test-subjects names unknown subject(s) {unknown} (subjects: {', '.join(subs)})")
     return {"train": [s for s in subs if s not in test], "test": [s for s in subs if s in test]}
 
 
@@ -168,20 +207,16 @@ def load_rig(spec: str) -> tuple[dict[str, Camera], str]:
 
 
 def load_noise(spec):
-    """NoiseParams from ``none``, ``realistic`` or a JSON file path."""
-    from mvtools.synth.noise import NoiseParams
+    """(NoiseParams, how) from ``none``, ``realistic``, a JSON file path or a NoiseParams
+    (:func:`mvtools.synth.noise.resolve_noise`)."""
+    from mvtools.synth.noise import NoiseParams, resolve_noise
 
     if isinstance(spec, NoiseParams):
         return spec, "given"
     s = str(spec)
-    if s == "none":
-        return NoiseParams.none(), "none"
-    if s == "realistic":
-        return NoiseParams.realistic(), "realistic"
-    p = Path(s)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: detector noise file not found (or use none / realistic)")
-    return NoiseParams.from_json(p), str(p)
+    if s not in ("none", "realistic") and not Path(s).exists():
+        raise FileNotFoundError(f"{s}: detector noise file not found (or use none / realistic)")
+    return resolve_noise(s) or NoiseParams.none(), s
 
 
 # ----------------------------------------------------------------------------- placement
@@ -245,14 +280,13 @@ def place_on_stage(points: np.ndarray, yaw_deg: float = 0.0, ref: np.ndarray | N
     if floor not in FLOOR_MODES:
         raise ValueError(f"floor must be one of {', '.join(FLOOR_MODES)}, got {floor!r}")
     ref = points if ref is None else ref
+    ref = ref[np.isfinite(ref).all(axis=(1, 2))]  # frames made unusable by an outlier are NaN
     low = float(np.percentile(ref[..., 2].min(axis=1), FLOOR_PERCENTILE))
     floor = 0.0 if floor == "file" or (floor == "auto" and abs(low) <= FLOOR_TOLERANCE_MM) else low
     xy = points[:, 0, :2]
-    centre = (xy.min(0) + xy.max(0)) / 2
+    centre = (np.nanmin(xy, 0) + np.nanmax(xy, 0)) / 2
     out = points - np.array([centre[0], centre[1], floor])
-    a = np.radians(yaw_deg)
-    c, s = np.cos(a), np.sin(a)
-    Rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    Rz = axis_rotation("Z", yaw_deg)
     return out @ Rz.T, 0.0 - floor + 0.0, -centre
 
 
@@ -270,41 +304,90 @@ def visible(X_world: np.ndarray, cam: Camera, near_mm: float = 100.0) -> np.ndar
     return (front & inside).all(-1)
 
 
-def _stable_rng(seed: int, *keys: str) -> np.random.Generator:
-    """A generator that depends on the seed and the keys only (not on the order files are processed)."""
-    return np.random.default_rng([int(seed)] + [zlib.crc32(k.encode()) for k in keys])
-
-
 # ----------------------------------------------------------------------------- per file
-def bvh_to_h36m17(path, fps: float | None = 50.0, joint_map="cmu", units: str = "auto",
-                  drop_tpose="auto", resample: str = "slerp") -> tuple[np.ndarray, np.ndarray, dict]:
+def _resolve_joint_map(joint_map, names, path) -> dict:
+    if isinstance(joint_map, dict) and "joints" in joint_map and "derived" in joint_map:
+        return joint_map
+    if joint_map == "auto":
+        return choose_joint_map(names, str(path))
+    return load_joint_map(joint_map)
+
+
+def _repair_outliers(bvh, path) -> np.ndarray:
+    """Replace outlier frames' channels by the nearest good frame's (so interpolation stays finite); returns
+    the (T,) outlier mask. All frames outliers is an error."""
+    bad = outlier_frames(bvh, max(posed_height(bvh), skeleton_height(bvh)))
+    if bad.all():
+        raise DatasetError(f"{path}: every frame has a channel value far outside the clip's range; nothing to read")
+    if bad.any():
+        good = np.flatnonzero(~bad)
+        nearest = good[np.clip(np.searchsorted(good, np.arange(len(bad))), 0, len(good) - 1)]
+        prev = good[np.clip(np.searchsorted(good, np.arange(len(bad))) - 1, 0, len(good) - 1)]
+        idx = np.where(np.abs(prev - np.arange(len(bad))) < np.abs(nearest - np.arange(len(bad))), prev, nearest)
+        bvh.motion = bvh.motion.copy()
+        bvh.motion[bad] = bvh.motion[idx[bad]]
+    return bad
+
+
+def bvh_to_h36m17(path, fps: float | None = 50.0, joint_map="auto", units: str = "auto",
+                  drop_tpose="auto", resample: str = "slerp", position_channels: str = "auto",
+                  up_axis: str = "auto", check: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
     """One BVH file -> (H36M-17 joints (K, 17, 3) mm Z-up, all BVH joints (K, J, 3) mm Z-up, report).
 
     Positions are in the file's frame turned Z-up (not yet placed). ``fps`` None/0 keeps the file's rate.
-    ``drop_tpose``: ``auto`` (detect the cgspeed T-pose frame 0), True or False.
+    ``drop_tpose``: ``auto`` (detect the cgspeed T-pose frame 0), True or False. ``joint_map``: ``auto``
+    (chosen from the joint names), a built-in name, a JSON file or a loaded map. ``position_channels``:
+    ``auto``, ``replace`` or ``add`` (non-root joints; :func:`resolve_position_mode`). ``up_axis``: ``auto``
+    (detected; a map's ``up_axis`` counts as given), ``x``, ``y`` or ``z``. ``check``: fail on an implausible
+    person (:mod:`mvtools.ingest.bvh.checks`). Output frames next to an outlier source frame (a channel far
+    outside the clip's range) are NaN and listed in the report (``outlier_frames``).
     """
-    jm = joint_map if isinstance(joint_map, dict) and "up_axis" in joint_map else load_joint_map(joint_map)
     bvh = read_bvh(path)
+    jm = _resolve_joint_map(joint_map, bvh.names, path)
     W = joint_map_matrix(bvh.names, jm, str(path))
-    unit, mm, how = detect_units(bvh, units)
     n_read = bvh.num_frames
     drop = has_tpose_frame(bvh) if drop_tpose == "auto" else bool(drop_tpose)
     if drop:
         bvh.motion = bvh.motion[1:]
     if bvh.num_frames < 1:
         raise DatasetError(f"{path}: no motion frames (after dropping the T-pose frame)")
+    bvh.position_mode, pos_how = resolve_position_mode(bvh, position_channels)
+    bad = _repair_outliers(bvh, path)
+    unit, mm, how = detect_units(bvh, units, height=posed_height(bvh))
     rot, trans, src = resample_bvh(bvh, fps, resample)
-    P = to_z_up(chain_kinematics(bvh.parents, rot, trans) * mm, jm["up_axis"])
+    P_file = chain_kinematics(bvh.parents, rot, trans) * mm
+    if up_axis == "auto" and jm.get("up_axis"):
+        axis, axis_how = jm["up_axis"], f"given by joint map {jm['name']}"
+    elif up_axis == "auto":
+        axis, axis_how = detect_up_axis(apply_joint_map(P_file, W))
+    else:
+        axis, axis_how = str(up_axis).lower(), "given (--up-axis)"
+    P = to_z_up(P_file, axis)
     X = apply_joint_map(P, W)
+    near_bad = bad[np.floor(src).astype(int)] | bad[np.ceil(src).astype(int)]
+    X[near_bad] = np.nan
+    P[near_bad] = np.nan
     report = {"file": str(path), "frames_read": n_read, "tpose_frame_dropped": drop, "fps_in": bvh.fps,
-              "frames_resampled": int(len(src)), "units": unit, "mm_per_unit": mm, "units_how": how}
+              "frames_resampled": int(len(src)), "units": unit, "mm_per_unit": mm, "units_how": how,
+              "joint_map": jm["name"], "derived_joints": derived_joints(bvh.names, jm),
+              "position_channels": bvh.position_mode, "position_channels_how": pos_how,
+              "up_axis": axis, "up_axis_how": axis_how,
+              "outlier_frames": np.flatnonzero(bad).tolist()[:20], "outlier_frames_count": int(bad.sum()),
+              "output_frames_unusable": int(near_bad.sum())}
+    report["plausibility"] = measure(X[~near_bad])
+    found = problems(report["plausibility"])
+    report["plausibility_problems"] = found
+    if found and check:
+        raise plausibility_error(path, found, report)
     return X, P, report
 
 
 def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subject_map=None, split="auto",
-               detector_noise="realistic", seed: int = 0, joint_map="cmu", units: str = "auto",
+               detector_noise="realistic", seed: int = 0, joint_map="auto", units: str = "auto",
                drop_tpose="auto", random_yaw: bool = True, min_views: int | None = None,
-               near_mm: float = 100.0, resample: str = "slerp", floor: str = "auto", overwrite: bool = False) -> dict:
+               near_mm: float = 100.0, resample: str = "slerp", floor: str = "auto",
+               position_channels: str = "auto", up_axis: str = "auto", check_plausibility: bool = True,
+               subject_from=None, overwrite: bool = False) -> dict:
     """Turn BVH files into dataset ``out`` (written atomically); returns a summary dict.
 
     paths_or_dir: files and/or directories (searched for ``*.bvh``). rig: ``h36m:S1`` or an aniposelib
@@ -314,7 +397,9 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
     :data:`mvtools.ingest.bvh.reader.UNITS`. random_yaw: rotate each clip by a seeded random angle about the vertical.
     min_views: a frame is kept when at least this many cameras see every joint (default: all cameras);
     2D rows are written for those cameras only. near_mm: joints closer than this to a camera count as
-    behind it. floor: ``auto``, ``file`` or ``lowest`` (see :func:`place_on_stage`).
+    behind it. floor: ``auto``, ``file`` or ``lowest`` (see :func:`place_on_stage`). position_channels,
+    up_axis, check_plausibility: see :func:`bvh_to_h36m17`. subject_from: ``folder`` or a regex on the file
+    stem (:func:`subject_from_rule`), applied to files no ``subject_map`` rule matches.
     """
     if floor not in FLOOR_MODES:
         raise ValueError(f"floor must be one of {', '.join(FLOOR_MODES)}, got {floor!r}")
@@ -330,9 +415,17 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
     noise, noise_how = load_noise(detector_noise)
     from mvtools.synth.noise import simulate_detections
 
-    jm = load_joint_map(joint_map)
+    jm = joint_map if joint_map == "auto" else load_joint_map(joint_map)
     R_stage, o_stage, stage_how = stage_frame(rig_cams.values())
-    assign = [(f, subject_of(f, rules)) for f in files]
+    rule = subject_from_rule(subject_from)
+    assign = [(f, subject_of(f, rules, rule)) for f in files]
+    renamed = {s: safe_subject_id(s) for _, s in assign if safe_subject_id(s) != s}
+    for old_id, new_id in renamed.items():
+        log(f"note: subject {old_id!r} stored as {new_id!r}: ids must start with a letter so that pandas, pyarrow "
+            f"and DuckDB read the subject=<id> directories back as strings")
+    assign = [(f, safe_subject_id(s)) for f, s in assign]
+    if isinstance(split, str) and split not in ("auto", "none"):
+        split = ",".join(safe_subject_id(x.strip()) for x in split.split(","))
     keys = {}
     for f, s in assign:
         if (s, f.stem) in keys:
@@ -349,20 +442,27 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
     with DatasetWriter(out, [i for i in inputs if isinstance(i, (str, Path)) and Path(i).exists()], overwrite) as w:
         with progress(assign, label="ingest bvh") as bar:
             for f, subj in bar:
-                X, P, rep = bvh_to_h36m17(f, fps, jm, units, drop_tpose, resample)
+                X, P, rep = bvh_to_h36m17(f, fps, jm, units, drop_tpose, resample, position_channels, up_axis,
+                                          check_plausibility)
                 if not fps and reports and rep["fps_in"] != reports[0]["fps_in"]:
                     raise ValueError(f"{f}: {rep['fps_in']:g} Hz, but {reports[0]['file']} is "
                                      f"{reports[0]['fps_in']:g} Hz; pass fps=... (--fps) to resample them to one rate")
-                yaw = float(_stable_rng(seed, "yaw", f.stem).uniform(0, 360)) if random_yaw else 0.0
+                for p in rep["plausibility_problems"]:
+                    log(f"warning: {f}: implausible: {p} (kept because of --no-check-plausibility)")
+                if "implausible" in rep["units_how"]:
+                    log(f"warning: {f}: units {rep['units']}: {rep['units_how']}")
+                yaw = float(stable_rng(seed, "yaw", f.stem).uniform(0, 360)) if random_yaw else 0.0
                 Xs, floor_mm, shift_xy = place_on_stage(X, yaw, ref=P, floor=floor)
                 Xw = Xs @ R_stage.T + o_stage
                 ok = np.stack([visible(Xw, rig_cams[c], near_mm) for c in cam_ids])  # (C, K)
+                usable = np.isfinite(Xw).all(axis=(1, 2))
+                ok &= usable
                 keep = ok.sum(0) >= min_views
                 frames = np.flatnonzero(keep).astype(np.int32)
                 action = f.stem
                 rep.update(subject=subj, action=action, subaction=1, yaw_deg=round(yaw, 3),
                            floor_shift_mm=round(floor_mm, 2), centre_shift_mm=np.round(shift_xy, 2).tolist(),
-                           not_visible_per_camera={c: int((~ok[i]).sum()) for i, c in enumerate(cam_ids)},
+                           not_visible_per_camera={c: int((~ok[i] & usable).sum()) for i, c in enumerate(cam_ids)},
                            frames_dropped=int((~keep).sum()), frames_kept=int(keep.sum()))
                 reports.append(rep)
                 for k in totals:
@@ -377,7 +477,7 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
                         continue
                     cam = rig_cams[c]
                     gt.append(poses2d_table(action, 1, f.name, fr, c, project(Xw[fr], cam), None, "gt"))
-                    uv, conf = simulate_detections(Xw[fr], cam, noise, _stable_rng(seed, "det", f.stem, c),
+                    uv, conf = simulate_detections(Xw[fr], cam, noise, stable_rng(seed, "det", f.stem, c),
                                                    fps or rep["fps_in"])
                     det.append(poses2d_table(action, 1, f.name, fr, c, np.asarray(uv), np.asarray(conf),
                                              "detected"))
@@ -395,13 +495,21 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
             "bvh", splits=splits, fps=fps or (reports[0]["fps_in"] if reports else None), subjects=written,
             source={"kind": "bvh", "files": len(files), "rig": str(rig) if isinstance(rig, (str, Path)) else "given",
                     "rig_description": rig_how,
-                    "joint_map": jm["name"], "units": units, "drop_tpose": str(drop_tpose), "resample": resample,
+                    "joint_map": jm if isinstance(jm, str) else jm["name"], "units": units,
+                    "position_channels": position_channels, "up_axis": up_axis,
+                    "check_plausibility": check_plausibility, "subject_from": subject_from,
+                    "subjects_renamed": renamed,
+                    "drop_tpose": str(drop_tpose), "resample": resample,
                     "detector_noise": noise_how, "seed": seed, "random_yaw": random_yaw,
                     "min_views": min_views, "near_mm": near_mm, "floor": floor, "placement": stage_how},
             detector_noise=noise_dict, totals=totals, files=reports)
         path = w.commit(manifest)
         rows = dict(w.rows)
     for r in reports:
+        if r["outlier_frames_count"]:
+            log(f"note: {r['file']}: {r['outlier_frames_count']} source frame(s) with a channel far outside the "
+                f"clip's range (first: {r['outlier_frames'][:5]}); {r['output_frames_unusable']} output frame(s) "
+                f"next to them dropped")
         if r["frames_dropped"]:
             per = ", ".join(f"{c}: {n}" for c, n in r["not_visible_per_camera"].items() if n)
             log(f"note: {r['file']}: dropped {r['frames_dropped']} of {r['frames_resampled']} frames "

@@ -1,7 +1,17 @@
 """BVH kinematics: per-frame local transforms from the channels, forward kinematics, resampling (slerp).
 
 Euler channels are degrees applied in the order listed (see :mod:`mvtools.rotations`); a joint sits at
-``parent_pos + parent_global_R @ (OFFSET + position channels)``.
+``parent_pos + parent_global_R @ local translation``.
+
+Position channels (checked against three widely used readers, docs/bvh.md):
+- root: its position channels *are* its position; the root OFFSET is used only for axes without a channel.
+  Blender's importer (``io_anim_bvh/import_bvh.py``: pose location = channels - rest head), LAFAN1's loader
+  (``lafan1/extract.py``: positions start as OFFSETs and channels overwrite them) and PyMO
+  (``pymo/preprocessing.py``: root position = channels, the OFFSET addition commented out) agree.
+- other joints: ``replace`` (default): the channels are the joint's local translation, as Blender and LAFAN1
+  read them (Bandai Namco's files: 6 channels per joint, positions equal to the OFFSET in every frame);
+  ``add``: OFFSET + channels, as PyMO reads them. ``auto`` takes ``replace`` unless every non-root position
+  channel stays near zero while the OFFSETs do not (deltas, which only ``add`` reads as a skeleton).
 """
 from __future__ import annotations
 
@@ -10,8 +20,11 @@ import math
 import numpy as np
 
 from mvtools.ingest.bvh.reader import _AXES, Bvh
-from mvtools.rotations import euler_to_quat, euler_to_rotmat, quat_to_rotmat, rotmat_to_quat, slerp
+from mvtools.rotations import euler_to_quat, euler_to_rotmat, quat_to_rotmat, slerp
 from mvtools.skeleton import chain_kinematics
+
+#: ``resample`` methods: slerp of joint rotations + linear root position, or the nearest frame.
+RESAMPLE_METHODS = ("slerp", "nearest")
 
 
 def _rotation_groups(bvh: Bvh) -> dict[str, tuple[list[int], np.ndarray]]:
@@ -26,15 +39,93 @@ def _rotation_groups(bvh: Bvh) -> dict[str, tuple[list[int], np.ndarray]]:
             for order, joints in groups.items()}
 
 
+POSITION_MODES = ("auto", "replace", "add")
+#: ``auto`` reads non-root position channels as deltas (``add``) when their median length is below this
+#: fraction of the OFFSET's length for every such joint.
+DELTA_FRACTION = 0.05
+
+
+def _position_joints(bvh: Bvh) -> list[int]:
+    return [j for j, ch in enumerate(bvh.channels) if bvh.parents[j] >= 0 and any(c.endswith("position") for c in ch)]
+
+
+def resolve_position_mode(bvh: Bvh, mode: str = "auto") -> tuple[str, str]:
+    """(``replace`` or ``add``, how it was decided) for the position channels of non-root joints."""
+    if mode not in POSITION_MODES:
+        raise ValueError(f"position channel convention must be one of {', '.join(POSITION_MODES)}, got {mode!r}")
+    joints = _position_joints(bvh)
+    if mode != "auto":
+        return mode, f"given (--position-channels {mode})" if joints else "given (no non-root position channels)"
+    if not joints:
+        return "replace", "no non-root position channels"
+    ratios = []
+    for j in joints:
+        cols = [(col, _AXES.index(c[0])) for c, col in zip(bvh.channels[j], bvh.channel_index[j], strict=True)
+                if c.endswith("position")]
+        v = np.zeros((bvh.num_frames, 3))
+        for col, ax in cols:
+            v[:, ax] = bvh.motion[:, col]
+        off = float(np.linalg.norm(bvh.offsets[j]))
+        if off > 0:
+            ratios.append(float(np.median(np.linalg.norm(v, axis=1))) / off)
+    if ratios and max(ratios) < DELTA_FRACTION:
+        return "add", (f"{len(joints)} non-root joints have position channels near zero (at most "
+                       f"{max(ratios):.1%} of their OFFSET): read as OFFSET + channels")
+    return "replace", (f"{len(joints)} non-root joints have position channels: read as their local "
+                       f"translation (as Blender and LAFAN1 do); --position-channels add for OFFSET + channels")
+
+
 def local_translations(bvh: Bvh, motion: np.ndarray | None = None) -> np.ndarray:
-    """Local translations (T, J, 3): OFFSET + position channels, file units (``motion`` rows default all)."""
+    """Local translations (T, J, 3), file units (``motion`` rows default all): the OFFSET, where a joint has
+    position channels those channels (root always; other joints when ``bvh.position_mode`` is ``replace``)
+    or OFFSET + channels (other joints, ``add``)."""
     motion = bvh.motion if motion is None else motion
     trans = np.broadcast_to(bvh.offsets, (len(motion), len(bvh.names), 3)).copy()
+    add = bvh.position_mode == "add"
     for j, ch in enumerate(bvh.channels):
-        for c, col in zip(ch, bvh.channel_index[j]):
+        for c, col in zip(ch, bvh.channel_index[j], strict=True):
             if c.endswith("position"):
-                trans[:, j, _AXES.index(c[0])] += motion[:, col]
+                if add and bvh.parents[j] >= 0:
+                    trans[:, j, _AXES.index(c[0])] += motion[:, col]
+                else:
+                    trans[:, j, _AXES.index(c[0])] = motion[:, col]
     return trans
+
+
+def posed_height(bvh: Bvh, samples: int = 50) -> float:
+    """Median over up to ``samples`` evenly spaced frames of the posed skeleton's largest x/y/z extent (file
+    units): OFFSETs and position channels both count (0.0 when undefined)."""
+    if bvh.num_frames == 0:
+        return 0.0
+    idx = np.unique(np.linspace(0, bvh.num_frames - 1, min(samples, bvh.num_frames)).round().astype(int))
+    rot, trans = local_transforms(bvh, bvh.motion[idx])
+    with np.errstate(all="ignore"):
+        P = chain_kinematics(bvh.parents, rot, trans)
+        ext = (P.max(1) - P.min(1)).max(-1)
+    ext = ext[np.isfinite(ext)]
+    return float(np.median(ext)) if len(ext) else 0.0
+
+
+#: A frame is an outlier when a position channel is this many skeleton extents from its median over the clip.
+OUTLIER_EXTENTS = 100.0
+#: ... or a rotation channel exceeds this many degrees in magnitude.
+OUTLIER_ANGLE_DEG = 1e5
+
+
+def outlier_frames(bvh: Bvh, extent: float) -> np.ndarray:
+    """(T,) bool: frames with a position channel more than :data:`OUTLIER_EXTENTS` x ``extent`` (file
+    units) from its median over the clip, or a rotation channel beyond :data:`OUTLIER_ANGLE_DEG`."""
+    bad = np.zeros(bvh.num_frames, bool)
+    named = [(c, col) for ch, idx in zip(bvh.channels, bvh.channel_index, strict=True)
+             for c, col in zip(ch, idx, strict=True)]
+    pos = [col for c, col in named if c.endswith("position")]
+    rot = [col for c, col in named if c.endswith("rotation")]
+    if pos:
+        m = bvh.motion[:, pos]
+        bad |= (np.abs(m - np.median(m, axis=0)) > OUTLIER_EXTENTS * max(extent, 1e-9)).any(1)
+    if rot:
+        bad |= (np.abs(bvh.motion[:, rot]) > OUTLIER_ANGLE_DEG).any(1)
+    return bad
 
 
 def local_transforms(bvh: Bvh, motion: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +156,7 @@ def resample_bvh(bvh: Bvh, fps: float | None, method: str = "slerp") -> tuple[np
     ``nearest``: the nearest frame. Only the frames needed are converted.
     """
     src = resample_times(bvh.num_frames, bvh.fps, fps)
-    if method not in ("slerp", "nearest"):
+    if method not in RESAMPLE_METHODS:
         raise ValueError(f"resample method must be slerp or nearest, got {method!r}")
     if method == "nearest" or np.allclose(src, np.rint(src)):
         rot, trans = local_transforms(bvh, bvh.motion[np.clip(np.rint(src).astype(int), 0, bvh.num_frames - 1)])
@@ -94,25 +185,3 @@ def resample_times(n_frames: int, fps_in: float, fps_out: float | None) -> np.nd
     duration = (n_frames - 1) / fps_in
     k = np.arange(int(math.floor(duration * fps_out + 1e-9)) + 1)
     return np.minimum(k * (fps_in / fps_out), n_frames - 1)
-
-
-def resample_transforms(rot: np.ndarray, trans: np.ndarray, src: np.ndarray,
-                        method: str = "slerp") -> tuple[np.ndarray, np.ndarray]:
-    """Local rotations (T, J, 3, 3) and translations (T, J, 3) at fractional source frames ``src`` (K,).
-
-    ``slerp``: rotations by quaternion slerp, translations linearly; ``nearest``: the nearest frame.
-    """
-    if method == "nearest":
-        i = np.clip(np.rint(src).astype(int), 0, len(rot) - 1)
-        return rot[i], trans[i]
-    if method != "slerp":
-        raise ValueError(f"resample method must be slerp or nearest, got {method!r}")
-    i0 = np.clip(np.floor(src).astype(int), 0, len(rot) - 1)
-    i1 = np.minimum(i0 + 1, len(rot) - 1)
-    w = src - i0
-    if np.allclose(w, 0):
-        return rot[i0], trans[i0]
-    q = rotmat_to_quat(rot)
-    qi = slerp(q[i0], q[i1], w[:, None])
-    ti = trans[i0] + (trans[i1] - trans[i0]) * w[:, None, None]
-    return quat_to_rotmat(qi), ti

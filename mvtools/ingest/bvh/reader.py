@@ -7,7 +7,9 @@ loop over frames). See docs/bvh.md.
 Conventions:
 - Euler channels are degrees, applied in the order listed: ``CHANNELS 3 Zrotation Yrotation Xrotation``
   gives the local rotation ``Rz @ Ry @ Rx`` (parent <- joint).
-- A joint sits at ``parent_pos + parent_global_R @ (OFFSET + position channels)``.
+- A joint sits at ``parent_pos + parent_global_R @ local translation``; the local translation is the OFFSET,
+  or the joint's position channels where it has them (Blender's importer, LAFAN1's loader; see
+  :mod:`mvtools.ingest.bvh.kinematics` for the other convention).
 - End Sites become extra joints named ``<Parent>_End`` with no channels (``_End2``... if several).
 - Lengths stay in the file's unit in :class:`Bvh`; :func:`detect_units` gives mm per unit.
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from mvtools.dataset import DatasetError
+from mvtools.rotations import Y_UP_TO_Z_UP
 from mvtools.skeleton import chain_kinematics
 
 _AXES = "XYZ"
@@ -33,6 +36,10 @@ _UNIT_ALIASES = {"millimeter": "mm", "millimeters": "mm", "millimetre": "mm", "m
 #: Typical adult stature (mm) used to pick the unit when the file gives no hint.
 TYPICAL_HEIGHT_MM = 1700.0
 PLAUSIBLE_HEIGHT_MM = (1000.0, 2500.0)
+#: Accepted ``Frame Time`` (seconds per frame): 0.1 ms to 10 s (10 kHz to 0.1 Hz).
+FRAME_TIME_RANGE_S = (1e-4, 10.0)
+#: Up axes a file may have (``to_z_up``).
+UP_AXES = ("x", "y", "z")
 
 
 @dataclass
@@ -55,6 +62,9 @@ class Bvh:
     path: str = ""
     unit_hint: str | None = None
     channel_index: list[np.ndarray] = field(default_factory=list, repr=False)
+    #: How position channels of non-root joints combine with OFFSET: ``replace`` (the channels are the local
+    #: translation; Blender, LAFAN1) or ``add`` (OFFSET + channels; PyMO). See kinematics.resolve_position_mode.
+    position_mode: str = "replace"
 
     @property
     def num_frames(self) -> int:
@@ -139,6 +149,7 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
     offsets: list[list[float]] = []
     channels: list[tuple[str, ...]] = []
     end_site: list[bool] = []
+    joint_lines: dict[str, int] = {}  # ROOT/JOINT name -> line
     stack: list[int] = []  # joint index per open brace
     pending: int | None = None  # joint declared, waiting for "{"
     pos = 1
@@ -165,20 +176,16 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
             name = tokens[pos + 1][0]
             if up == "JOINT" and not stack:
                 raise _err(path, line, f"JOINT {name} outside any ROOT")
-            if name in names:
-                raise _err(path, line, f"duplicate joint name {name!r}")
+            if name in joint_lines:
+                raise _err(path, line, f"duplicate joint name {name!r} (also on line {joint_lines[name]})")
+            joint_lines[name] = line
             pending = declare(name, stack[-1] if stack else -1, False)
             pos += 2
         elif up == "END":
             need(1, "End Site", line)
             if not stack:
                 raise _err(path, line, "End Site outside any joint")
-            parent = stack[-1]
-            base = f"{names[parent]}_End"
-            name, k = base, 2
-            while name in names:
-                name, k = f"{base}{k}", k + 1
-            pending = declare(name, parent, True)
+            pending = declare("", stack[-1], True)  # named after the hierarchy is read (see below)
             pos += 2
         elif tok == "{":
             if pending is None:
@@ -226,6 +233,7 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
         raise _err(path, motion_line, f"hierarchy not closed before MOTION ({len(stack)} open brace(s))")
     if not names:
         raise _err(path, motion_line, "hierarchy has no joints")
+    _name_end_sites(names, parents, end_site)
 
     # ---- MOTION header
     def header(k: int, key: str) -> str:
@@ -248,8 +256,10 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
     k += 1
     ft_s = header(k, "Frame Time:")
     frame_time = _parse_float(ft_s, path, k + 1, "Frame Time")
-    if not (frame_time > 0 and math.isfinite(frame_time)):
-        raise _err(path, k + 1, f"Frame Time must be a finite number > 0 s, got {frame_time}")
+    if not FRAME_TIME_RANGE_S[0] <= frame_time <= FRAME_TIME_RANGE_S[1]:
+        raise _err(path, k + 1, f"Frame Time {ft_s} s is not a plausible frame period (expected "
+                                f"{FRAME_TIME_RANGE_S[0]:g} to {FRAME_TIME_RANGE_S[1]:g} s, i.e. "
+                                f"{1 / FRAME_TIME_RANGE_S[1]:g} to {1 / FRAME_TIME_RANGE_S[0]:g} Hz)")
     k += 1
 
     n_ch = sum(len(c) for c in channels)
@@ -267,6 +277,21 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
     return Bvh(names=names, parents=np.array(parents, dtype=np.int64), offsets=np.array(offsets, float),
                channels=channels, motion=motion, frame_time=frame_time, end_site=np.array(end_site),
                path=path, unit_hint=unit_hint, channel_index=chan_index)
+
+
+def _name_end_sites(names: list[str], parents: list[int], end_site: list[bool]) -> None:
+    """Name End Sites ``<Parent>_End`` (``_End2``... if a joint has several), never the name of a real joint
+    (a file may have a JOINT called ``Head_End``; its End Site is then ``Head_End_End``, Head's ``Head_End2``)."""
+    taken = {n for n, e in zip(names, end_site, strict=True) if not e}
+    for j, e in enumerate(end_site):
+        if not e:
+            continue
+        base = f"{names[parents[j]]}_End"
+        name, k = base, 2
+        while name in taken:
+            name, k = f"{base}{k}", k + 1
+        names[j] = name
+        taken.add(name)
 
 
 def _motion_error(data_lines: list[str], k: int, n_frames: int, n_ch: int, frames_line: int, path) -> None:
@@ -326,11 +351,13 @@ def skeleton_height(bvh: Bvh) -> float:
     return float((p.max(0) - p.min(0)).max())
 
 
-def detect_units(bvh: Bvh, units: str = "auto") -> tuple[str, float, str]:
+def detect_units(bvh: Bvh, units: str = "auto", height: float | None = None) -> tuple[str, float, str]:
     """(unit name, mm per unit, how it was decided).
 
     ``units`` forces one of :data:`UNITS`; ``auto`` uses a ``# units: cm`` style header comment if the
-    file has one, else the unit that makes the rest-pose extent closest to a 1.7 m adult (log scale).
+    file has one, else the unit that makes the skeleton's extent closest to a 1.7 m adult (log scale).
+    The extent is ``height`` (file units) when given, which :func:`mvtools.ingest.bvh.kinematics.posed_height`
+    measures from the posed frames (OFFSETs *and* position channels), else the rest-pose extent (OFFSETs).
     """
     if units != "auto":
         name = _unit_name(units)
@@ -339,30 +366,34 @@ def detect_units(bvh: Bvh, units: str = "auto") -> tuple[str, float, str]:
         return name, UNITS[name], "given"
     if bvh.unit_hint:
         return bvh.unit_hint, UNITS[bvh.unit_hint], "header"
-    h = skeleton_height(bvh)
+    h = height if height is not None and height > 0 else skeleton_height(bvh)
+    what = "posed extent" if height is not None and height > 0 else "rest-pose extent"
     if not h > 0:
-        raise DatasetError(f"{bvh.path}: skeleton has zero extent; cannot detect its unit (pass units=...)")
+        raise DatasetError(f"{bvh.path}: skeleton has zero extent; cannot detect its unit (pass --units)")
     name = min(UNITS, key=lambda u: abs(math.log(h * UNITS[u] / TYPICAL_HEIGHT_MM)))
     hm = h * UNITS[name]
-    how = f"height {hm / 1000:.2f} m"
+    how = f"{what} {hm / 1000:.2f} m"
     if not PLAUSIBLE_HEIGHT_MM[0] <= hm <= PLAUSIBLE_HEIGHT_MM[1]:
-        how += " (implausible for a person; pass units=...)"
+        how += " (implausible for a person; pass --units)"
     return name, UNITS[name], how
 
 
 # ----------------------------------------------------------------------------- axes
 def to_z_up(points: np.ndarray, up_axis: str = "y") -> np.ndarray:
-    """Points (..., 3) from a Y-up (BVH default) or Z-up file frame to Z-up: (x, y, z) -> (x, -z, y).
+    """Points (..., 3) from a file frame whose up axis is +X, +Y (BVH default) or +Z to Z-up.
 
-    A proper rotation (+90 degrees about X), so handedness and left/right are preserved.
+    Y up: (x, y, z) -> (x, -z, y) (+90 degrees about X); X up: (x, y, z) -> (y, z, x) (a cyclic permutation);
+    Z up: unchanged. All proper rotations, so handedness and left/right are preserved.
     """
-    up_axis = up_axis.lower()
-    if up_axis == "z":
-        return np.asarray(points, dtype=np.float64)
-    if up_axis != "y":
-        raise ValueError(f"up_axis must be 'y' or 'z', got {up_axis!r}")
+    up_axis = str(up_axis).lower()
+    if up_axis not in UP_AXES:
+        raise ValueError(f"up_axis must be one of {', '.join(UP_AXES)}, got {up_axis!r}")
     p = np.asarray(points, dtype=np.float64)
-    return np.stack([p[..., 0], -p[..., 2], p[..., 1]], -1)
+    if up_axis == "z":
+        return p
+    if up_axis == "x":
+        return np.stack([p[..., 1], p[..., 2], p[..., 0]], -1)
+    return p @ Y_UP_TO_Z_UP.T
 
 
 # ----------------------------------------------------------------------------- T-pose frame

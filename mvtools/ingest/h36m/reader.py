@@ -138,7 +138,15 @@ def _is_all(name: str) -> bool:
 TREE_LAYOUTS = {
     "release": ("MyPoseFeatures/D3_Positions", "MyPoseFeatures/D2_Positions"),
     "h36m-fetch": ("Poses_D3_Positions", "Poses_D2_Positions"),
+    # mmpose's tools/dataset_converters/preprocess_h36m.py extracts only Videos, D2_Positions and
+    # D3_Positions_mono (per camera, camera frame mm) into <extracted>/S1/MyPoseFeatures/: world 3D is then each
+    # camera's mono file mapped to the world with the calibration, averaged over the cameras.
+    "mmpose": ("MyPoseFeatures/D3_Positions_mono", "MyPoseFeatures/D2_Positions"),
 }
+#: D3 folders holding one file per sequence *and camera* (camera frame).
+MONO_LAYOUTS = ("mmpose",)
+#: Mono files mapped to the world may disagree by this much (mm) before a note is written.
+MONO_TOLERANCE_MM = 1.0
 
 
 @dataclass
@@ -152,6 +160,7 @@ class RawSequence:
     d3: Path | None = None                                    # D3_Positions file
     d2: dict[str, Path] = field(default_factory=dict)          # camera id -> D2_Positions file
     joints32: np.ndarray | None = None                        # (T, 32|17, 3) mm, when not read from a file
+    d3_mono: dict[str, Path] = field(default_factory=dict)     # camera id -> D3_Positions_mono file (mmpose tree)
 
     @property
     def key(self) -> str:
@@ -184,8 +193,9 @@ def find_sequences(root, subjects=None, actions=None) -> tuple[list[RawSequence]
                     subj_dirs[d.name] = (d, layout)
                     break
     if not subj_dirs:
-        raise DatasetError(f"{root}: no Human3.6M poses found (expected S1/MyPoseFeatures/D3_Positions/*.cdf or "
-                           "h36m-fetch's [extracted/]S1/Poses_D3_Positions/*.cdf)")
+        raise DatasetError(f"{root}: no Human3.6M poses found (expected S1/MyPoseFeatures/D3_Positions/*.cdf, "
+                           "h36m-fetch's [extracted/]S1/Poses_D3_Positions/*.cdf or mmpose's extracted "
+                           "S1/MyPoseFeatures/D3_Positions_mono/*.<camera>.cdf)")
     if subjects is not None:
         missing = [s for s in subjects if s not in subj_dirs]
         if missing:
@@ -198,18 +208,33 @@ def find_sequences(root, subjects=None, actions=None) -> tuple[list[RawSequence]
             continue
         sdir, layout = subj_dirs[subject]
         d3dir, d2dir = sdir / TREE_LAYOUTS[layout][0], sdir / TREE_LAYOUTS[layout][1]
+        mono = layout in MONO_LAYOUTS
+        all_noted: set[str] = set()
         by_name: dict[str, RawSequence] = {}
         seen: dict[tuple, Path] = {}
         for f in sorted(d3dir.glob("*.cdf")):
             name = f.name[:-4]
             if f.name.startswith("."):
                 continue
+            cam = None
+            if mono:
+                if "." not in name:
+                    notes.append({"subject": subject, "file": str(f), "issue": "skipped",
+                                  "message": "D3_Positions_mono file name without a camera suffix"})
+                    continue
+                name, cam = name.rsplit(".", 1)
             if _is_all(name):
-                notes.append({"subject": subject, "file": str(f), "issue": "skipped", "message": "_ALL sequence"})
+                if name not in all_noted:
+                    notes.append({"subject": subject, "file": str(f), "issue": "skipped",
+                                  "message": "_ALL sequence"})
+                    all_noted.add(name)
                 continue
-            if "." in name:
+            if not mono and "." in name:
                 notes.append({"subject": subject, "file": str(f), "issue": "skipped",
                               "message": "unexpected camera suffix in a D3_Positions file name"})
+                continue
+            if name in by_name:  # mono: another camera of a known sequence
+                by_name[name].d3_mono[cam] = f
                 continue
             action, sub, note = parse_sequence_name(subject, name)
             if (action, sub) in seen:
@@ -217,7 +242,8 @@ def find_sequences(root, subjects=None, actions=None) -> tuple[list[RawSequence]
             seen[action, sub] = f
             if note:
                 notes.append({"subject": subject, "file": str(f), "issue": "name", "message": note})
-            by_name[name] = RawSequence(subject, action, sub, name, d3=f)
+            by_name[name] = RawSequence(subject, action, sub, name, d3=None if mono else f,
+                                        d3_mono={cam: f} if mono else {})
         if d2dir.is_dir():
             for f in sorted(d2dir.glob("*.cdf")):
                 stem = f.name[:-4]
@@ -401,7 +427,7 @@ def _rig(cams: list[Camera], subject: str, where: str) -> dict[str, Camera]:
     if not mine:
         have = sorted({c.subject for c in cams}, key=_subject_order)
         raise ValueError(f"{where}: no cameras for subject {subject} (calibrated subjects: {', '.join(have)}); "
-                         "leave it out with --subjects or give its calibration with --cameras")
+                         "leave it out with --subjects or give its calibration with --calibration")
     return {cid: mine[cid] for cid in H36M_CAMERA_IDS if cid in mine}
 
 
@@ -418,13 +444,15 @@ class _Stats:
 
 
 def _ingest_sequence(w: DatasetWriter, seq: RawSequence, rig: dict[str, Camera], dets: dict | None,
-                     det_path: str, notes: list, st: _Stats, tol_px: float) -> int:
+                     det_path: str, notes: list, st: _Stats, tol_px: float, synthetic: bool = False) -> int:
     """Read, check, trim and write one sequence; returns the number of frames kept."""
     subj = seq.subject
     if seq.joints32 is not None:
         j = seq.joints32
         j17 = j[:, H36M32_TO_17] if j.shape[1] == 32 else j
         src3 = "videopose3d"
+    elif seq.d3 is None:
+        j17, src3 = _world_from_mono(seq, rig, notes)
     else:
         j17 = read_d3(seq.d3)[:, H36M32_TO_17]
         src3 = str(seq.d3)
@@ -444,7 +472,7 @@ def _ingest_sequence(w: DatasetWriter, seq: RawSequence, rig: dict[str, Camera],
     if n < T3:
         notes.append({"subject": subj, "raw_name": seq.raw_name, "file": src3, "issue": "length",
                       "message": f"3D trimmed from {T3} to {n} frames (shortest D2 file)", "d3_frames": T3, "kept": n})
-    if (subj, seq.raw_name) in KNOWN_ISSUES:
+    if (subj, seq.raw_name) in KNOWN_ISSUES and not (synthetic and subj == "S9"):  # S9's: the release's video
         notes.append({"subject": subj, "raw_name": seq.raw_name, "file": src3, "issue": "known",
                       "message": KNOWN_ISSUES[subj, seq.raw_name]})
     j17 = j17[:n]
@@ -481,6 +509,30 @@ def _ingest_sequence(w: DatasetWriter, seq: RawSequence, rig: dict[str, Camera],
     return n
 
 
+def _world_from_mono(seq: RawSequence, rig: dict[str, Camera], notes: list) -> tuple[np.ndarray, str]:
+    """World joints (T, 17, 3) mm of a sequence given as per-camera D3_Positions_mono files (mmpose's tree):
+    each camera's file mapped to the world (``X_world = R^T (X_cam - t)``), cut to the shortest, averaged; a note
+    when the cameras disagree by more than :data:`MONO_TOLERANCE_MM`."""
+    per = {}
+    for cam, p in sorted(seq.d3_mono.items()):
+        if cam not in rig:
+            raise DatasetError(f"{p}: camera {cam!r} has no calibration for {seq.subject} "
+                               f"(calibrated: {', '.join(rig)})")
+        Xc = read_pose_cdf(p, 96).reshape(-1, 32, 3).astype(np.float64, copy=False)[:, H36M32_TO_17]
+        per[cam] = (Xc - rig[cam].t) @ rig[cam].R
+    n = min(len(a) for a in per.values())
+    W = np.stack([a[:n] for a in per.values()])
+    X = W.mean(0)
+    dis = float(np.abs(W - X).max()) if n else 0.0
+    first = str(next(iter(sorted(seq.d3_mono.values()))))
+    if dis > MONO_TOLERANCE_MM or any(len(a) != n for a in per.values()):
+        notes.append({"subject": seq.subject, "raw_name": seq.raw_name, "file": first, "issue": "mono",
+                      "message": f"D3_Positions_mono of cameras {', '.join(per)} mapped to the world disagree by up "
+                                 f"to {dis:.2f} mm (lengths {[len(a) for a in per.values()]}, kept {n}): check the "
+                                 f"calibration"})
+    return X, first
+
+
 def _add_detections(w, seq, rig, dets, det_path, n, notes, st) -> None:
     entry = dets.get(seq.subject, {}).get(seq.key)
     if entry is None:
@@ -513,14 +565,19 @@ def _add_detections(w, seq, rig, dets, det_path, n, notes, st) -> None:
 
 
 def ingest_h36m(raw_root, out, subjects=None, actions=None, cameras_file=None, detections=None,
-                from_videopose3d=None, d2_tolerance_px: float = 1.0, overwrite: bool = False) -> dict:
+                from_videopose3d=None, d2_tolerance_px: float = 1.0, drop_s11_directions: bool = False,
+                overwrite: bool = False) -> dict:
     """Ingest Human3.6M into dataset directory ``out`` (atomic) and return a summary dict.
 
     raw_root: raw tree (see :func:`find_sequences`), or None with ``from_videopose3d`` = VideoPose3D
     ``data_3d_h36m.npz`` (metres). subjects/actions: filters. cameras_file: JSON in the layout of
     mvtools/data/h36m_cameras.json (default: built in). detections: VideoPose3D-layout 2D ``.npz`` stored
     as source ``detected``. d2_tolerance_px: D2 files deviating more than this from the projection of D3
-    are reported. Memory is bounded by one sequence (plus the npz inputs, which are single pickles).
+    are reported. drop_s11_directions: leave out S11 Directions (camera 54138969's video is corrupt; VideoPose3D
+    drops it). A raw tree written by ``mvtools synth h36m`` (it holds ``synth.json``) gets no "damaged" notes for
+    S9 (they describe the release's annotations, not synthetic ones; the S11 Directions note stays, since the
+    synthetic detections leave that sequence out like VideoPose3D's). Memory is bounded by one sequence (plus
+    the npz inputs, which are single pickles).
     """
     if (raw_root is None) == (from_videopose3d is None):
         raise ValueError("give either a raw Human3.6M root or --from-videopose3d FILE (exactly one)")
@@ -528,10 +585,18 @@ def ingest_h36m(raw_root, out, subjects=None, actions=None, cameras_file=None, d
     cam_where = str(cameras_file) if cameras_file is not None else "built-in calibration"
     if raw_root is not None:
         seqs, notes = find_sequences(raw_root, subjects, actions)
-        source = {"kind": "raw", "root": str(Path(raw_root).absolute())}
+        source = {"kind": "raw", "root": str(Path(raw_root).absolute()),
+                  "layout": sorted({"mmpose" if q.d3_mono else "release/h36m-fetch" for q in seqs})}
     else:
         seqs, notes = sequences_from_videopose3d(from_videopose3d, subjects, actions)
         source = {"kind": "videopose3d", "file": str(Path(from_videopose3d).absolute())}
+    synthetic = raw_root is not None and (Path(raw_root) / "synth.json").is_file()
+    if drop_s11_directions:
+        dropped = [q for q in seqs if q.subject == "S11" and q.action == "Directions"]
+        seqs = [q for q in seqs if q not in dropped]
+        notes.extend({"subject": "S11", "raw_name": q.raw_name, "file": str(q.d3 or raw_root or from_videopose3d),
+                      "issue": "dropped", "message": "left out (--drop-s11-directions, as VideoPose3D)"}
+                     for q in dropped)
     if not seqs:
         raise DatasetError(f"{raw_root or from_videopose3d}: no sequences to ingest")
     present = list(dict.fromkeys(q.subject for q in seqs))
@@ -548,7 +613,7 @@ def ingest_h36m(raw_root, out, subjects=None, actions=None, cameras_file=None, d
         with progress(seqs, label="ingest h36m") as bar:
             for seq in bar:
                 frames_total += _ingest_sequence(w, seq, rigs[seq.subject], dets, det_path, notes, st,
-                                                 d2_tolerance_px)
+                                                 d2_tolerance_px, synthetic)
         w.set_cameras([c for s in present for c in rigs[s].values()])
         gt2d = {"from_d2_files": st.d2_files, "projected": st.projected, "d2_tolerance_px": d2_tolerance_px,
                 "d2_max_deviation_px": round(st.d2_max_px, 6) if st.d2_files else None,

@@ -1,7 +1,9 @@
-"""Tiny synthetic datasets and pair shards for the trainer / evaluate / predict tests.
+"""Test helpers (not tests): tiny synthetic datasets and pair shards for the trainer, evaluate, predict and
+calibration tests.
 
 Built here from the data-model and pair-shard contract (docs/architecture.md) with mvtools' own camera
-functions, so these tests do not depend on the synth / augment modules.
+functions, so these tests do not depend on the synth / augment modules (only the format version comes from
+mvtools.augment.pairs, the pair-shard format's owner).
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mvtools.augment.pairs import PAIRS_FORMAT_VERSION
 from mvtools.camera import (Camera, look_at, project, project_pinhole, relative_transform, tvec_from_center, world_to_camera)
 from mvtools.rotations import rodrigues
 from mvtools.dataset import DatasetWriter, base_manifest, fsl, poses2d_table, poses3d_table
@@ -153,7 +156,7 @@ def make_shards(ds, pairs_per_frame: int | None = None, seed: int = 0, extrinsic
         pq.write_table(table, pdir / rel)
         shards.append({"path": rel, "split": split, "rows": table.num_rows})
         rows[split] = table.num_rows
-    manifest = {"format_version": 1, "extrinsics": extrinsics, "views": "real", "virtual_views": 0,
+    manifest = {"format_version": PAIRS_FORMAT_VERSION, "extrinsics": extrinsics, "views": "real", "virtual_views": 0,
                 "pairs_per_frame": pairs_per_frame, "source2d": "gt", "seed": seed, "splits": man["splits"],
                 "shards": shards, "rows": rows}
     (pdir / "manifest.json").write_text(json.dumps(manifest, indent=2))
