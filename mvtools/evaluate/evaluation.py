@@ -103,8 +103,10 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
         raise DatasetError(f"{ds}: no 2D rows of subject(s) {', '.join(subjects)} match a 3D pose")
     out = {k: np.concatenate([p[k] for p in parts]) for k in ("x2d", "K", "gt", "subject", "action", "camera")}
     out["scene"] = np.concatenate([p["scene"] for p in parts]) if scene is not None else None
-    if pseudo:  # joints the triangulation could not reconstruct (NaN): those poses are left out, counted as invalid
-        fin = np.isfinite(out["gt"]).all((1, 2))
+    # poses with a missing 2D joint (keypoint datasets) or a joint the triangulation could not reconstruct (NaN)
+    # cannot be scored: they are left out and counted as invalid
+    fin = np.isfinite(out["gt"]).all((1, 2)) & np.isfinite(out["x2d"]).all((1, 2))
+    if not fin.all():
         n_invalid += int((~fin).sum())
         out = {k: (v[fin] if v is not None else None) for k, v in out.items()}
     out.update(root=root, source=source, subjects=subjects, n_unmatched=int(n_unmatched), n_invalid=n_invalid,

@@ -126,7 +126,7 @@ def ingest_keypoints(root, out, views=None, fmt: str = "auto", layout: str = "au
             uv, conf = to_h36m(one[..., :2], one[..., 2], v.layout)
             conf = np.clip(conf, 0.0, 1.0)
             _check_pixels(v, uv, (cams[v.name].width, cams[v.name].height))
-            keep = (conf > 0).any(1)
+            keep = np.isfinite(uv).all(-1).any(1)
             frames = v.frames[keep] + offs.get(v.name, 0)
             if len(frames) and frames.min() < 0:
                 raise ValueError(f"--offsets: view {v.name} gets negative frame numbers ({frames.min()}); "

@@ -78,20 +78,21 @@ def mapping_matrix(layout: str) -> tuple[np.ndarray, np.ndarray]:
 def to_h36m(kp: np.ndarray, conf: np.ndarray, layout: str) -> tuple[np.ndarray, np.ndarray]:
     """Detector keypoints (..., K, D) and confidences (..., K) -> H36M joints (..., 17, D), confidences (..., 17).
 
-    A keypoint is missing when its position is not finite or its confidence is <= 0; a joint is missing (NaN,
-    confidence 0) when any of its sources is. Confidence of a joint = minimum over its sources.
+    A keypoint is missing when its position is not finite (readers turn OpenPose's ``0, 0, 0`` into NaN); a joint
+    is missing (NaN, confidence 0) when any of its sources is. Confidence of a joint = minimum over its sources
+    (NaN confidences count as 0); a joint with confidence 0 keeps its position.
     """
     W, S = mapping_matrix(layout)
     kp = np.asarray(kp, np.float64)
     conf = np.asarray(conf, np.float64)
     if kp.shape[-2] != W.shape[1]:
         raise ValueError(f"layout {layout} has {W.shape[1]} keypoints, got {kp.shape[-2]}")
-    miss = ~np.isfinite(kp).all(-1) | ~(conf > 0)
-    c = np.where(miss, 0.0, conf)
+    miss = ~np.isfinite(kp).all(-1)
+    c = np.where(miss | ~np.isfinite(conf), 0.0, np.maximum(conf, 0.0))
     x = np.where(miss[..., None], 0.0, kp)
     out = np.einsum("jk,...kd->...jd", W, x)
     cj = np.where(S, c[..., None, :], np.inf).min(-1)  # (..., 17)
-    bad = cj <= 0
+    bad = (S & miss[..., None, :]).any(-1)
     out[bad] = np.nan
     return out, np.where(bad, 0.0, cj)
 
