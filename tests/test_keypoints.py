@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_train_fixtures import make_poses
 
 from mvtools.calibration.toml_io import write_aniposelib_toml
 from mvtools.calibration.triangulate import triangulate_robust
@@ -19,7 +20,6 @@ from mvtools.ingest.keypoints.layouts import BODY25, COCO17, LAYOUTS, from_h36m,
 from mvtools.ingest.keypoints.people import select_person
 from mvtools.skeleton import H36M17_NAMES
 
-from test_train_fixtures import make_poses
 
 # ----------------------------------------------------------------------------- helpers
 def _body25_person(dx=0.0, scale=1.0):
