@@ -188,7 +188,8 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     if v["scene"] is not None:
         res["per_scene"] = _pooled(v["scene"], e1, e2, sj)
     if v["n_invalid"]:
-        log(f"evaluate: {v['n_invalid']} 2D rows belong to frames marked invalid (column 'valid') and were left out")
+        log(f"evaluate: {v['n_invalid']} 2D rows belong to frames marked invalid (column 'valid') or lack a 2D or "
+            "3D joint, and were left out")
     if v["n_unmatched"]:
         log(f"evaluate: {v['n_unmatched']} 2D rows have no matching 3D pose and were skipped")
     return res
