@@ -312,3 +312,43 @@ def test_cli_errors_name_the_problem(tmp_path):
     assert res.exit_code == 1 and "calibrate --from-joints" in res.output
     res = r.invoke(cli, ["augment", str(tmp_path / "ds")])
     assert res.exit_code == 1 and "mvtools triangulate" in res.output
+
+
+def test_predict_lifts_one_view_keypoint_folder(tmp_path):
+    import torch
+
+    from mvtools.camera import undistort_pixels
+    from mvtools.train.loop import load_lifter, predict_relative
+    from mvtools.train.model import TwoBranch
+
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.manual_seed(0)
+    m = TwoBranch(16, 1, 0.0)
+    torch.save({"model": m.state_dict(), "config": dict(channels=16, blocks=1, dropout=0.0)}, run / "best.pt")
+    raw = _two_views(tmp_path)
+    cam = Camera("c0", 1000, 1000, 900.0, 905.0, 500.0, 490.0, np.eye(3), np.zeros(3), k=(-0.1, 0.01, 0),
+                 p=(0.001, 0), distortion_model="opencv")
+    write_aniposelib_toml(tmp_path / "lab.toml", [cam, replace_camera(cam, "other")])
+    res = CliRunner().invoke(cli, ["predict", str(run), str(raw / "c0"), "--out", str(tmp_path / "p.csv"),
+                                   "--cameras", str(tmp_path / "lab.toml")])
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "p.csv")
+    assert list(df.columns[:2]) == ["camera", "frame"] and len(df) == 5
+    v = read_openpose(raw / "c0")
+    uv, _ = to_h36m(v.kp[:, 0, :, :2], v.kp[:, 0, :, 2], "body25")
+    lift, _ = load_lifter(run)
+    ref = predict_relative(lift, torch.tensor(undistort_pixels(uv, cam), dtype=torch.float32),
+                           torch.tensor(np.tile(cam.intrinsics, (5, 1)), dtype=torch.float32), "cpu")
+    got = df[[f"{c}{j}" for j in range(17) for c in "XYZ"]].to_numpy().reshape(-1, 17, 3)
+    np.testing.assert_allclose(got, ref, atol=1e-3)
+    res = CliRunner().invoke(cli, ["predict", str(run), str(raw / "c1"), "--out", str(tmp_path / "q.npz")])
+    assert res.exit_code == 1 and "no intrinsics" in res.output
+
+
+def replace_camera(cam, name):
+    from dataclasses import replace
+
+    return replace(cam, camera=name)

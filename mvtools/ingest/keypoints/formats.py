@@ -375,6 +375,9 @@ def detect_format(path: Path) -> str:
                 return "mmpose"
         if isinstance(d, dict) and "people" in d:
             raise DatasetError(f"{path}: a single OpenPose frame; put each view's OpenPose files in their own folder")
+        if isinstance(d, dict) and "images" in d:
+            raise DatasetError(f"{path}: a COCO annotation file, not keypoints; pass it as --coco-images and keep it "
+                               "outside ROOT")
         raise DatasetError(f"{path}: JSON is neither COCO keypoint results nor mmpose predictions")
     raise DatasetError(f"{path}: unknown keypoint file type (folders, .json, .npz, .npy, .csv)")
 
@@ -411,7 +414,10 @@ def discover(root, fmt: str = "auto", layout: str = "auto", images_file=None,
     if any(p.name.endswith("_keypoints.json") for p in entries):  # ROOT itself is one OpenPose view
         return read_view(root, fmt, layout)
     views = []
+    skip = Path(images_file).resolve() if images_file else None
     for p in entries:
+        if skip is not None and p.resolve() == skip:
+            continue
         views += read_view(p, fmt, layout, None, images_file, image_regex)
     if not views:
         raise DatasetError(f"{root}: no keypoint folders or files (one per view)")
