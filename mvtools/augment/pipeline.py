@@ -185,7 +185,7 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
     if missing or not subjects:
         hint = ("; the dataset has 2D but no 3D poses: run `mvtools triangulate` first (needs "
                 "`mvtools calibrate --from-joints`)") if any((ds / "poses2d").glob("subject=*")) else ""
-        raise DatasetError(f"{ds / 'poses3d'}: no 3D poses for subject(s) {missing or 'any'} "
+        raise DatasetError(f"{ds / 'poses3d'}: no subject(s) {missing or ''} with 3D poses "
                            f"(have {', '.join(present) or 'none'}){hint}")
     split_of = _splits(ds, manifest, subjects)
     source = source or default_source(ds, subjects)

@@ -180,7 +180,7 @@ def is_keypoints_input(inp: Path, fmt: str = "auto") -> bool:
             return "positions_2d" not in z.files
     if suf == ".csv":
         head = inp.open().readline()
-        return not all(c in [h.strip() for h in head.split(",")] for c in INTRINSICS)
+        return not all(c in [h.strip().strip('"') for h in head.split(",")] for c in INTRINSICS)
     return False
 
 
