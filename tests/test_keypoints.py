@@ -352,3 +352,10 @@ def replace_camera(cam, name):
     from dataclasses import replace
 
     return replace(cam, camera=name)
+
+
+def test_triangulate_refuses_measured_3d(synth_ds):
+    from mvtools.calibration.triangulate import triangulate_dataset
+
+    with pytest.raises(DatasetError, match="already has measured 3D"):
+        triangulate_dataset(synth_ds, write=False)
