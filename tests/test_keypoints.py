@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from test_train_fixtures import make_poses
 
 from mvtools.calibration.toml_io import write_aniposelib_toml
 from mvtools.calibration.triangulate import triangulate_robust
@@ -22,6 +21,13 @@ from mvtools.skeleton import H36M17_NAMES
 
 
 # ----------------------------------------------------------------------------- helpers
+def _poses(n):
+    from mvtools.skeleton import H36M32_TO_17
+    from mvtools.synth.dataset import synth_sequences
+
+    return next(iter(synth_sequences(["S1"], 1, n, seed=1)))[-1][:, H36M32_TO_17]
+
+
 def _body25_person(dx=0.0, scale=1.0):
     """A BODY_25 person as OpenPose writes it: flat x, y, c; undetected keypoints 0, 0, 0."""
     rng = np.random.default_rng(int(dx))
@@ -51,7 +57,7 @@ def _coco_kp(rng, n=17):
 # ----------------------------------------------------------------------------- layouts
 @pytest.mark.parametrize("layout", ["coco17", "body25", "coco18", "halpe26"])
 def test_mapping_round_trip_and_definitions(layout):
-    P = make_poses(20, np.random.default_rng(1))  # (20, 17, 3) mm
+    P = _poses(20)  # (20, 17, 3) mm
     kp, c = from_h36m(P, layout)
     assert kp.shape == (20, len(LAYOUTS[layout]), 3)
     J, cj = to_h36m(kp, c, layout)
@@ -359,3 +365,27 @@ def test_triangulate_refuses_measured_3d(synth_ds):
 
     with pytest.raises(DatasetError, match="already has measured 3D"):
         triangulate_dataset(synth_ds, write=False)
+
+
+def test_cli_defaults_and_choices_are_the_librarys():
+    """The new commands' option defaults are the library functions' (the contract of tests/test_contracts.py)."""
+    import inspect
+
+    import click
+
+    from mvtools.calibration.triangulate import EXTRINSICS, SOURCES2D, triangulate_dataset
+    from mvtools.cli.ingest_keypoints import ingest_keypoints as cli_ingest
+    from mvtools.cli.triangulate import triangulate as cli_tri
+    from mvtools.ingest.keypoints.formats import FORMATS
+
+    for cmd, fn in ((cli_ingest, ingest_keypoints), (cli_tri, triangulate_dataset)):
+        lib = {k: v.default for k, v in inspect.signature(fn).parameters.items()}
+        for p in cmd.params:
+            if isinstance(p, click.Option) and p.name != "out":
+                want = lib[p.name]
+                got = tuple(p.default) if p.multiple else p.default
+                assert got == want, f"{cmd.name} --{p.name}: {got!r} vs {want!r}"
+    choices = {p.name: tuple(p.type.choices) for p in cli_ingest.params if isinstance(p.type, click.Choice)}
+    assert choices == {"fmt": ("auto", *FORMATS), "layout": ("auto", *LAYOUTS)}
+    choices = {p.name: tuple(p.type.choices) for p in cli_tri.params if isinstance(p.type, click.Choice)}
+    assert choices == {"extrinsics": EXTRINSICS, "source": SOURCES2D}

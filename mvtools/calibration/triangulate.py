@@ -30,7 +30,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mvtools.calibration.geometry import projection_matrices, triangulate
-from mvtools.calibration.pipeline import has_extrinsics
 from mvtools.calibration.views import CalibrationError, load_views
 from mvtools.dataset import (
     POSES3D_SCHEMA,
@@ -47,6 +46,8 @@ from mvtools.progress import log, progress
 from mvtools.skeleton import H36M17_NAMES, NUM_JOINTS, bone_lengths
 
 SOURCE = "triangulated"
+EXTRINSICS = ("auto", "estimated", "given")
+SOURCES2D = ("detected", "gt")
 #: poses3d schema of triangulated rows: the standard columns, then source, reprojection error (px), inlier views
 TRIANGULATED_SCHEMA = pa.schema(list(POSES3D_SCHEMA) + [
     ("source", pa.string()),
@@ -157,6 +158,8 @@ def triangulate_robust(xn, conf, R, t, f, threshold_px: float = 15.0, min_views:
 
 # ----------------------------------------------------------------------------- dataset level
 def _rig_for(ds, cams, subject: str, extrinsics: str):
+    from mvtools.calibration.pipeline import has_extrinsics  # OpenCV/SciPy only when triangulating
+
     est, given = rig(cams, subject, "estimated"), rig(cams, subject, "given")
     if extrinsics == "auto":
         extrinsics = "estimated" if est else "given"
@@ -256,8 +259,10 @@ def triangulate_dataset(ds, subjects=None, extrinsics: str = "auto", source: str
     Returns a report (also stored as the manifest's ``triangulation`` entry).
     """
     ds = Path(ds)
-    if extrinsics not in ("auto", "estimated", "given"):
-        raise ValueError(f"extrinsics must be auto, estimated or given, got {extrinsics!r}")
+    if extrinsics not in EXTRINSICS:
+        raise ValueError(f"extrinsics must be one of {EXTRINSICS}, got {extrinsics!r}")
+    if source is not None and source not in SOURCES2D:
+        raise ValueError(f"source must be one of {SOURCES2D}, got {source!r}")
     if not 0 <= min_confidence <= 1 or threshold_px <= 0 or min_views < 2:
         raise ValueError("need 0 <= min_confidence <= 1, threshold_px > 0 and min_views >= 2")
     manifest = read_manifest(ds)

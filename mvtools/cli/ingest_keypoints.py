@@ -4,6 +4,8 @@ from __future__ import annotations
 import click
 
 from mvtools.cli.common import friendly_errors
+from mvtools.ingest.keypoints.formats import FORMATS
+from mvtools.ingest.keypoints.layouts import LAYOUTS
 
 
 @click.command("keypoints")
@@ -12,12 +14,12 @@ from mvtools.cli.common import friendly_errors
 @click.option("--views", default=None,
               help="View names: 'a,b,c' for the view folders/files in sorted order, or 'old=new,...'. "
                    "Default: the folder or file names.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "openpose", "coco", "mmpose", "array"]), default="auto",
+@click.option("--format", "fmt", type=click.Choice(("auto", *FORMATS)), default="auto",
               show_default=True,
               help="openpose: per-frame *_keypoints.json folders; coco: keypoint results JSON (mmpose, Detectron2, "
                    "ViTPose); mmpose: inferencer predictions (per-image folder or video JSON); array: .npz/.npy/.csv "
                    "(frames x keypoints x 3). auto: from the files.")
-@click.option("--layout", type=click.Choice(["auto", "coco17", "body25", "coco18", "halpe26", "h36m17"]),
+@click.option("--layout", type=click.Choice(("auto", *LAYOUTS)),
               default="auto", show_default=True,
               help="Keypoint layout; auto: by count (17 COCO, 25 BODY_25, 18 OpenPose COCO, 26 Halpe, 133 "
                    "COCO-WholeBody's body).")
@@ -27,7 +29,7 @@ from mvtools.cli.common import friendly_errors
 @click.option("--image-regex", default=None,
               help="Regex with named groups view and frame applied to COCO file_name, e.g. "
                    "'(?P<view>cam\\d)_(?P<frame>\\d+)'.")
-@click.option("--intrinsics", multiple=True,
+@click.option("--intrinsics", multiple=True, default=(),
               help="Repeatable: FILE, VIEW=FILE or a folder of VIEW.<ext> files. aniposelib .toml, OpenCV "
                    "FileStorage .yml/.yaml/.xml (camera_matrix, distortion_coefficients, image_width, "
                    "image_height) or .json (fx, fy, cx, cy or camera_matrix, width, height px).")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from mvtools.cli.common import friendly_errors
+from mvtools.ingest.keypoints.formats import FORMATS
+from mvtools.ingest.keypoints.layouts import LAYOUTS
 
 
 @click.command()
@@ -19,10 +21,10 @@ from mvtools.cli.common import friendly_errors
                    "JSON (see `mvtools ingest keypoints --help`). Pixels are undistorted with its lens model.")
 @click.option("--camera", default=None, help="Keypoint input: which camera of --cameras (default: the only one, or "
                                              "the one named like the input).")
-@click.option("--format", "fmt", type=click.Choice(["auto", "openpose", "coco", "mmpose", "array"]), default="auto",
+@click.option("--format", "fmt", type=click.Choice(("auto", *FORMATS)), default="auto",
               show_default=True, help="Keypoint input format (auto: from the file; tables and VideoPose3D npz are "
                                       "recognised as before).")
-@click.option("--layout", type=click.Choice(["auto", "coco17", "body25", "coco18", "halpe26", "h36m17"]),
+@click.option("--layout", type=click.Choice(("auto", *LAYOUTS)),
               default="auto", show_default=True, help="Keypoint layout (auto: by keypoint count).")
 @click.option("--focal-px", default=None, type=float, help="Keypoint input without --cameras: focal length guess, px.")
 @click.option("--fov-deg", default=None, type=float,

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import click
 
+from mvtools.calibration.triangulate import EXTRINSICS, SOURCES2D
 from mvtools.cli.common import friendly_errors, split_list
 
 
 @click.command()
 @click.argument("ds", type=click.Path(exists=True, file_okay=False))
 @click.option("--subjects", default=None, help="Comma-separated subjects (default: all with 2D joints).")
-@click.option("--extrinsics", type=click.Choice(["auto", "estimated", "given"]), default="auto", show_default=True,
+@click.option("--extrinsics", type=click.Choice(EXTRINSICS), default="auto", show_default=True,
               help="Camera poses: estimated (from `calibrate --from-joints`), given (the dataset's calibration); "
                    "auto: estimated when the subject has them, else given.")
-@click.option("--source", type=click.Choice(["detected", "gt"]), default=None,
+@click.option("--source", type=click.Choice(SOURCES2D), default=None,
               help="2D joints (px) to triangulate (default: detected when present, else gt).")
 @click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="Ignore 2D joints whose confidence (0..1) is below this.")
