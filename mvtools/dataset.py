@@ -381,22 +381,27 @@ def check_name(name, what: str) -> str:
 def check_values(table: pa.Table, where: str) -> pa.Table:
     """Refuse poses that would poison a dataset, checked on the float32 values as stored: NaN/inf (also values that
     overflowed the float32 cast), coordinates beyond :data:`LIMITS` (fill values); confidences outside 0..1 are
-    clipped with a warning. Returns the (possibly clipped) table."""
+    clipped with a warning. The one exception: a 2D joint a detector did not find is stored as NaN x and y with
+    confidence 0 (``ingest keypoints``). Returns the (possibly clipped) table."""
+    conf = list_to_numpy(table.column("confidence"), NUM_JOINTS) if "confidence" in table.column_names else None
     for name, limit in LIMITS.items():
         if name not in table.column_names:
             continue
         col = table.column(name)
         k = col.type.list_size // NUM_JOINTS
         a = joints_to_numpy(col, k)
-        bad = ~np.isfinite(a).all((1, 2)) | (np.abs(np.nan_to_num(a)) > limit).any((1, 2))
+        ok = np.isfinite(a)
+        if name == "joints2d" and conf is not None:  # a joint the detector did not find: NaN with confidence 0
+            ok |= (np.isnan(a).all(-1) & (conf == 0))[..., None]
+        bad = ~ok.all((1, 2)) | (np.abs(np.nan_to_num(a)) > limit).any((1, 2))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             row = {c: table.column(c)[i].as_py() for c in ("action", "raw_name", "frame", "camera")
                    if c in table.column_names}
             what = "NaN/inf values" if not np.isfinite(a[i]).all() else f"values beyond {limit:g} (fill values?)"
             raise DatasetError(f"{where}: {name} holds {what} in {int(bad.sum())} row(s), first {row}")
-    if "confidence" in table.column_names:
-        c = list_to_numpy(table.column("confidence"), NUM_JOINTS)
+    if conf is not None:
+        c = conf
         if not np.isfinite(c).all():
             raise DatasetError(f"{where}: confidence holds NaN/inf values")
         out = (c < 0) | (c > 1)

@@ -47,6 +47,8 @@ def _commands():
     from mvtools.ingest.mpi3dhp import ingest_3dhp
     from mvtools.synth.dataset import synth_dataset
     from mvtools.synth.h36m import synth_h36m
+    from mvtools.calibration.triangulate import triangulate_dataset
+    from mvtools.ingest.keypoints.ingest import ingest_keypoints
 
     # command -> (library functions, {cli parameter: library parameter} where the names differ, CLI-only options)
     return {
@@ -61,6 +63,8 @@ def _commands():
         "ingest 3dhp": ([ingest_3dhp], {}, {"out"}),
         "synth h36m": ([synth_h36m], {}, {"out", "float32"}),
         "synth dataset": ([synth_dataset], {"sequences": "sequences_per_subject"}, {"out"}),
+        "ingest keypoints": ([ingest_keypoints], {}, {"out", "intrinsics"}),
+        "triangulate": ([triangulate_dataset], {}, set()),
     }
 
 
@@ -75,6 +79,10 @@ def _choices():
     from mvtools.ingest.bvh.ingest import FLOOR_MODES
     from mvtools.ingest.bvh.kinematics import POSITION_MODES, RESAMPLE_METHODS
     from mvtools.ingest.bvh.reader import UNITS, UP_AXES
+    from mvtools.calibration.triangulate import EXTRINSICS as TRI_EXTRINSICS
+    from mvtools.calibration.triangulate import SOURCES2D
+    from mvtools.ingest.keypoints.formats import FORMATS
+    from mvtools.ingest.keypoints.layouts import LAYOUTS as KP_LAYOUTS
     from mvtools.ingest.mpi3dhp import SPLITS, TEST_INTRINSICS
 
     return {
@@ -83,7 +91,9 @@ def _choices():
         ("calibrate", "source"): INPUT_SOURCES, ("calibrate", "scale"): SCALES,
         ("calibrate", "method"): sorted(METHODS), ("calibrate", "toml_units"): list(UNITS_MM),
         ("evaluate", "source"): INPUT_SOURCES, ("evaluate", "views"): VIEWS, ("evaluate", "device"): DEVICES,
-        ("predict", "device"): DEVICES,
+        ("predict", "device"): DEVICES, ("predict", "fmt"): ("auto", *FORMATS), ("predict", "layout"): ("auto", *KP_LAYOUTS),
+        ("ingest keypoints", "fmt"): ("auto", *FORMATS), ("ingest keypoints", "layout"): ("auto", *KP_LAYOUTS),
+        ("triangulate", "extrinsics"): TRI_EXTRINSICS, ("triangulate", "source"): SOURCES2D,
         ("ingest 3dhp", "split"): SPLITS, ("ingest 3dhp", "test_intrinsics"): TEST_INTRINSICS,
         ("ingest bvh", "units"): ("auto", *UNITS), ("ingest bvh", "floor"): FLOOR_MODES,
         ("ingest bvh", "resample"): RESAMPLE_METHODS, ("ingest bvh", "position_channels"): POSITION_MODES,

@@ -41,6 +41,11 @@ def default_source(ds, subjects) -> str:
     return "detected" if has and all(has) else "gt"
 
 
+def intrinsics_only(cams: list[Camera]) -> bool:
+    """True for cameras that carry intrinsics but no extrinsics (all R = I, t = 0; ``ingest keypoints``)."""
+    return bool(cams) and all(np.allclose(c.R, np.eye(3)) and np.allclose(c.t, 0) for c in cams)
+
+
 def _check_source(ds, subject: str, source: str) -> None:
     d = Path(ds) / "poses2d" / f"subject={subject}"
     if not any(d.glob(f"{source}-*.parquet")):
@@ -204,10 +209,11 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
     present = subjects_in(ds)
     subjects = list(present) if subjects is None else list(subjects)
     missing = [s for s in subjects if s not in present]
-    if missing:
-        raise DatasetError(f"{ds / 'poses3d'}: no subject(s) {missing} (have {', '.join(present) or 'none'})")
-    if not subjects:
-        raise DatasetError(f"{ds / 'poses3d'}: no subjects")
+    if missing or not subjects:
+        hint = ("; the dataset has 2D but no 3D poses: run `mvtools triangulate` first (needs "
+                "`mvtools calibrate --from-joints`)") if any((ds / "poses2d").glob("subject=*")) else ""
+        raise DatasetError(f"{ds / 'poses3d'}: no subject(s) {missing or ''} with 3D poses "
+                           f"(have {', '.join(present) or 'none'}){hint}")
     split_of = _splits(ds, manifest, subjects)
     source = source or default_source(ds, subjects)
     cams = read_cameras(ds)
@@ -216,6 +222,16 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
     if extrinsics is None:
         extrinsics, why = default_extrinsics(ds, cams, subjects)
     log(f"extrinsics: {extrinsics} ({why})")
+    # datasets from `ingest keypoints`: given cameras carry intrinsics only; their 3D is triangulated in the
+    # estimated rig's frame, which then serves as the reference frame (3D, virtual cameras) and the extrinsics
+    no_ext = {s for s in subjects if intrinsics_only(list(rig(cams, s, "given").values()))}
+    if no_ext and extrinsics == "given":
+        if len(no_ext) < len(subjects):
+            raise DatasetError(f"{cam_file}: subject(s) {sorted(no_ext)} have no given extrinsics (intrinsics only) "
+                               "but others do; use --extrinsics estimated")
+        log("augment: the given cameras carry intrinsics only (no extrinsics): using the estimated rig of "
+            "`mvtools calibrate --from-joints` (--extrinsics estimated)")
+        extrinsics = "estimated"
     rigs = {}
     for s in subjects:  # check everything before the long work
         _check_source(ds, s, source)
@@ -228,7 +244,7 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
             if not used:
                 raise DatasetError(f"{cam_file}: no estimated cameras for subject {s}; run "
                                    f"`mvtools calibrate --from-joints {ds}` first or use --extrinsics given")
-        rigs[s] = (given, used)
+        rigs[s] = (used, used) if s in no_ext else (given, used)
 
     total = sum(_num_rows(f) for s in subjects for f in (ds / "poses3d" / f"subject={s}").glob("*.parquet"))
     report = {"subjects": {}, "dropped": {}, "invalid_3d_frames": {}}

@@ -7,6 +7,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def projection_matrices(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """R (V, 3, 3), t (V, 3) -> P (V, 3, 4)."""
+    return np.concatenate([np.asarray(R, float), np.asarray(t, float)[..., None]], axis=-1)
+
+
 def triangulate(xn: np.ndarray, P: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
     """Weighted linear least-squares triangulation of many points at once.
 

@@ -12,6 +12,7 @@ COMMANDS = {
     "synth": "mvtools.cli.synth:synth",
     "ingest": "mvtools.cli.ingest:ingest",
     "calibrate": "mvtools.cli.calibrate:calibrate",
+    "triangulate": "mvtools.cli.triangulate:triangulate",
     "augment": "mvtools.cli.augment:augment",
     "train": "mvtools.cli.train:train",
     "evaluate": "mvtools.cli.evaluate:evaluate",
@@ -45,7 +46,8 @@ def cli(quiet: bool) -> None:
     """mvtools: multi-view human pose data to a self-supervised 2D-to-3D lifting network.
 
     Units everywhere: millimetres (3D, camera translations), pixels (2D, intrinsics), degrees (angles).
-    Typical pipeline: synth/ingest -> calibrate --from-joints -> augment --virtual-views 8 -> train -> evaluate.
+    Typical pipeline: synth/ingest -> calibrate --from-joints [-> triangulate] -> augment --virtual-views 8 -> train
+    -> evaluate.
     """
     if quiet:
         os.environ["MVTOOLS_QUIET"] = "1"

@@ -82,6 +82,7 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
         raise DatasetError(f"{ds / 'poses3d'}: no rows for subject(s) {', '.join(subjects)}")
     if ref_col not in t3.column_names:
         raise DatasetError(f"{ds / 'poses3d'}: reference column {ref_col!r} (manifest 'evaluation') is missing")
+    real_src, pseudo = _reference_rig(ds, manifest, t3, subjects)
     gt_world = joints_to_numpy(t3.column(ref_col), 3).astype(np.float64)
     k3 = pd.DataFrame({k: t3.column(k).to_numpy(zero_copy_only=False) for k in KEYS})
     k3["row3"] = np.arange(len(k3))
@@ -102,14 +103,14 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
     n_unmatched = len(k2) - len(m) - n_invalid
     x2d_all = joints_to_numpy(t2.column("joints2d"), 2).astype(np.float64)
 
-    cams = read_cameras(ds, source=["given"] + (["virtual"] if cameras == "all" else []), subjects=subjects)
+    cams = read_cameras(ds, source=[real_src] + (["virtual"] if cameras == "all" else []), subjects=subjects)
     by_key = {(c.subject, c.camera, "virtual" if c.source == "virtual" else "real"): c for c in cams}
     parts = []
     for (subj, cam_id, src), g in m.groupby(["subject", "camera", "source"], sort=True):
         kind = "virtual" if src == "virtual" else "real"
         cam = by_key.get((subj, cam_id, kind))
         if cam is None:
-            raise DatasetError(f"{ds / 'cameras.parquet'}: no {'virtual' if kind == 'virtual' else 'given'} "
+            raise DatasetError(f"{ds / 'cameras.parquet'}: no {'virtual' if kind == 'virtual' else real_src} "
                                f"calibration for camera {cam_id!r} of {subj}")
         r2, r3 = g["row2"].to_numpy(), g["row3"].to_numpy()
         x = undistort_pixels(x2d_all[r2], cam)
@@ -121,9 +122,33 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
         raise DatasetError(f"{ds}: no 2D rows of subject(s) {', '.join(subjects)} match a 3D pose")
     out = {k: np.concatenate([p[k] for p in parts]) for k in ("x2d", "K", "gt", "subject", "action", "camera")}
     out["scene"] = np.concatenate([p["scene"] for p in parts]) if scene is not None else None
+    # poses with a missing 2D joint (keypoint datasets) or a joint the triangulation could not reconstruct (NaN)
+    # cannot be scored: they are left out and counted as invalid
+    fin = np.isfinite(out["gt"]).all((1, 2)) & np.isfinite(out["x2d"]).all((1, 2))
+    if not fin.all():
+        n_invalid += int((~fin).sum())
+        out = {k: (v[fin] if v is not None else None) for k, v in out.items()}
     out.update(root=root, source=source, subjects=subjects, n_unmatched=int(n_unmatched), n_invalid=n_invalid,
-               reference_column=ref_col, pck_joints=ev.get("pck_joints"))
+               reference_column=ref_col, pck_joints=ev.get("pck_joints"), pseudo_ground_truth=pseudo)
     return out
+
+
+def _reference_rig(ds, manifest: dict, t3, subjects) -> tuple[str, bool]:
+    """(camera source of the real views, whether the reference 3D is triangulated pseudo ground truth).
+
+    Triangulated 3D (poses3d ``source`` = "triangulated", ``mvtools triangulate``) lives in the frame of the rig it
+    was triangulated with (the manifest's ``triangulation`` entry; usually ``estimated``), so the real views are
+    moved into camera frames with that rig."""
+    if "source" not in t3.column_names or "triangulated" not in set(t3.column("source").unique().to_pylist()):
+        return "given", False
+    tri = (manifest.get("triangulation") or {}).get("subjects") or {}
+    srcs = {tri.get(s, {}).get("extrinsics", "estimated") for s in subjects}
+    if len(srcs) > 1:
+        raise DatasetError(f"{Path(ds) / 'manifest.json'}: subjects {subjects} were triangulated with different "
+                           "rigs; evaluate them separately")
+    log("evaluate: the reference 3D is TRIANGULATED from the dataset's own 2D detections (pseudo ground truth, "
+        "not a measurement): errors include the triangulation's and are optimistic on the training subjects")
+    return srcs.pop(), True
 
 
 def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray, jerr: np.ndarray) -> dict:
@@ -169,6 +194,7 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     res = {
         "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": checkpoint, "subjects": v["subjects"],
         "source": v["source"], "cameras": cameras, "root_joint": r, "reference_column": v["reference_column"],
+        "reference": "triangulated 3D (pseudo ground truth)" if v["pseudo_ground_truth"] else "dataset 3D",
         "units": {"errors": "mm", "pck150": "percent", "auc": "percent"},
         "mpjpe": float(e1.mean()), "p_mpjpe": float(e2.mean()), "n_mpjpe": float(n_mpjpe_per_pose(pred, gt).mean()),
         "mpjpe_action_mean": float(np.mean([a["mpjpe"] for a in per_action.values()])),
@@ -185,7 +211,8 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     if v["scene"] is not None:
         res["per_scene"] = _pooled(v["scene"], e1, e2, sj)
     if v["n_invalid"]:
-        log(f"evaluate: {v['n_invalid']} 2D rows belong to frames marked invalid (column 'valid') and were left out")
+        log(f"evaluate: {v['n_invalid']} 2D rows belong to frames marked invalid (column 'valid') or lack a 2D or "
+            "3D joint, and were left out")
     if v["n_unmatched"]:
         log(f"evaluate: {v['n_unmatched']} 2D rows have no matching 3D pose and were skipped")
     return res
@@ -208,4 +235,6 @@ def format_table(res: dict) -> str:
     lines.append(f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} % ({nj} joints){other}, "
                  f"N-MPJPE {res['n_mpjpe']:.1f} mm "
                  f"({res['source']} 2D, {res['cameras']} cameras, subjects {', '.join(res['subjects'])})")
+    if res.get("reference", "dataset 3D") != "dataset 3D":
+        lines.append(f"reference: {res['reference']}, not measured 3D")
     return "\n".join(lines)

@@ -176,30 +176,104 @@ def _predict_table(lift, inp: Path, device) -> pa.Table:
     return out.append_column("joints3d", fsl(pred))
 
 
-def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str = DEFAULT_DEVICE,
-            overwrite: bool = False) -> Path:
+def is_keypoints_input(inp: Path, fmt: str = "auto") -> bool:
+    """True when ``inp`` is a detector keypoint file/folder (OpenPose, COCO results, mmpose, keypoint arrays)
+    rather than a VideoPose3D npz or an mvtools 2D table (which has fx, fy, cx, cy columns)."""
+    if fmt != "auto":
+        return True
+    suf = inp.suffix.lower()
+    if inp.is_dir() or suf in (".json", ".npy"):
+        return True
+    if suf == ".npz":
+        with np.load(inp, allow_pickle=False) as z:
+            return "positions_2d" not in z.files
+    if suf == ".csv":
+        head = inp.open().readline()
+        return not all(c in [h.strip().strip('"') for h in head.split(",")] for c in INTRINSICS)
+    return False
+
+
+def _predict_keypoints(lift, inp: Path, device, cameras=None, camera: str | None = None, fmt: str = "auto",
+                       layout: str = "auto", focal_px=None, fov_deg=None, image_size=None) -> tuple[pa.Table, dict]:
+    """One view's detector keypoints -> (table view, frame, confidence, joints3d; frames missing a joint
+    are left out), arrays for npz output)."""
+    from mvtools.ingest.keypoints.formats import read_view
+    from mvtools.ingest.keypoints.intrinsics import load_intrinsics
+    from mvtools.ingest.keypoints.layouts import to_h36m
+    from mvtools.ingest.keypoints.people import select_person
+
+    views = read_view(inp, fmt, layout)
+    if len(views) != 1:
+        raise DatasetError(f"{inp}: holds {len(views)} views ({[v.name for v in views]}); predict lifts one view")
+    v = views[0]
+    if camera is not None:
+        v.name = camera
+    if isinstance(image_size, str):
+        try:
+            image_size = tuple(int(x) for x in image_size.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"--image-size must be WIDTHxHEIGHT px, got {image_size!r}") from None
+    specs = [f"{v.name}={cameras}"] if cameras is not None else []
+    cams, warns = load_intrinsics(specs, [v.name], {v.name: v.image_size}, focal_px, fov_deg, image_size)
+    from mvtools.progress import log
+
+    for w in warns:
+        log(f"warning: {w}")
+    cam = cams[v.name]
+    one, _ = select_person(v.kp)
+    uv, conf = to_h36m(one[..., :2], one[..., 2], v.layout)
+    complete = np.isfinite(uv).all((1, 2))
+    if not complete.any():
+        raise DatasetError(f"{inp}: no frame has all 17 joints (missing keypoints); nothing to lift")
+    if not complete.all():
+        log(f"predict: {int((~complete).sum())} of {len(complete)} frames lack a joint (missing keypoints) and are "
+            "left out of the output")
+    frames, uv, conf = v.frames[complete], uv[complete], conf[complete]
+    x = undistort_pixels(uv, cam)
+    pred = lift_pixels(lift, x, np.broadcast_to(cam.intrinsics, (len(uv), 4)), device)
+    table = pa.table({"camera": pa.array([v.name] * len(frames), pa.string()),
+                      "frame": pa.array(frames.astype(np.int32)),
+                      "confidence": fsl(np.clip(conf, 0, 1).astype(np.float32)), "joints3d": fsl(pred)})
+    return table, {"frames": frames, "joints3d": pred, "confidence": conf.astype(np.float32)}
+
+
+def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str = DEFAULT_DEVICE, fmt: str = "auto",
+            layout: str = "auto", camera: str | None = None, focal_px: float | None = None,
+            fov_deg: float | None = None, image_size=None, overwrite: bool = False) -> Path:
     """Lift the 2D joints in ``inp`` with ``run``'s lifting branch and write ``out`` (.npz, .parquet or .csv).
 
-    ``cameras`` ('h36m' or a camera JSON/TOML) is needed for VideoPose3D npz input. An existing ``out`` is
-    replaced only with ``overwrite``, never if it is (or lies inside) the input or the run. Returns ``out``.
+    ``cameras`` ('h36m' or a camera JSON/TOML) is needed for VideoPose3D npz input. Detector keypoints of one view
+    (``fmt`` auto | openpose | coco | mmpose | array, see :mod:`mvtools.ingest.keypoints.formats`) take their
+    intrinsics from ``cameras`` (aniposelib TOML, OpenCV YAML/XML, JSON; ``camera`` names the camera in it) or a
+    ``focal_px`` / ``fov_deg`` guess with ``image_size``. An existing ``out`` is replaced only with ``overwrite``,
+    never if it is (or lies inside) the input or the run. Returns ``out``.
     """
     device = resolve_device(device)  # a clear error for cuda without CUDA, before anything is claimed
     cam_file = cameras if cameras is not None and str(cameras) != "h36m" else None
     with claim_output(out, "predictions", [inp, run, cam_file], overwrite, file=True):
-        return _predict(run, inp, out, cameras, checkpoint, device)
+        return _predict(run, inp, out, cameras, checkpoint, device,
+                        dict(fmt=fmt, layout=layout, camera=camera, focal_px=focal_px, fov_deg=fov_deg,
+                             image_size=image_size))
 
 
-def _predict(run, inp, out, cameras, checkpoint, device) -> Path:
+def _predict(run, inp, out, cameras, checkpoint, device, kp: dict) -> Path:
     from mvtools.train.loop import load_lifter
 
     inp, out = Path(inp), Path(out)
-    if not inp.is_file():
+    if not inp.exists():
         raise FileNotFoundError(f"{inp}: no such input file")
     osuf = out.suffix.lower()
     if osuf not in (".npz", ".parquet", ".csv"):
         raise ValueError(f"{out}: output must end in .npz, .parquet or .csv")
     lift, _ = load_lifter(run, checkpoint, device)
-    if inp.suffix.lower() == ".npz":
+    if is_keypoints_input(inp, kp["fmt"]):
+        table, arrays = _predict_keypoints(lift, inp, device, cameras, **kp)
+        if osuf == ".npz":
+            save_npz_atomic(out, **arrays, metadata=np.array(
+                {"units": "mm", "frame": "camera, root-relative (joint 0 = 0)", "layout_name": "h36m",
+                 "num_joints": J}, dtype=object))
+            return out
+    elif inp.suffix.lower() == ".npz":
         positions, table = _predict_npz(lift, inp, cameras, device)
         if osuf == ".npz":
             save_npz_atomic(out, positions_3d=np.array(positions, dtype=object),
@@ -216,7 +290,7 @@ def _predict(run, inp, out, cameras, checkpoint, device) -> Path:
         write_table_atomic(table, out)
     else:
         xyz = joints_to_numpy(table.column("joints3d"), 3).reshape(-1, 3 * J)
-        flat = table.drop_columns(["joints3d"])
+        flat = table.drop_columns([c for c in ("joints3d", "confidence") if c in table.column_names])
         for i, c in enumerate(XYZ_COLUMNS):
             flat = flat.append_column(c, pa.array(xyz[:, i]))
         with atomic_path(out) as tmp:
