@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from test_train_fixtures import make_dataset, make_shards
 
 from mvtools.cli.main import cli
 from mvtools.train.checkpoint import load_checkpoint, upgrade
 from mvtools.train.loop import train
-
-from test_train_fixtures import make_dataset, make_shards
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

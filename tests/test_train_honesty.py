@@ -4,15 +4,13 @@ import json
 import shutil
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
+from test_train_fixtures import make_dataset, make_shards
 
 from mvtools.dataset import fsl
 from mvtools.evaluate.evaluation import evaluate_run, format_table
 from mvtools.train.loop import train
-
-from test_train_fixtures import make_dataset, make_shards
 
 torch.set_num_threads(1)
 OPTS = dict(epochs=4, pretrain_epochs=1, channels=16, blocks=1, batch_size=32, dropout=0.1, warmup_steps=2,
