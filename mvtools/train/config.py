@@ -84,7 +84,9 @@ class TrainConfig:
     # ------------------------------------------------------------------ how it runs
     device: str = option("auto", "Where to train; auto = CUDA when available.", choices=("auto", "cpu", "cuda"),
                          role="runtime")
-    threads: int = option(1, "torch CPU threads per process (0 = torch's default, all cores).", min=0,
+    threads: int = option(0, "torch CPU threads per process. 0 = measure: the faster of 1 and all available "
+                          "cores for this model and batch, timed at the start (on a shared machine "
+                          "one thread can be 7-17x faster than all; a resumed run keeps its count).", min=0,
                           role="runtime")
     amp: str = option("off", "Mixed-precision autocast (CUDA only).", choices=("off", "bf16", "fp16"),
                       role="runtime")

@@ -55,10 +55,11 @@ def train(ds, out, config: TrainConfig | None = None, **options) -> dict:
     cfg = (config or TrainConfig()).replace(**options).validate()
     env = _processes(cfg)
     out = Path(out)
-    data = _load_data(ds, cfg, env)
-    main_loss = get_loss(cfg.loss)
-    model, net, trainable = _build(cfg, env, main_loss)
     ckpt = _start(out, cfg, env)
+    main_loss = get_loss(cfg.loss)
+    _set_threads(cfg, ckpt, env)
+    data = _load_data(ds, cfg, env)
+    model, net, trainable = _build(cfg, env, main_loss)
     st = _State.from_checkpoint(ckpt)
     gen = torch.Generator().manual_seed(cfg.seed)  # batch permutation, identical on all ranks
     torch.manual_seed(cfg.seed + 1 + 1000 * env.rank)  # dropout stream per rank
@@ -113,9 +114,7 @@ class _Env:
 
 
 def _processes(cfg: TrainConfig) -> _Env:
-    """Threads, process group, device and mixed precision."""
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    """Process group, device and mixed precision."""
     rank, world, local_rank = _init_distributed(cfg.device)
     dev = _device(cfg.device, local_rank)
     if cfg.amp != "off" and dev.type != "cuda":
@@ -126,6 +125,24 @@ def _processes(cfg: TrainConfig) -> _Env:
     autocast = (lambda: torch.autocast("cuda", dtype=dtype)) if cfg.amp != "off" else nullcontext
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
     return _Env(rank, world, local_rank, dev, autocast, scaler)
+
+
+def _set_threads(cfg: TrainConfig, ckpt: dict | None, env: _Env) -> None:
+    """``--threads N``: N; ``0`` (auto): the count a resumed run used before (so it stays bit-identical), else
+    the faster of 1 and all available cores for this width and batch, timed at the start
+    (:func:`mvtools.train.threads.fastest_thread_count`). On CUDA: left as it is."""
+    if env.device.type == "cuda":
+        return
+    n = cfg.threads
+    if n == 0 and ckpt is not None:
+        n = int((ckpt.get("data") or {}).get("threads") or 0)
+    if n == 0:
+        from mvtools.train.threads import fastest_thread_count
+
+        n, timing = fastest_thread_count(cfg)
+        if env.rank == 0:
+            log(f"threads: {n} ({timing})")
+    torch.set_num_threads(n)
 
 
 @dataclass
