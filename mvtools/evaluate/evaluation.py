@@ -135,8 +135,7 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
 
     loaded = load_run(run, checkpoint, device)
     v = evaluation_views(ds, subjects, source, cameras, run_source=loaded.data.get("source2d"))
-    pred = lift_2d(loaded.lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device,
-                   flip=getattr(loaded.config, "test_flip", False))
+    pred = lift_2d(loaded.lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device)
     r = v["root"]
     pred = pred - pred[:, r:r + 1]
     gt = v["gt"] - v["gt"][:, r:r + 1]
@@ -146,7 +145,8 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     sj = jerr[:, pj]  # the joints PCK/AUC score (MPI-INF-3DHP's official script: 14 of the 17)
     per_action = _pooled(v["action"], e1, e2, sj)
     res = {
-        "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": loaded.checkpoint, "subjects": v["subjects"],
+        "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": loaded.checkpoint,
+        "test_flip": loaded.config.test_flip, "subjects": v["subjects"],
         "source": v["source"], "cameras": cameras, "root_joint": r, "reference_column": v["reference_column"],
         "units": {"errors": "mm", "pck150": "percent", "auc": "percent"},
         "mpjpe": float(e1.mean()), "p_mpjpe": float(e2.mean()), "n_mpjpe": float(n_mpjpe_per_pose(pred, gt).mean()),

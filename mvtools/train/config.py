@@ -49,6 +49,19 @@ class TrainConfig:
                        "truth (mm; the upper bound, no pre-training).", registry="loss")
     lam: float = option(1.0, "Weight of L_t-reproj in eq. 7 (both terms are px^2).", unit="dimensionless",
                         min=0.0, cli="lambda")
+    penalty: str = option("squared", "Penalty of each joint's pixel residual in L_reproj / L_t-reproj: squared "
+                          "(the paper), huber (squared up to --penalty-px, then linear) or geman-mcclure (saturates "
+                          "at --penalty-px^2): robust to detector outliers and left/right swaps.",
+                          choices=("squared", "huber", "geman-mcclure"))
+    penalty_px: float = option(15.0, "Scale of the robust penalty: residuals beyond it count less than squared.",
+                               unit="px", min=0.0, max=1e4)
+    bone_symmetry: float = option(0.0, "Weight of the label-free bone-symmetry regulariser: sum over left/right "
+                                  "bone pairs of (|left| - |right|)^2 (mm^2), added to the loss (0 = off).",
+                                  unit="px^2 per mm^2", min=0.0)
+    flip: bool = option(False, "Training augmentation: mirror a random half of each batch's pairs (both views "
+                        "about their principal points, left/right swapped, pair transform conjugated).")
+    test_flip: bool = option(False, "Test-time flip averaging in evaluate / predict: average the lifting of the "
+                             "input and of its mirror image, mirrored back (VideoPose3D).")
     backbone: str = option("reslinear", "Network of both branches (reslinear: Martinez et al. 2017, one frame).",
                            registry="backbone")
     channels: int = option(1024, "Width of every hidden linear layer (both branches).", min=1)
@@ -66,7 +79,10 @@ class TrainConfig:
                                unit="steps", min=0)
     lr_step: int = option(None, "Main-phase decay period: x0.1 every this many epochs (default: a third of the "
                           "main phase, counted in optimiser steps).", unit="epochs", type=int, min=1)
-    batch_size: int = option(1024, "Pairs per global batch (all DDP processes together).", unit="pairs", min=1)
+    batch_size: int = option(0, "Pairs per global batch (all DDP processes together). 0 = auto: the largest of "
+                             "1024, 512, 256, 128, 64 that gives each epoch at least 128 optimiser steps (a small "
+                             "dataset gets more, smaller steps; Human3.6M-sized ones VideoPose3D's 1024).",
+                             unit="pairs", min=0)
     # ------------------------------------------------------------------ data
     seed: int = option(0, "Seed of weights, batch order, dropout and the held-out split.")
     max_pairs: int = option(None, "Train on a random subset of at most this many pairs (default: all).",

@@ -41,13 +41,13 @@ def _gemm_per_s(threads: int, rows: int, channels: int) -> float:
             return n / dt
 
 
-def fastest_thread_count(cfg) -> tuple[int, str]:
+def fastest_thread_count(batch_size: int, channels: int) -> tuple[int, str]:
     """(thread count, a note with the measured rates): 1 or all available cores, whichever runs the model's
     hidden-layer GEMM (both views of a batch: 2 x batch rows, ``channels`` wide) faster, by more than 10 %."""
     cores = available_cores()
     if cores <= 1:
         return 1, "one core available"
-    rows, ch = 2 * min(cfg.batch_size, 1024), cfg.channels
+    rows, ch = 2 * min(batch_size, 1024), channels
     one = _gemm_per_s(1, rows, ch)
     many = _gemm_per_s(cores, rows, ch)
     n = cores if many > 1.1 * one else 1
