@@ -116,3 +116,13 @@ def test_thread_count_is_chosen_and_recorded(tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(1)
     assert real(1, 8, 8) > 0
+
+
+def test_docs_option_table_is_generated_from_train_config():
+    from pathlib import Path
+
+    from mvtools.train.config import options_markdown
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    block = doc.split("<!-- options:begin -->\n")[1].split("\n<!-- options:end -->")[0]
+    assert block == options_markdown(), "regenerate with: python -m mvtools.train.config"

@@ -186,3 +186,23 @@ def option_fields(roles=ROLES) -> list[dataclasses.Field]:
 def run_keys() -> tuple[str, ...]:
     """Options that define a run (``--resume`` must be given the same values)."""
     return tuple(f.name for f in option_fields(("run",)))
+
+
+def options_markdown() -> str:
+    """The option table of docs/training.md, generated from the fields (a test keeps the docs in step)."""
+    lines = ["| option | default | unit | meaning |", "|---|---|---|---|"]
+    for f in option_fields():
+        m = f.metadata
+        name = "--" + (m["cli"] or f.name.replace("_", "-"))
+        if m["type"] is bool:
+            name = f"{name} / --no-{name[2:]}"
+        default = "-" if f.default is None else ("on" if f.default is True else "off" if f.default is False
+                                                 else str(f.default))
+        allowed = choices(f)
+        meaning = m["help"] + (f" Choices: {', '.join(allowed)}." if allowed and m["registry"] is None else "")
+        lines.append(f"| `{name}` | {default} | {m['unit'] or ''} | {meaning.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(options_markdown())
