@@ -68,6 +68,10 @@ def diagnose(run, ds, checkpoint: str = "best") -> dict:
     return out
 
 
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("ds", type=Path)
@@ -84,8 +88,7 @@ def main() -> None:
     for run in a.runs:
         r = diagnose(run, a.ds, a.checkpoint)
         rows.append(r)
-        f = (lambda v: "-" if v is None else f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}")
-        print(f"| {Path(run).name} | {r['loss']} | " + " | ".join(f(r.get(c)) for c in cols) + " |", flush=True)
+        print(f"| {Path(run).name} | {r['loss']} | " + " | ".join(_fmt(r.get(c)) for c in cols) + " |", flush=True)
     if a.json:
         a.json.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
