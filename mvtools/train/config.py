@@ -66,7 +66,11 @@ class TrainConfig:
                            registry="backbone")
     channels: int = option(1024, "Width of every hidden linear layer (both branches).", min=1)
     blocks: int = option(4, "Residual blocks per branch (each 2 x linear, BatchNorm, ReLU, dropout).", min=0)
-    dropout: float = option(0.5, "Dropout probability after every hidden layer.", min=0.0, max=1.0, max_open=True)
+    dropout: float = option(0.5, "Dropout probability after every hidden layer of the lifting branch.", min=0.0,
+                            max=1.0, max_open=True)
+    root_dropout: float = option(0.0, "Dropout probability in the root-position branch (its depth enters every "
+                                 "projection, so dropout noise there becomes pixel noise in the loss; docs/method.md).",
+                                 min=0.0, max=1.0, max_open=True)
     # ------------------------------------------------------------------ budget and schedule
     epochs: int = option(300, "Main-phase epochs (the budget; the learning-rate schedule is laid out over the "
                          "phase's optimiser steps).", unit="epochs", min=1)
