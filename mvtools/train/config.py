@@ -55,6 +55,10 @@ class TrainConfig:
                           choices=("squared", "huber", "geman-mcclure"))
     penalty_px: float = option(15.0, "Scale of the robust penalty: residuals beyond it count less than squared.",
                                unit="px", min=0.0, max=1e4)
+    root_weight: float = option(1.0, "Weight of the root joint's (pelvis') terms in L_reproj / L_t-reproj, "
+                                "relative to the other joints' (1 = the paper). The root branch and the lifting "
+                                "branch can trade the pelvis' place within the body, and only the pelvis' own terms "
+                                "see it (docs/method.md).", min=0.0)
     bone_symmetry: float = option(0.0, "Weight of the label-free bone-symmetry regulariser: sum over left/right "
                                   "bone pairs of (|left| - |right|)^2 (mm^2), added to the loss (0 = off).",
                                   unit="px^2 per mm^2", min=0.0)
