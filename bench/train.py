@@ -52,7 +52,8 @@ def mode_loop(a) -> dict:
     run = Path(a.work) / f"run-{os.getpid()}"
     bs = a.batch_size
     train(a.ds, run, epochs=REPEATS + 1, pretrain_epochs=0, channels=a.channels, blocks=a.blocks, batch_size=bs,
-          max_pairs=a.steps * bs, val_max_pairs=256, dropout=a.dropout, plots=False)
+          max_pairs=a.steps * bs, val_max_pairs=256, test_max_pairs=0, dropout=a.dropout, plots=False,
+          threads=a.threads)
     recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     return {"pairs_per_s": max(r["pairs_per_s"] for r in recs[1:]), "threads": torch.get_num_threads()}
 
@@ -91,15 +92,19 @@ def mode_matmul(a) -> dict:
 def _step_fn(a):
     import torch
 
-    from mvtools.train.loop import _batch_loss
-    from mvtools.train.model import TwoBranch
+    from mvtools.train.config import TrainConfig
+    from mvtools.train.loop import _forward
+    from mvtools.train.losses import get_loss
+    from mvtools.train.model import build_model
 
     torch.manual_seed(0)
-    model = TwoBranch(a.channels, a.blocks, a.dropout)
+    cfg = TrainConfig(channels=a.channels, blocks=a.blocks, dropout=a.dropout)
+    model = build_model(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    spec = get_loss("trans-reproj")
 
     def step(b):
-        per, _ = _batch_loss(model, b, "trans-reproj", "main", 1.0)
+        per = sum(spec.fn(_forward(model, b, True), b, cfg).values())
         opt.zero_grad(set_to_none=True)
         per.mean().backward()
         opt.step()
@@ -187,7 +192,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--dropout", type=float, default=0.5)
     ap.add_argument("--steps", type=int, default=8, help="training steps per timed repeat")
-    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads (all modes)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch intra-op threads; 0 (default) = what `mvtools train` chooses by default (it measures "
+                         "1 vs all cores); the other modes then use the loop's count")
     ap.add_argument("--work", default=None, help="work directory (default: a temporary one)")
     ap.add_argument("--mode", choices=sorted(MODES), default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ds", default=None, help=argparse.SUPPRESS)
@@ -196,7 +203,8 @@ def main() -> None:
     if a.mode:  # child process: one measurement
         import torch
 
-        torch.set_num_threads(a.threads)
+        if a.threads:
+            torch.set_num_threads(a.threads)
         res = MODES[a.mode](a)
         res["peak_rss_mb"] = _peak_mb()
         print(json.dumps(res))
@@ -209,10 +217,14 @@ def main() -> None:
             "--blocks", str(a.blocks), "--batch-size", str(a.batch_size), "--steps", str(a.steps),
             "--dropout", str(a.dropout), "--threads", str(a.threads)]
     res = {}
+    # the loop runs first with the requested threads (0: the trainer's own choice); the other modes use its count.
     # matmul is measured before and after the others and the better figure kept, so a burst of other work on the
     # machine during one measurement cannot make the loop look better than the matmul bound
-    for mode in ("matmul", "loop", "dataloader", "data-only", "matmul"):
-        out = subprocess.run(base + ["--mode", mode], capture_output=True, text=True, check=True)
+    for mode in ("loop", "matmul", "dataloader", "data-only", "matmul"):
+        cmd = base + ["--mode", mode]
+        if mode != "loop":
+            cmd[cmd.index("--threads") + 1] = str(res["loop"]["threads"])
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         if mode not in res or r["pairs_per_s"] > res[mode]["pairs_per_s"]:
             res[mode] = r

@@ -324,7 +324,8 @@ def test_predict_lifts_one_view_keypoint_folder(tmp_path):
     import torch
 
     from mvtools.camera import undistort_pixels
-    from mvtools.train.loop import load_lifter, predict_relative
+    from mvtools.train.inference import lift_2d as predict_relative
+    from mvtools.train.inference import load_lifter
     from mvtools.train.model import TwoBranch
 
     run = tmp_path / "run"

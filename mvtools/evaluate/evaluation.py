@@ -177,12 +177,12 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     """
     import torch
 
-    from mvtools.train.loop import load_lifter, predict_relative
+    from mvtools.train.inference import lift_2d, load_run
 
     device = resolve_device(device)
-    lift, cfg = load_lifter(run, checkpoint, device)
-    v = evaluation_views(ds, subjects, source, cameras, run_source=cfg.get("source2d"))
-    pred = predict_relative(lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device)
+    loaded = load_run(run, checkpoint, device)
+    v = evaluation_views(ds, subjects, source, cameras, run_source=loaded.data.get("source2d"))
+    pred = lift_2d(loaded.lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device)
     r = v["root"]
     pred = pred - pred[:, r:r + 1]
     gt = v["gt"] - v["gt"][:, r:r + 1]
@@ -192,7 +192,8 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     sj = jerr[:, pj]  # the joints PCK/AUC score (MPI-INF-3DHP's official script: 14 of the 17)
     per_action = _pooled(v["action"], e1, e2, sj)
     res = {
-        "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": checkpoint, "subjects": v["subjects"],
+        "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": loaded.checkpoint,
+        "test_flip": loaded.config.test_flip, "subjects": v["subjects"],
         "source": v["source"], "cameras": cameras, "root_joint": r, "reference_column": v["reference_column"],
         "reference": "triangulated 3D (pseudo ground truth)" if v["pseudo_ground_truth"] else "dataset 3D",
         "units": {"errors": "mm", "pck150": "percent", "auc": "percent"},
@@ -218,6 +219,17 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     return res
 
 
+def describe_checkpoint(ck: dict) -> str:
+    """One line: which checkpoint was evaluated and how it was chosen."""
+    if not isinstance(ck, dict):
+        return f"checkpoint: {ck}"
+    sel = ck.get("selection") or {}
+    how = sel.get("computed_on") or sel.get("metric", "unknown")
+    if sel.get("value") is not None:
+        how = f"{sel['metric']} {sel['value']:.4g} {sel.get('unit', '')}, {how}"
+    return f"checkpoint: {ck.get('path')} (epoch {ck.get('epoch')}; chosen by: {how})"
+
+
 def format_table(res: dict) -> str:
     """The per-action table (mm) printed by ``mvtools evaluate``."""
     w = max([len(a) for a in res["per_action"]] + [22])
@@ -235,6 +247,7 @@ def format_table(res: dict) -> str:
     lines.append(f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} % ({nj} joints){other}, "
                  f"N-MPJPE {res['n_mpjpe']:.1f} mm "
                  f"({res['source']} 2D, {res['cameras']} cameras, subjects {', '.join(res['subjects'])})")
+    lines.append(describe_checkpoint(res["checkpoint"]))
     if res.get("reference", "dataset 3D") != "dataset 3D":
         lines.append(f"reference: {res['reference']}, not measured 3D")
     return "\n".join(lines)

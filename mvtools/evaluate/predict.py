@@ -72,10 +72,10 @@ def lift_pixels(lift, uv: np.ndarray, K: np.ndarray, device="cpu") -> np.ndarray
     Non-finite output (a diverged checkpoint) is an error, never written."""
     import torch
 
-    from mvtools.train.loop import predict_relative
+    from mvtools.train.inference import lift_2d
 
-    pred = predict_relative(lift, torch.from_numpy(np.ascontiguousarray(uv, np.float32)),
-                            torch.from_numpy(np.ascontiguousarray(K, np.float32)), device)
+    pred = lift_2d(lift, torch.from_numpy(np.ascontiguousarray(uv, np.float32)),
+                   torch.from_numpy(np.ascontiguousarray(K, np.float32)), device)
     bad = ~np.isfinite(np.asarray(pred)).all(axis=(1, 2))
     if bad.any():
         raise DatasetError(f"the lifting network gave NaN/inf 3D for {int(bad.sum())} of {len(bad)} poses "
@@ -257,7 +257,7 @@ def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str =
 
 
 def _predict(run, inp, out, cameras, checkpoint, device, kp: dict) -> Path:
-    from mvtools.train.loop import load_lifter
+    from mvtools.train.inference import load_lifter
 
     inp, out = Path(inp), Path(out)
     if not inp.exists():
