@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from mvtools.augment.pairs import PAIRS_FORMAT_VERSION, ShardWriter, pair_table, pair_transforms, sample_pairs, \
     view_pairs
+from mvtools.augment.sequences import SequenceWriter, sequence_table
 from mvtools.augment.virtual import LAYOUTS, camera_frame, map_camera, place_virtual_cameras, project_virtual, \
     similarity_to
 from mvtools.camera import Camera, undistort_pixels
@@ -207,19 +208,22 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
         stage = tmp / "_virtual"
         stage.mkdir()
         writers = {sp: ShardWriter(tmp, sp, shard_rows) for sp in ("train", "test")}
+        seq_writers = {sp: SequenceWriter(tmp, sp) for sp in ("train", "test")}  # per-view 2D sequences
         try:
             with progress(length=total, label="augment") as bar:
                 for s in subjects:
                     info = _augment_subject(ds, s, rigs[s], source, virtual_views, layout, seed, extrinsics,
-                                            pairs_per_frame, views, writers[split_of[s]], stage, bar)
+                                            pairs_per_frame, views, writers[split_of[s]], stage, bar,
+                                            seq_writers[split_of[s]])
                     virtual_all += info.pop("virtual_cameras")
                     report["dropped"][s] = info.pop("dropped")
                     report["invalid_3d_frames"][s] = info.pop("invalid_3d_frames")
                     report["subjects"][s] = info
                     pa.default_memory_pool().release_unused()  # keep RSS at one subject's working set
             shards = writers["train"].close() + writers["test"].close()
+            sequences = seq_writers["train"].close() + seq_writers["test"].close()
         except BaseException:
-            for w in writers.values():
+            for w in [*writers.values(), *seq_writers.values()]:
                 w.abort()
             raise
         rows = {sp: sum(x["rows"] for x in shards if x["split"] == sp) for sp in ("train", "test")}
@@ -227,7 +231,7 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
             "format_version": PAIRS_FORMAT_VERSION, "extrinsics": extrinsics, "views": views,
             "virtual_views": virtual_views, "pairs_per_frame": pairs_per_frame, "source2d": source, "seed": seed,
             "splits": {sp: [s for s in subjects if split_of[s] == sp] for sp in ("train", "test")},
-            "shards": shards, "rows": rows, "layout": layout, "producer": producer(command),
+            "shards": shards, "sequences": sequences, "rows": rows, "layout": layout, "producer": producer(command),
         }
         (tmp / "manifest.json").write_text(json.dumps(pm, indent=2) + "\n")
         # quick finishing steps: virtual 2D, virtual cameras, then the pairs directory swaps into place
@@ -251,7 +255,8 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
     return summary
 
 
-def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrinsics, k, views, writer, stage, bar):
+def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrinsics, k, views, writer, stage, bar,
+                     seq_writer):
     given, used = rigs
     d3 = _subject_3d(ds, subject)
     # real views: the given cameras that have 2D of this source, in rig order
@@ -319,6 +324,9 @@ def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrins
             else:
                 y3d, x2d, conf = y3d_r, x2d_r[start:end].copy(), conf_r[start:end]
                 avail = avail_r[start:end] & fin[:, None]
+            seen = np.concatenate([avail_r[start:end], ok_v], axis=1) if virt else avail_r[start:end]
+            seq_writer.write(sequence_table(subject, action, subaction, frames, ids, kinds, static["K"], x2d, seen,
+                                            real_used))
             prng = np.random.default_rng([seed, _crc(subject), _crc(action), int(subaction)])
             fi, a, b = sample_pairs(avail, pairs, k, prng)
             if len(fi):

@@ -1,0 +1,193 @@
+"""The temporal backbone: VideoPose3D's dilated temporal convolutions (Pavllo et al., CVPR 2019) as the lifting
+and root branches of the two-branch model (the paper's Table 2 "TemporalDilated" row).
+
+A branch maps a window of ``receptive_field`` frames of normalised 2D (``normalise_2d``) to the output of one
+frame: the centre frame, or the last one with ``causal=True`` (no look-ahead, for real-time use).
+
+Architecture (VideoPose3D ``common/model.py``): ``Conv1d(34, C, 3) -> BN -> ReLU -> Dropout``, then one block per
+further filter: ``x[res] + [Conv1d(C, C, 3, dilation 3^k) -> BN -> ReLU -> Dropout -> Conv1d(C, C, 1) -> BN ->
+ReLU -> Dropout]``, then ``Conv1d(C, out, 1)``. Filter widths ``[3] * k`` give a receptive field of ``3^k`` frames
+(27: 3 blocks, 81: 4, 243: 5 including the input layer). Convolutions have no bias (BatchNorm follows), the output
+layer has one.
+
+One set of weights, two forward forms (VideoPose3D's ``TemporalModelOptimized1f`` and ``TemporalModel``):
+
+- :meth:`TemporalConvNet.forward` - training form: windows (N, RF, F) -> (N, out). The convolutions run with
+  stride = filter width instead of dilation, so only the positions the single output needs are computed.
+- :meth:`TemporalConvNet.forward_sequence` - inference form: (N, T + RF - 1, F) -> (N, T, out) with dilated
+  convolutions, one pass over a whole (padded) sequence. In eval mode the two forms agree frame for frame.
+"""
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mvtools.skeleton import NUM_JOINTS, ROOT
+from mvtools.train.model import DEPTH0_MM, OUTPUT_SCALE_MM, Dropout, GlobalBatchNorm1d
+
+#: Receptive fields offered by ``--receptive-field`` (frames).
+RECEPTIVE_FIELDS = (27, 81, 243)
+
+
+def filter_widths_for(receptive_field: int) -> list[int]:
+    """Filter widths ``[3] * k`` with ``3^k == receptive_field`` (frames); a ValueError otherwise."""
+    rf, widths = int(receptive_field), []
+    while rf > 1 and rf % 3 == 0:
+        widths.append(3)
+        rf //= 3
+    if rf != 1 or len(widths) < 2:
+        raise ValueError(f"receptive field must be a power of 3 >= 9 frames (27, 81, 243), got {receptive_field}")
+    return widths
+
+
+def target_offset(receptive_field: int, causal: bool) -> int:
+    """Index, inside a window of ``receptive_field`` frames, of the frame the output belongs to."""
+    return receptive_field - 1 if causal else receptive_field // 2
+
+
+class TemporalBatchNorm1d(GlobalBatchNorm1d):
+    """BatchNorm over (N, C, T) whose training statistics cover all positions of the global batch under DDP
+    (``GlobalBatchNorm1d`` on the (N * T, C) view); plain ``nn.BatchNorm1d`` otherwise."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3 and self.training and dist.is_available() and dist.is_initialized() \
+                and dist.get_world_size() > 1:
+            n, c, t = x.shape
+            return super().forward(x.transpose(1, 2).reshape(n * t, c)).view(n, t, c).transpose(1, 2)
+        return super().forward(x)
+
+
+class TemporalConvNet(nn.Module):
+    """Dilated temporal convolutions: (N, RF, in_features) windows -> (N, out_features) (see module doc)."""
+
+    def __init__(self, in_features: int, out_features: int, receptive_field: int = 243, channels: int = 1024,
+                 dropout: float = 0.25, causal: bool = False):
+        super().__init__()
+        self.widths = filter_widths_for(receptive_field)
+        self.causal = bool(causal)
+        self.expand = nn.Conv1d(in_features, channels, self.widths[0], bias=False)
+        self.expand_bn = TemporalBatchNorm1d(channels)
+        self.convs = nn.ModuleList()
+        self.bns = nn.ModuleList()
+        for w in self.widths[1:]:
+            self.convs += [nn.Conv1d(channels, channels, w, bias=False), nn.Conv1d(channels, channels, 1, bias=False)]
+            self.bns += [TemporalBatchNorm1d(channels), TemporalBatchNorm1d(channels)]
+        self.drop = Dropout(dropout)
+        self.shrink = nn.Conv1d(channels, out_features, 1)
+        # small output layer, as in ResLinear: start near "zero relative pose, root on its ray at 5 m"
+        nn.init.normal_(self.shrink.weight, std=1e-3)
+        nn.init.zeros_(self.shrink.bias)
+
+    @property
+    def receptive_field(self) -> int:
+        """Frames of input per output frame: the product of the filter widths."""
+        rf = 1
+        for w in self.widths:
+            rf *= w
+        return rf
+
+    def _unit(self, conv, bn, x, stride: int = 1, dilation: int = 1) -> torch.Tensor:
+        return self.drop(F.relu(bn(F.conv1d(x, conv.weight, None, stride, 0, dilation))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Training form: windows (N, RF, in_features) -> (N, out_features); strided convolutions."""
+        if x.shape[1] != self.receptive_field:
+            raise ValueError(f"expected windows of {self.receptive_field} frames, got {x.shape[1]}")
+        h = self._unit(self.expand, self.expand_bn, x.transpose(1, 2), stride=self.widths[0])
+        for i, w in enumerate(self.widths[1:]):
+            shift = w // 2 if self.causal else 0
+            res = h[:, :, shift + w // 2::w]
+            h = self._unit(self.convs[2 * i], self.bns[2 * i], h, stride=w)
+            h = res + self._unit(self.convs[2 * i + 1], self.bns[2 * i + 1], h)
+        return self.shrink(h)[:, :, 0]
+
+    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """Inference form: (N, T + RF - 1, in_features) -> (N, T, out_features); dilated convolutions, output t
+        from input frames t .. t + RF - 1 (pad the sequence with :func:`mvtools.train.windows.pad_edges`)."""
+        if x.shape[1] < self.receptive_field:
+            raise ValueError(f"a sequence needs at least {self.receptive_field} (padded) frames, got {x.shape[1]}")
+        h = self._unit(self.expand, self.expand_bn, x.transpose(1, 2))
+        dilation = self.widths[0]
+        for i, w in enumerate(self.widths[1:]):
+            pad = (w - 1) * dilation // 2
+            shift = pad if self.causal else 0
+            res = h[:, :, pad + shift:h.shape[2] - pad + shift]
+            h = self._unit(self.convs[2 * i], self.bns[2 * i], h, dilation=dilation)
+            h = res + self._unit(self.convs[2 * i + 1], self.bns[2 * i + 1], h)
+            dilation *= w
+        return self.shrink(h).transpose(1, 2)
+
+
+class TemporalLiftingNet(nn.Module):
+    """Lifting branch: windows of normalised 2D (N, RF, J, 2) -> root-relative 3D of the target frame (N, J, 3) mm
+    (root row exactly 0). ``forward_sequence``: padded (N, T + RF - 1, J, 2) -> (N, T, J, 3)."""
+
+    def __init__(self, receptive_field: int = 243, channels: int = 1024, dropout: float = 0.25, causal: bool = False,
+                 num_joints: int = NUM_JOINTS, root: int = ROOT):
+        super().__init__()
+        self.num_joints = num_joints
+        self.net = TemporalConvNet(2 * num_joints, 3 * num_joints, receptive_field, channels, dropout, causal)
+        mask = torch.ones(num_joints, 1)
+        mask[root] = 0.0
+        self.register_buffer("root_mask", mask, persistent=False)
+
+    @property
+    def receptive_field(self) -> int:
+        return self.net.receptive_field
+
+    @property
+    def causal(self) -> bool:
+        return self.net.causal
+
+    def forward(self, xw: torch.Tensor) -> torch.Tensor:
+        y = self.net(xw.flatten(2)).view(-1, self.num_joints, 3)
+        return y * self.root_mask * OUTPUT_SCALE_MM
+
+    def forward_sequence(self, xs: torch.Tensor) -> torch.Tensor:
+        y = self.net.forward_sequence(xs.flatten(2))
+        return y.view(y.shape[0], y.shape[1], self.num_joints, 3) * self.root_mask * OUTPUT_SCALE_MM
+
+
+class TemporalRootNet(nn.Module):
+    """Root branch: windows (N, RF, J, 2) -> the target frame's root position (N, 3) mm, parametrised on the ray of
+    the target frame's 2D root exactly as ``RootNet`` (``z = 5 m exp(5 tanh(o_z / 5))``, ``xy = z (x_root + o)``)."""
+
+    def __init__(self, receptive_field: int = 243, channels: int = 1024, dropout: float = 0.25, causal: bool = False,
+                 num_joints: int = NUM_JOINTS, root: int = ROOT):
+        super().__init__()
+        self.root = root
+        self.net = TemporalConvNet(2 * num_joints, 3, receptive_field, channels, dropout, causal)
+        self.target = target_offset(receptive_field, causal)
+
+    def forward(self, xw: torch.Tensor) -> torch.Tensor:
+        o = self.net(xw.flatten(2))
+        z = DEPTH0_MM * torch.exp(5.0 * torch.tanh(o[:, 2:3] / 5.0))
+        xy = z * (xw[:, self.target, self.root] + o[:, 0:2])
+        return torch.cat([xy, z], dim=1)
+
+
+class TemporalTwoBranch(nn.Module):
+    """Temporal lifting + root branches (no shared weights): ``forward(windows) -> (relative (N,J,3), root (N,3))``
+    mm for the windows' target frames."""
+
+    def __init__(self, receptive_field: int = 243, channels: int = 1024, dropout: float = 0.25, causal: bool = False):
+        super().__init__()
+        self.lift = TemporalLiftingNet(receptive_field, channels, dropout, causal)
+        self.root = TemporalRootNet(receptive_field, channels, dropout, causal)
+
+    def forward(self, xw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.lift(xw), self.root(xw)
+
+
+def conv_flops_per_window(receptive_field: int, channels: int, out_features: int,
+                          in_features: int = 2 * NUM_JOINTS) -> int:
+    """Forward multiply-add FLOPs (2 per MAC) of one branch's training form for one window."""
+    widths = filter_widths_for(receptive_field)
+    n = receptive_field // widths[0]  # output positions of the input layer
+    macs = in_features * channels * widths[0] * n
+    for w in widths[1:]:
+        n //= w
+        macs += channels * channels * (w + 1) * n
+    return 2 * (macs + channels * out_features)
