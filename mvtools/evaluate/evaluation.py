@@ -21,7 +21,7 @@ import torch
 from mvtools.camera import undistort_pixels, world_to_camera
 from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_manifest, read_poses2d, read_poses3d
 from mvtools.evaluate.metrics import (AUC_THRESHOLDS, auc, joint_errors, mpjpe_per_pose, n_mpjpe_per_pose,
-                                      p_mpjpe_per_pose, pck)
+                                      p_mpjpe_per_pose, pck, velocity_errors)
 from mvtools.progress import log
 
 KEYS = ["subject", "action", "subaction", "frame"]
@@ -37,11 +37,27 @@ def _default_source(ds, manifest: dict, run_source: str | None) -> str:
     return "gt"
 
 
+def _sequences(c: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """One camera's 2D rows in sequence then frame order, and a sequence id (0..) per row. A sequence is a
+    source sequence (``raw_name``, ``subaction``; MPI-INF-3DHP's test videos change ``action`` per frame), or
+    (``raw_name``, ``action``, ``subaction``) where frame numbers repeat inside one."""
+    for key in (["raw_name", "subaction"], ["raw_name", "action", "subaction"]):
+        c = c.sort_values(key + ["frame"], kind="stable")
+        seq = c.groupby(key, sort=False).ngroup().to_numpy()
+        f = c["frame"].to_numpy()
+        if not ((seq[1:] == seq[:-1]) & (f[1:] == f[:-1])).any():
+            break
+    return c, seq
+
+
 def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str = "real",
                      run_source: str | None = None) -> dict:
     """Single views to evaluate: undistorted 2D (N, 17, 2) px, K (N, 4) px, ground truth (N, 17, 3) camera-frame
-    mm, and per-row labels (subject, action, camera, scene). ``cameras``: 'real' (given calibration) or 'all'
-    (also the virtual cameras of ``mvtools augment``)."""
+    mm, and per-row labels (subject, action, camera, scene, frame, ``seq`` a sequence id). ``cameras``: 'real'
+    (given calibration) or 'all' (also the virtual cameras of ``mvtools augment``). Rows are grouped by camera
+    and sequence, in frame order. ``context`` holds every 2D row of the evaluated (subject, camera) pairs -
+    ``x2d``, ``K``, ``seq``, ``frame`` (M,), sequence by sequence in frame order, also frames without a scored 3D
+    pose - the input of temporal models; ``ctx_row`` (N,) is each scored row's index in it."""
     if cameras not in ("real", "all"):
         raise ValueError(f"cameras must be 'real' or 'all', got {cameras!r}")
     ds = Path(ds)
@@ -73,10 +89,11 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
     scene = t3.column("scene").to_numpy(zero_copy_only=False) if "scene" in t3.column_names else None
 
     srcs = [source] + (["virtual"] if cameras == "all" else [])
-    t2 = read_poses2d(ds, subjects, columns=KEYS + ["camera", "joints2d", "source"], source=srcs)
+    t2 = read_poses2d(ds, subjects, columns=KEYS + ["camera", "joints2d", "source", "raw_name"], source=srcs)
     if t2.num_rows == 0:
         raise DatasetError(f"{ds / 'poses2d'}: no {source!r} 2D rows for subject(s) {', '.join(subjects)}")
-    k2 = pd.DataFrame({k: t2.column(k).to_numpy(zero_copy_only=False) for k in KEYS + ["camera", "source"]})
+    k2 = pd.DataFrame({k: t2.column(k).to_numpy(zero_copy_only=False)
+                       for k in KEYS + ["camera", "source", "raw_name"]})
     k2["row2"] = np.arange(len(k2))
     m = k2.merge(k3, on=KEYS, how="inner")
     n_invalid = len(k2.merge(invalid[KEYS], on=KEYS, how="inner")) if len(invalid) else 0
@@ -85,31 +102,49 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
 
     cams = read_cameras(ds, source=["given"] + (["virtual"] if cameras == "all" else []), subjects=subjects)
     by_key = {(c.subject, c.camera, "virtual" if c.source == "virtual" else "real"): c for c in cams}
-    parts = []
-    for (subj, cam_id, src), g in m.groupby(["subject", "camera", "source"], sort=True):
+    parts, ctx = [], []
+    groups = ["subject", "camera", "source"]
+    all2d = dict(iter(k2.groupby(groups, sort=True)))
+    n_ctx = n_seq = 0
+    for (subj, cam_id, src), g in m.groupby(groups, sort=True):
         kind = "virtual" if src == "virtual" else "real"
         cam = by_key.get((subj, cam_id, kind))
         if cam is None:
             raise DatasetError(f"{ds / 'cameras.parquet'}: no {'virtual' if kind == 'virtual' else 'given'} "
                                f"calibration for camera {cam_id!r} of {subj}")
-        r2, r3 = g["row2"].to_numpy(), g["row3"].to_numpy()
+        # context: every 2D row of this camera (also frames without a scored 3D pose), sequence by sequence in
+        # frame order, for temporal models; ``ctx_row`` places each scored row in it
+        c, seq = _sequences(all2d[(subj, cam_id, src)])
+        seq = seq + n_seq
+        n_seq = int(seq.max()) + 1
+        pos = pd.Series(np.arange(len(c)) + n_ctx, index=c["row2"].to_numpy())
+        ctx.append(dict(x2d=undistort_pixels(x2d_all[c["row2"].to_numpy()], cam),
+                        K=np.broadcast_to(cam.intrinsics, (len(c), 4)), seq=seq, frame=c["frame"].to_numpy()))
+        g = g.assign(_pos=pos.loc[g["row2"].to_numpy()].to_numpy()).sort_values("_pos")
+        r2, r3, row = g["row2"].to_numpy(), g["row3"].to_numpy(), g["_pos"].to_numpy()
         x = undistort_pixels(x2d_all[r2], cam)
         y = world_to_camera(gt_world[r3], cam.R, cam.t)
         parts.append(dict(x2d=x, K=np.broadcast_to(cam.intrinsics, (len(g), 4)), gt=y, subject=g["subject"].to_numpy(),
                           action=g["action"].to_numpy(), camera=np.full(len(g), cam_id, object),
+                          frame=g["frame"].to_numpy().astype(np.int64), ctx_row=row,
+                          seq=np.asarray(ctx[-1]["seq"])[row - n_ctx],
                           scene=scene[r3] if scene is not None else None))
+        n_ctx += len(c)
     if not parts:
         raise DatasetError(f"{ds}: no 2D rows of subject(s) {', '.join(subjects)} match a 3D pose")
-    out = {k: np.concatenate([p[k] for p in parts]) for k in ("x2d", "K", "gt", "subject", "action", "camera")}
+    out = {k: np.concatenate([p[k] for p in parts])
+           for k in ("x2d", "K", "gt", "subject", "action", "camera", "frame", "seq", "ctx_row")}
     out["scene"] = np.concatenate([p["scene"] for p in parts]) if scene is not None else None
+    out["context"] = {k: np.concatenate([c[k] for c in ctx]) for k in ("x2d", "K", "seq", "frame")}
     out.update(root=root, source=source, subjects=subjects, n_unmatched=int(n_unmatched), n_invalid=n_invalid,
                reference_column=ref_col, pck_joints=ev.get("pck_joints"))
     return out
 
 
-def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray, jerr: np.ndarray) -> dict:
+def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray, jerr: np.ndarray, vel=None) -> dict:
     """Per label: MPJPE and P-MPJPE (mm, pooled over poses), PCK@150 and AUC (percent) from the joint errors
-    ``jerr`` (N, J') of the joints the protocol scores, and the pose count."""
+    ``jerr`` (N, J') of the joints the protocol scores, the pose count, and MPJVE (mm/frame) from ``vel`` =
+    (velocity errors (M,), their rows (M,)) of :func:`~mvtools.evaluate.metrics.velocity_errors`."""
     out = {}
     for lab in sorted(set(labels.tolist())):
         sel = labels == lab
@@ -118,6 +153,9 @@ def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray, jerr: np.ndarray
         out[str(lab)] = {"mpjpe": float(e1[sel].mean()), "p_mpjpe": float(e2[sel].mean()),
                          "pck150": float((je < 150.0).mean() * 100.0), "auc": float(curve.mean()),
                          "n": int(sel.sum())}
+        if vel is not None:
+            ve = vel[0][sel[vel[1]]]
+            out[str(lab)]["mpjve"] = float(ve.mean()) if len(ve) else None
     return out
 
 
@@ -143,20 +181,22 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     jerr = joint_errors(pred, gt)
     pj = v["pck_joints"] if v["pck_joints"] is not None else list(range(jerr.shape[1]))
     sj = jerr[:, pj]  # the joints PCK/AUC score (MPI-INF-3DHP's official script: 14 of the 17)
-    per_action = _pooled(v["action"], e1, e2, sj)
+    vel = velocity_errors(pred, gt, v["seq"], v["frame"])
+    per_action = _pooled(v["action"], e1, e2, sj, vel)
     res = {
         "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": checkpoint, "subjects": v["subjects"],
         "source": v["source"], "cameras": cameras, "root_joint": r, "reference_column": v["reference_column"],
-        "units": {"errors": "mm", "pck150": "percent", "auc": "percent"},
+        "units": {"errors": "mm", "mpjve": "mm per frame", "pck150": "percent", "auc": "percent"},
         "mpjpe": float(e1.mean()), "p_mpjpe": float(e2.mean()), "n_mpjpe": float(n_mpjpe_per_pose(pred, gt).mean()),
         "mpjpe_action_mean": float(np.mean([a["mpjpe"] for a in per_action.values()])),
         "p_mpjpe_action_mean": float(np.mean([a["p_mpjpe"] for a in per_action.values()])),
+        "mpjve": float(vel[0].mean()) if len(vel[0]) else None, "n_velocities": int(len(vel[0])),
         "n_poses": int(len(e1)), "n_unmatched_2d": v["n_unmatched"],
         "pck150": pck(pred[:, pj], gt[:, pj], 150.0), "auc": auc(pred[:, pj], gt[:, pj]), "pck_joints": pj,
         "per_joint_mpjpe": jerr.mean(0).tolist(),
         "per_action": per_action,
-        "per_camera": _pooled(v["camera"], e1, e2, sj),
-        "per_subject": _pooled(v["subject"], e1, e2, sj),
+        "per_camera": _pooled(v["camera"], e1, e2, sj, vel),
+        "per_subject": _pooled(v["subject"], e1, e2, sj, vel),
         "n_invalid_frames": v["n_invalid"],
     }
     if v["scene"] is not None:
@@ -178,6 +218,7 @@ def format_table(res: dict) -> str:
     lines.append(f"{'mean over actions':<{w}} {res['n_poses']:>8d} {res['mpjpe_action_mean']:>8.1f} "
                  f"{res['p_mpjpe_action_mean']:>8.1f}")
     lines.append(f"{'mean over poses':<{w}} {res['n_poses']:>8d} {res['mpjpe']:>8.1f} {res['p_mpjpe']:>8.1f}")
-    lines.append(f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} %, N-MPJPE {res['n_mpjpe']:.1f} mm "
+    mpjve = f", MPJVE {res['mpjve']:.2f} mm/frame" if res.get("mpjve") is not None else ""
+    lines.append(f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} %, N-MPJPE {res['n_mpjpe']:.1f} mm{mpjve} "
                  f"({res['source']} 2D, {res['cameras']} cameras, subjects {', '.join(res['subjects'])})")
     return "\n".join(lines)
