@@ -198,3 +198,18 @@ def test_augment_writes_sequences_matching_the_pairs(augmented):
             centre = gather_windows(seqs, torch.from_numpy(rows), 27, False)[:, 13]
             ref = normalise_2d(pairs.field(f"x2d_{view}")[:n], pairs.field(f"K_{view}")[:n])
             torch.testing.assert_close(centre, ref, rtol=0, atol=1e-6)
+
+
+def test_lift_sequences_chunks_and_row_order():
+    from mvtools.train.temporal import lift_sequences
+
+    torch.manual_seed(2)
+    lift = TemporalLiftingNet(27, channels=8, dropout=0.0).eval()
+    torch.nn.init.normal_(lift.net.shrink.weight, std=0.1)
+    seqs, _, _, _ = _seqs([12, 40])
+    # sequence 1 before sequence 0, frame order inside each, interleaved: the labels group them
+    lab = np.r_[np.zeros(12, int), np.ones(40, int)]
+    shuffled = torch.from_numpy(np.r_[np.arange(12, 30), np.arange(0, 6), np.arange(30, 52), np.arange(6, 12)])
+    ref = lift(gather_windows(seqs, shuffled, 27, False))
+    got = lift_sequences(lift.forward_sequence, seqs.xn[shuffled], lab[shuffled.numpy()], 27, False, chunk=7)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-3)

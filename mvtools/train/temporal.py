@@ -19,6 +19,7 @@ One set of weights, two forward forms (VideoPose3D's ``TemporalModelOptimized1f`
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
@@ -191,3 +192,28 @@ def conv_flops_per_window(receptive_field: int, channels: int, out_features: int
         n //= w
         macs += channels * channels * (w + 1) * n
     return 2 * (macs + channels * out_features)
+
+
+@torch.no_grad()
+def lift_sequences(forward_sequence, xn: torch.Tensor, seq: np.ndarray, rf: int, causal: bool,
+                   chunk: int = 8192) -> torch.Tensor:
+    """Sequence inference: ``forward_sequence`` ((1, T + rf - 1, J, 2) -> (1, T, J, 3)) over every sequence of
+    ``xn`` (N, J, 2) normalised 2D, rows labelled by ``seq`` (N,) and in frame order within a sequence; each
+    sequence padded by edge replication and run in one pass (sequences longer than ``chunk`` frames in chunks
+    overlapping by rf - 1 frames: the same outputs). Returns (N, J, 3) in ``xn``'s row order."""
+    from mvtools.train.windows import pad_edges
+
+    order = np.argsort(np.unique(np.asarray(seq), return_inverse=True)[1].reshape(-1), kind="stable")
+    lab = np.asarray(seq)[order]
+    bounds = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1], True])
+    order_t = torch.from_numpy(order).to(xn.device)
+    out = None
+    for s, e in zip(bounds[:-1], bounds[1:], strict=True):
+        rows = order_t[s:e]
+        padded = pad_edges(xn.index_select(0, rows), rf, causal)[None]
+        parts = [forward_sequence(padded[:, t:t + chunk + rf - 1]) for t in range(0, e - s, chunk)]
+        y = torch.cat(parts, dim=1)[0]
+        if out is None:
+            out = xn.new_empty((len(xn),) + tuple(y.shape[1:]))
+        out[rows] = y
+    return out if out is not None else xn.new_zeros((0,) + tuple(xn.shape[1:-1]) + (3,))

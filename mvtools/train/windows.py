@@ -155,3 +155,28 @@ def pad_edges(x: torch.Tensor, rf: int, causal: bool) -> torch.Tensor:
     before, after = (2 * pad, 0) if causal else (pad, pad)
     idx = torch.arange(-before, x.shape[0] + after, device=x.device).clamp(0, x.shape[0] - 1)
     return x.index_select(0, idx)
+
+
+class PairWindows:
+    """The windows of both views of every pair of a pair set: rows of view a and view b in ``seqs`` (found once,
+    vectorised), gathered per batch. ``meta`` is the pair set's meta dict (subject, action, subaction, cam_a,
+    cam_b, frame: (N,) arrays)."""
+
+    def __init__(self, seqs: Sequences, meta: dict, rf: int, causal: bool, where: str = "pairs"):
+        self.seqs, self.rf, self.causal = seqs, int(rf), bool(causal)
+        keys = [meta[k] for k in ("subject", "action")], meta["subaction"], meta["frame"]
+        self.rows_a = torch.from_numpy(seqs.rows(*keys[0], keys[1], meta["cam_a"], keys[2], where))
+        self.rows_b = torch.from_numpy(seqs.rows(*keys[0], keys[1], meta["cam_b"], keys[2], where))
+
+    def __len__(self) -> int:
+        return len(self.rows_a)
+
+    def to(self, device) -> PairWindows:
+        """Sequences on ``device`` (windows are then gathered there: one small index tensor per batch moves)."""
+        self.seqs = self.seqs.to(device)
+        return self
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows (B, rf, J, 2) of view a and of view b of pairs ``idx`` (B,), on the sequences' device."""
+        return (gather_windows(self.seqs, self.rows_a[idx], self.rf, self.causal),
+                gather_windows(self.seqs, self.rows_b[idx], self.rf, self.causal))
