@@ -52,7 +52,8 @@ def mode_loop(a) -> dict:
     run = Path(a.work) / f"run-{os.getpid()}"
     bs = a.batch_size
     train(a.ds, run, epochs=REPEATS + 1, pretrain_epochs=0, channels=a.channels, blocks=a.blocks, batch_size=bs,
-          max_pairs=a.steps * bs, val_max_pairs=256, dropout=a.dropout, plots=False)
+          max_pairs=a.steps * bs, val_max_pairs=256, test_max_pairs=0, dropout=a.dropout, plots=False,
+          threads=a.threads)
     recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     return {"pairs_per_s": max(r["pairs_per_s"] for r in recs[1:]), "threads": torch.get_num_threads()}
 
@@ -91,15 +92,19 @@ def mode_matmul(a) -> dict:
 def _step_fn(a):
     import torch
 
-    from mvtools.train.loop import _batch_loss
-    from mvtools.train.model import TwoBranch
+    from mvtools.train.config import TrainConfig
+    from mvtools.train.loop import _forward
+    from mvtools.train.losses import get_loss
+    from mvtools.train.model import build_model
 
     torch.manual_seed(0)
-    model = TwoBranch(a.channels, a.blocks, a.dropout)
+    cfg = TrainConfig(channels=a.channels, blocks=a.blocks, dropout=a.dropout)
+    model = build_model(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    spec = get_loss("trans-reproj")
 
     def step(b):
-        per, _ = _batch_loss(model, b, "trans-reproj", "main", 1.0)
+        per = sum(spec.fn(_forward(model, b, True), b, cfg).values())
         opt.zero_grad(set_to_none=True)
         per.mean().backward()
         opt.step()

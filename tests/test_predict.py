@@ -14,7 +14,7 @@ from mvtools.dataset import fsl, joints_to_numpy
 from mvtools.ingest.h36m.reader import write_videopose3d_2d
 from mvtools.h36m_cameras import h36m_rig
 from mvtools.evaluate.predict import predict
-from mvtools.train.loop import load_lifter, predict_relative
+from mvtools.train.inference import load_lifter, predict_relative
 from mvtools.train.model import TwoBranch
 
 from test_train_fixtures import make_poses

@@ -34,9 +34,10 @@ def test_two_processes_match_one(tmp_path):
           seed=5, device="cpu", plots=False)
     a, b = _records(tmp_path / "one"), _records(tmp_path / "ddp")
     assert len(a) == len(b) == 5
-    assert json.loads((tmp_path / "ddp" / "config.json").read_text())["world_size"] == 2
+    assert json.loads((tmp_path / "ddp" / "config.json").read_text())["derived"]["world_size"] == 2
     for ra, rb in zip(a, b):
         assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-3)
-        assert rb["val_mpjpe"] == pytest.approx(ra["val_mpjpe"], rel=1e-3)
+        assert rb["test_mpjpe"] == pytest.approx(ra["test_mpjpe"], rel=1e-3)
+        assert rb["heldout_loss"] == pytest.approx(ra["heldout_loss"], rel=1e-2)  # mm^2 in pre-training: sensitive
     # each rank saw half of every global batch, and the pair counts add up to the single-process count
     assert [r["pairs_per_s"] * r["train_s"] for r in b] == pytest.approx([r["pairs_per_s"] * r["train_s"] for r in a])

@@ -4,14 +4,22 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from test_train_fixtures import make_dataset, make_poses, make_shards
 
 from mvtools.camera import look_at, relative_transform, tvec_from_center, world_to_camera
 from mvtools.dataset import DatasetError
 from mvtools.train import losses
 from mvtools.train.data import epoch_batches, load_pairs
-from mvtools.train.model import DEPTH0_MM, Dropout, GlobalBatchNorm1d, LiftingNet, RootNet, TwoBranch, normalise_2d
-
-from test_train_fixtures import make_dataset, make_poses, make_shards
+from mvtools.train.model import (
+    DEPTH0_MM,
+    Dropout,
+    GlobalBatchNorm1d,
+    LiftingNet,
+    ResLinear,
+    RootNet,
+    TwoBranch,
+    normalise_2d,
+)
 
 torch.set_num_threads(1)
 
@@ -98,11 +106,11 @@ def test_supervised_is_root_relative_mpjpe():
 def test_model_shapes_and_parametrisation():
     torch.manual_seed(0)
     x = torch.randn(8, 17, 2) * 0.1
-    lift = LiftingNet(channels=64, blocks=2)
+    lift = LiftingNet(ResLinear(34, 51, channels=64, blocks=2))
     y = lift(x)
     assert y.shape == (8, 17, 3)
     assert torch.all(y[:, 0] == 0)
-    root = RootNet(channels=64, blocks=2).eval()
+    root = RootNet(ResLinear(34, 3, channels=64, blocks=2)).eval()
     r = root(x)
     assert r.shape == (8, 3) and torch.all(r[:, 2] > 0)
     # fresh output layer: depth near 5 m and the root on the ray of its 2D position
@@ -190,7 +198,7 @@ def test_root_depth_soft_bound_keeps_a_gradient():
     # a hard clamp of o_z to +-5 (the earlier parametrisation) gives zero gradient once the output leaves the
     # range, so a root pushed far away (e.g. early in the main phase) could never come back
     torch.manual_seed(0)
-    root = RootNet(channels=16, blocks=1, dropout=0.0).eval()
+    root = RootNet(ResLinear(34, 3, channels=16, blocks=1, dropout=0.0)).eval()
     x = torch.randn(4, 17, 2) * 0.1
     for oz in (-12.0, 0.0, 3.0, 12.0):
         with torch.no_grad():

@@ -169,11 +169,12 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     "Avg"), ``n_mpjpe``, ``n_poses``, ``per_action`` {action: {mpjpe, p_mpjpe, n}}, ``per_camera``,
     ``per_subject``, ``pck150``, ``auc`` (and ``per_scene`` when poses3d has a ``scene`` column).
     """
-    from mvtools.train.loop import load_lifter, predict_relative
+    from mvtools.train.inference import lift_2d, load_run
 
-    lift, cfg = load_lifter(run, checkpoint, device)
-    v = evaluation_views(ds, subjects, source, cameras, run_source=cfg.get("source2d"))
-    pred = predict_relative(lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device)
+    loaded = load_run(run, checkpoint, device)
+    v = evaluation_views(ds, subjects, source, cameras, run_source=loaded.data.get("source2d"))
+    pred = lift_2d(loaded.lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device,
+                   flip=getattr(loaded.config, "test_flip", False))
     r = v["root"]
     pred = pred - pred[:, r:r + 1]
     gt = v["gt"] - v["gt"][:, r:r + 1]
@@ -184,7 +185,7 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     vel = velocity_errors(pred, gt, v["seq"], v["frame"])
     per_action = _pooled(v["action"], e1, e2, sj, vel)
     res = {
-        "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": checkpoint, "subjects": v["subjects"],
+        "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": loaded.checkpoint, "subjects": v["subjects"],
         "source": v["source"], "cameras": cameras, "root_joint": r, "reference_column": v["reference_column"],
         "units": {"errors": "mm", "mpjve": "mm per frame", "pck150": "percent", "auc": "percent"},
         "mpjpe": float(e1.mean()), "p_mpjpe": float(e2.mean()), "n_mpjpe": float(n_mpjpe_per_pose(pred, gt).mean()),
@@ -208,6 +209,17 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     return res
 
 
+def describe_checkpoint(ck: dict) -> str:
+    """One line: which checkpoint was evaluated and how it was chosen."""
+    if not isinstance(ck, dict):
+        return f"checkpoint: {ck}"
+    sel = ck.get("selection") or {}
+    how = sel.get("computed_on") or sel.get("metric", "unknown")
+    if sel.get("value") is not None:
+        how = f"{sel['metric']} {sel['value']:.4g} {sel.get('unit', '')}, {how}"
+    return f"checkpoint: {ck.get('path')} (epoch {ck.get('epoch')}; chosen by: {how})"
+
+
 def format_table(res: dict) -> str:
     """The per-action table (mm) printed by ``mvtools evaluate``."""
     w = max([len(a) for a in res["per_action"]] + [22])
@@ -221,4 +233,5 @@ def format_table(res: dict) -> str:
     mpjve = f", MPJVE {res['mpjve']:.2f} mm/frame" if res.get("mpjve") is not None else ""
     lines.append(f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} %, N-MPJPE {res['n_mpjpe']:.1f} mm{mpjve} "
                  f"({res['source']} 2D, {res['cameras']} cameras, subjects {', '.join(res['subjects'])})")
+    lines.append(describe_checkpoint(res["checkpoint"]))
     return "\n".join(lines)

@@ -68,9 +68,9 @@ def camera_list(cameras) -> list[Camera]:
 
 def lift_pixels(lift, uv: np.ndarray, K: np.ndarray, device="cpu") -> np.ndarray:
     """Undistorted pixels (N, 17, 2) and intrinsics (N, 4) [fx, fy, cx, cy] -> root-relative 3D (N, 17, 3) mm."""
-    from mvtools.train.loop import predict_relative
+    from mvtools.train.inference import lift_2d
 
-    return predict_relative(lift, torch.from_numpy(np.ascontiguousarray(uv, np.float32)),
+    return lift_2d(lift, torch.from_numpy(np.ascontiguousarray(uv, np.float32)),
                             torch.from_numpy(np.ascontiguousarray(K, np.float32)), device)
 
 
@@ -172,7 +172,7 @@ def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str =
 
     ``cameras`` ('h36m' or a camera JSON/TOML) is needed for VideoPose3D npz input. Returns ``out``.
     """
-    from mvtools.train.loop import load_lifter
+    from mvtools.train.inference import load_lifter
 
     inp, out = Path(inp), Path(out)
     if not inp.is_file():

@@ -29,7 +29,7 @@ FIELDS: dict[str, tuple[int, ...]] = {
     "y3d_a": (J, 3), "y3d_b": (J, 3),
 }
 #: string columns kept (as numpy object arrays) for reports and plots
-META = ("subject", "action", "cam_a", "cam_b", "kind_a", "kind_b")
+META = ("subject", "action", "subaction", "cam_a", "cam_b", "kind_a", "kind_b")
 
 
 def _layout() -> dict[str, tuple[int, int, tuple[int, ...]]]:
@@ -99,9 +99,38 @@ class Pairs:
             rows = self.packed.index_select(0, idx)
         return unpack(rows)
 
-    def subset(self, idx: np.ndarray) -> "Pairs":
-        idx = np.asarray(idx)
+    def subset(self, idx: np.ndarray) -> Pairs:
+        idx = np.asarray(idx, dtype=np.int64)
         return Pairs(self.packed[torch.from_numpy(idx)].contiguous(), {k: v[idx] for k, v in self.meta.items()})
+
+    def sample(self, max_pairs: int | None, seed: int) -> Pairs:
+        """A seeded random subset of at most ``max_pairs`` pairs, in their original order (None: all)."""
+        if max_pairs is None or len(self) <= max_pairs:
+            return self
+        return self.subset(np.sort(np.random.default_rng(seed).choice(len(self), size=max_pairs, replace=False)))
+
+    def sequences(self) -> np.ndarray:
+        """Per pair its sequence id 'subject/action/subaction' (N,) object."""
+        m = self.meta
+        ids = zip(m["subject"], m["action"], m["subaction"], strict=True)
+        return np.array([f"{s}/{a}/{u}" for s, a, u in ids], object)
+
+    @classmethod
+    def empty(cls) -> Pairs:
+        return cls(torch.zeros((0, WIDTH)), {k: np.empty(0, object) for k in META})
+
+
+def split_sequences(pairs: Pairs, fraction: float, seed: int) -> tuple[Pairs, Pairs, list[str]]:
+    """Hold out whole sequences: ``round(fraction * n)`` of the n sequences (at least one when fraction > 0 and
+    n >= 2; never all), drawn with ``seed``. Returns (kept pairs, held-out pairs, held-out sequence ids)."""
+    seq = pairs.sequences()
+    ids = sorted(set(seq.tolist()))
+    k = 0
+    if fraction > 0 and len(ids) >= 2:
+        k = min(len(ids) - 1, max(1, round(fraction * len(ids))))
+    held = sorted(np.random.default_rng(seed).choice(ids, size=k, replace=False).tolist()) if k else []
+    mask = np.isin(seq, held)
+    return pairs.subset(np.flatnonzero(~mask)), pairs.subset(np.flatnonzero(mask)), held
 
 
 def unpack(rows: torch.Tensor) -> dict[str, torch.Tensor]:

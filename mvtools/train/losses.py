@@ -5,8 +5,15 @@ Shapes: poses (B, J, 3) mm in a camera frame; 2D joints (B, J, 2) px (undistorte
 Every loss returns one value per sample (B,) - summed over joints as in the paper; the training loop averages
 over the batch. Units: px^2 (reprojection losses), mm^2 (pre-training loss), mm (supervised MPJPE).
 All arithmetic is float32 (safe under fp16/bf16 autocast).
+
+The bottom of the file is the loss registry: ``@register_loss(name)`` turns a function
+``(pred: Prediction, batch: dict, config) -> {part name: (B,) tensor}`` into a training loss; the loop sums the
+parts it gets (so a new loss is one function and one decorator line) and logs each part.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -70,3 +77,88 @@ def supervised_loss(relative: torch.Tensor, y3d: torch.Tensor, root: int = 0) ->
     """
     gt = y3d.float() - y3d.float()[:, root:root + 1]
     return torch.linalg.vector_norm(relative.float() - gt, dim=-1).mean(-1)
+
+
+# ====================================================================== registry
+@dataclass
+class Prediction:
+    """Model outputs for the two views of a batch of pairs: root-relative poses ``rel_a``, ``rel_b`` (B, J, 3)
+    mm and, when the loss uses the root branch, global poses ``Y_a``, ``Y_b`` (B, J, 3) mm (else None)."""
+
+    rel_a: torch.Tensor
+    rel_b: torch.Tensor
+    Y_a: torch.Tensor | None = None
+    Y_b: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A registered loss. ``uses_root``: needs the root branch (global poses); ``pretrain``: preceded by the
+    eq. 6 pre-training phase; ``labels``: reads the 3D ground truth (then its held-out score may too);
+    ``main``: selectable as ``--loss``; ``unit`` of the summed value."""
+
+    name: str
+    fn: Callable[[Prediction, dict, object], dict[str, torch.Tensor]]
+    uses_root: bool = True
+    pretrain: bool = True
+    labels: bool = False
+    main: bool = True
+    unit: str = "px^2"
+
+
+#: loss name -> spec
+LOSSES: dict[str, LossSpec] = {}
+
+
+def register_loss(name: str, **spec):
+    """Decorator: register ``fn(pred, batch, config) -> {part: (B,) tensor}`` as loss ``name`` (``spec``: the
+    :class:`LossSpec` flags)."""
+
+    def deco(fn):
+        if name in LOSSES:
+            raise ValueError(f"loss {name!r} is already registered")
+        LOSSES[name] = LossSpec(name, fn, **spec)
+        return fn
+
+    return deco
+
+
+def main_losses() -> list[str]:
+    """Names selectable as ``--loss``."""
+    return [n for n, s in LOSSES.items() if s.main]
+
+
+def get_loss(name: str) -> LossSpec:
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r} (known: {', '.join(main_losses())})")
+    return LOSSES[name]
+
+
+def _views(b: dict):
+    return b["x2d_a"], b["x2d_b"], b["conf_a"], b["conf_b"], b["K_a"], b["K_b"]
+
+
+@register_loss("trans-reproj")
+def _trans_reproj(pred: Prediction, b: dict, config) -> dict:
+    """Eq. 7: reproj (eq. 2) + lambda t_reproj (eq. 5), px^2."""
+    args = (pred.Y_a, pred.Y_b, *_views(b))
+    return {"reproj": reproj_loss(*args),
+            "t_reproj": config.lam * t_reproj_loss(*args, b["R_ab"], b["t_ab"], b["R_ba"], b["t_ba"])}
+
+
+@register_loss("reproj")
+def _reproj(pred: Prediction, b: dict, config) -> dict:
+    """Eq. 2 alone, px^2 (the paper's depth-ambiguous baseline)."""
+    return {"reproj": reproj_loss(pred.Y_a, pred.Y_b, *_views(b))}
+
+
+@register_loss("supervised", uses_root=False, pretrain=False, labels=True, unit="mm")
+def _supervised(pred: Prediction, b: dict, config) -> dict:
+    """MPJPE of both views against the root-relative ground truth, mm (the upper bound)."""
+    return {"mpjpe": 0.5 * (supervised_loss(pred.rel_a, b["y3d_a"]) + supervised_loss(pred.rel_b, b["y3d_b"]))}
+
+
+@register_loss("pretrain", main=False, unit="mm^2")
+def _pretrain(pred: Prediction, b: dict, config) -> dict:
+    """Eq. 6, mm^2 (the pre-training phase of every loss with ``pretrain=True``)."""
+    return {"consistency": pretrain_loss(pred.Y_a, pred.Y_b, b["R_ab"], b["t_ab"], b["R_ba"], b["t_ba"])}

@@ -8,8 +8,14 @@ Both branches take the 17 2D joints in normalised camera coordinates ``((u - cx)
   root: ``z = depth0 * exp(5 tanh(o_z / 5))`` (depth0 = 5000 mm), ``x = z * (x_root + o_x)``, ``y = z * (y_root + o_y)``
   with ``(x_root, y_root)`` the normalised 2D root and ``o`` the network's 3 outputs.
 - Global pose = relative + root (``TwoBranch.forward``).
+
+Backbones are pluggable: a :class:`Backbone` maps (B, receptive_field, in_features) -> (B, out_features) (the
+output belongs to the centre frame, as in VideoPose3D); ``register_backbone(name)`` adds one to
+:data:`BACKBONES`, and :func:`build_model` builds the two branches from a :class:`~mvtools.train.config.TrainConfig`.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -90,9 +96,41 @@ class Dropout(nn.Module):
         return f"p={self.p} (effective {self.threshold / 256:.4f})"
 
 
-class ResLinear(nn.Module):
+class Backbone(nn.Module):
+    """Base class of the lifting / root networks: (B, R, in_features) -> (B, out_features), R =
+    :meth:`receptive_field` input frames per output (1 for single-frame networks; the output is the centre
+    frame's, frame R // 2). Subclasses are built by ``from_config(in_features, out_features, config)``."""
+
+    def receptive_field(self) -> int:
+        """Input frames per output frame (VideoPose3D's ``receptive_field()``)."""
+        return 1
+
+    @classmethod
+    def from_config(cls, in_features: int, out_features: int, config) -> Backbone:
+        raise NotImplementedError
+
+
+#: backbone name -> class (``--backbone``)
+BACKBONES: dict[str, type[Backbone]] = {}
+
+
+def register_backbone(name: str) -> Callable[[type[Backbone]], type[Backbone]]:
+    """Class decorator: make a :class:`Backbone` subclass available as ``--backbone name``."""
+
+    def deco(cls):
+        if name in BACKBONES:
+            raise ValueError(f"backbone {name!r} is already registered")
+        BACKBONES[name] = cls
+        return cls
+
+    return deco
+
+
+@register_backbone("reslinear")
+class ResLinear(Backbone):
     """Martinez et al. (2017) backbone: Linear -> BN -> ReLU -> Dropout, then ``blocks`` residual blocks of
-    2 x (Linear, BN, ReLU, Dropout), then a Linear to ``out_features``. Input (B, in_features)."""
+    2 x (Linear, BN, ReLU, Dropout), then a Linear to ``out_features``. Input (B, in_features) or (B, 1,
+    in_features); one frame."""
 
     def __init__(self, in_features: int, out_features: int, channels: int = 1024, blocks: int = 4,
                  dropout: float = 0.5):
@@ -110,56 +148,90 @@ class ResLinear(nn.Module):
         nn.init.normal_(self.out.weight, std=1e-3)
         nn.init.zeros_(self.out.bias)
 
+    @classmethod
+    def from_config(cls, in_features: int, out_features: int, config) -> ResLinear:
+        return cls(in_features, out_features, config.channels, config.blocks, config.dropout)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.inp(x)
+        h = self.inp(x.flatten(1))
         for b in self.blocks:
             h = h + b(h)
         return self.out(h)
 
 
-class LiftingNet(nn.Module):
-    """Lifting branch: normalised 2D (B, J, 2) -> root-relative 3D (B, J, 3) mm (root row exactly 0)."""
+def _frames(xn: torch.Tensor) -> torch.Tensor:
+    """(B, J, 2) or (B, R, J, 2) normalised 2D -> (B, R, 2 J)."""
+    if xn.dim() == 3:
+        xn = xn[:, None]
+    return xn.flatten(2)
 
-    def __init__(self, channels: int = 1024, blocks: int = 4, dropout: float = 0.5,
-                 num_joints: int = NUM_JOINTS, root: int = ROOT):
+
+class LiftingNet(nn.Module):
+    """Lifting branch: normalised 2D (B, J, 2) or windows (B, R, J, 2) -> root-relative 3D (B, J, 3) mm of the
+    (centre) frame; the root row is exactly 0."""
+
+    def __init__(self, net: Backbone, num_joints: int = NUM_JOINTS, root: int = ROOT):
         super().__init__()
         self.num_joints = num_joints
-        self.net = ResLinear(2 * num_joints, 3 * num_joints, channels, blocks, dropout)
+        self.net = net
         mask = torch.ones(num_joints, 1)
         mask[root] = 0.0
         self.register_buffer("root_mask", mask, persistent=False)
 
+    def receptive_field(self) -> int:
+        return self.net.receptive_field()
+
     def forward(self, xn: torch.Tensor) -> torch.Tensor:
-        y = self.net(xn.flatten(1)).view(-1, self.num_joints, 3)
+        y = self.net(_frames(xn)).view(-1, self.num_joints, 3)
         return y * self.root_mask * OUTPUT_SCALE_MM
 
 
 class RootNet(nn.Module):
-    """Root-position branch: normalised 2D (B, J, 2) -> root position (B, 3) mm in the camera frame."""
+    """Root-position branch: normalised 2D (B, J, 2) or (B, R, J, 2) -> root position (B, 3) mm in the camera
+    frame, on the ray of the (centre frame's) 2D root."""
 
-    def __init__(self, channels: int = 1024, blocks: int = 4, dropout: float = 0.5,
-                 num_joints: int = NUM_JOINTS, root: int = ROOT):
+    def __init__(self, net: Backbone, root: int = ROOT):
         super().__init__()
         self.root = root
-        self.net = ResLinear(2 * num_joints, 3, channels, blocks, dropout)
+        self.net = net
 
     def forward(self, xn: torch.Tensor) -> torch.Tensor:
-        o = self.net(xn.flatten(1))
+        o = self.net(_frames(xn))
+        centre = xn if xn.dim() == 3 else xn[:, xn.shape[1] // 2]
         z = DEPTH0_MM * torch.exp(5.0 * torch.tanh(o[:, 2:3] / 5.0))  # soft bound e^+-5, never a zero gradient
-        xy = z * (xn[:, self.root] + o[:, 0:2])
+        xy = z * (centre[:, self.root] + o[:, 0:2])
         return torch.cat([xy, z], dim=1)
 
 
 class TwoBranch(nn.Module):
-    """Lifting + root branches (no shared weights). ``forward(xn) -> (relative (B,J,3), root (B,3))``, mm."""
+    """Lifting + root branches (no shared weights). ``forward(xn) -> (relative (B,J,3), root (B,3))``, mm.
 
-    def __init__(self, channels: int = 1024, blocks: int = 4, dropout: float = 0.5):
+    ``TwoBranch(channels, blocks, dropout)`` builds two ResLinear branches; :func:`build_model` any backbone."""
+
+    def __init__(self, channels: int = 1024, blocks: int = 4, dropout: float = 0.5, *,
+                 lift: LiftingNet | None = None, root: RootNet | None = None):
         super().__init__()
-        self.lift = LiftingNet(channels, blocks, dropout)
-        self.root = RootNet(channels, blocks, dropout)
+        J = NUM_JOINTS
+        self.lift = lift or LiftingNet(ResLinear(2 * J, 3 * J, channels, blocks, dropout))
+        self.root = root or RootNet(ResLinear(2 * J, 3, channels, blocks, dropout))
+
+    def receptive_field(self) -> int:
+        return self.lift.receptive_field()
 
     def forward(self, xn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.lift(xn), self.root(xn)
+
+
+def build_model(config) -> TwoBranch:
+    """The two-branch model of ``config`` (a TrainConfig or anything with ``backbone``, ``channels``, ...): both
+    branches are ``BACKBONES[config.backbone]`` with their own weights (the root branch has 3 outputs)."""
+    name = getattr(config, "backbone", "reslinear")
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r} (known: {', '.join(BACKBONES)})")
+    cls = BACKBONES[name]
+    J = NUM_JOINTS
+    return TwoBranch(lift=LiftingNet(cls.from_config(2 * J, 3 * J, config)),
+                     root=RootNet(cls.from_config(2 * J, 3, config)))
 
 
 def global_pose(relative: torch.Tensor, root: torch.Tensor) -> torch.Tensor:

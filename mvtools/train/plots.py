@@ -33,7 +33,8 @@ def _savefig(fig, path: Path) -> None:
 
 
 def plot_curves(run) -> None:
-    """``loss.png`` (per phase: pre-training mm^2, main loss px^2 or mm) and ``mpjpe.png`` (validation, mm)."""
+    """``loss.png`` (per phase: pre-training mm^2, main loss px^2 or mm; training and held-out) and
+    ``mpjpe.png`` (held-out multi-view consistency and test-pair MPJPE, mm; the test curve is logging only)."""
     plt = _plt()
     recs = read_metrics(run)
     if not recs:
@@ -41,13 +42,14 @@ def plot_curves(run) -> None:
     run = Path(run)
     phases = [p for p in ("pretrain", "main") if any(r["phase"] == p for r in recs)]
     fig, axes = plt.subplots(1, len(phases), figsize=(5.5 * len(phases), 4), squeeze=False)
-    for ax, ph in zip(axes[0], phases):
+    for ax, ph in zip(axes[0], phases, strict=False):
         rs = [r for r in recs if r["phase"] == ph]
         ep = [r["epoch"] for r in rs]
         ax.plot(ep, [r["loss"] for r in rs], "o-", ms=3, label="loss")
-        for key, lab in (("loss_reproj", "L_reproj"), ("loss_t_reproj", "L_t-reproj")):
-            if key in rs[0]:
-                ax.plot(ep, [r[key] for r in rs], ".--", label=lab)
+        for key in sorted(k for k in rs[0] if k.startswith("loss_")):
+            ax.plot(ep, [r[key] for r in rs], ".--", label=key[5:])
+        if "heldout_loss" in rs[0]:
+            ax.plot(ep, [r["heldout_loss"] for r in rs], "s-", ms=3, label="held-out (chooses best.pt)")
         ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel("pre-training loss (mm^2)" if ph == "pretrain" else "training loss (px^2 or mm)")
@@ -59,14 +61,19 @@ def plot_curves(run) -> None:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    v = [r for r in recs if "val_mpjpe" in r]
-    if v:
-        ax.plot([r["epoch"] for r in v], [r["val_mpjpe"] for r in v], "o-", ms=3, label="MPJPE")
-        ax.plot([r["epoch"] for r in v], [r["val_p_mpjpe"] for r in v], "s-", ms=3, label="P-MPJPE")
-        top = np.percentile([r["val_mpjpe"] for r in v], 90) * 1.1
-        ax.set_ylim(0, max(top, 1.0))
+    series = [("test_mpjpe", "o-", "test MPJPE (real view a; logged only)"),
+              ("test_p_mpjpe", "s-", "test P-MPJPE (logged only)"),
+              ("heldout_consistency_mm", "^-", "held-out multi-view consistency")]
+    tops = []
+    for key, style, lab in series:
+        v = [r for r in recs if key in r]
+        if v:
+            ax.plot([r["epoch"] for r in v], [r[key] for r in v], style, ms=3, label=lab)
+            tops.append(np.percentile([r[key] for r in v], 90) * 1.1)
+    if tops:
+        ax.set_ylim(0, max(max(tops), 1.0))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation error (mm)")
+    ax.set_ylabel("mm")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -102,9 +109,10 @@ def plot_skeletons(path, pred: np.ndarray, gt: np.ndarray, titles=None) -> None:
 
 
 def write_plots(run, lift, va, device, k: int = 4) -> None:
-    """All plots of a run: curves from metrics.jsonl and ``skeletons.png`` from ``k`` validation pairs."""
+    """All plots of a run: curves from metrics.jsonl and ``skeletons.png`` from ``k`` test pairs (after
+    training; for the eye only)."""
     from mvtools.evaluate.metrics import mpjpe_per_pose
-    from mvtools.train.loop import predict_relative
+    from mvtools.train.inference import lift_2d
 
     plot_curves(run)
     if va is None or len(va) == 0:
@@ -113,10 +121,10 @@ def write_plots(run, lift, va, device, k: int = 4) -> None:
     import torch
 
     t = torch.from_numpy(idx)
-    pred = predict_relative(lift, va.field("x2d_a")[t], va.field("K_a")[t], device)
+    pred = lift_2d(lift, va.field("x2d_a")[t], va.field("K_a")[t], device)
     gt = va.field("y3d_a")[t].double().numpy()
     gt = gt - gt[:, :1]
     err = mpjpe_per_pose(pred, gt)
     titles = [f"{va.meta['subject'][i]} {va.meta['action'][i]} {va.meta['cam_a'][i]}\nMPJPE {e:.0f} mm"
-              for i, e in zip(idx, err)]
+              for i, e in zip(idx, err, strict=True)]
     plot_skeletons(Path(run) / "skeletons.png", pred, gt, titles)

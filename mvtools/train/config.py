@@ -1,0 +1,170 @@
+"""``TrainConfig``: the one home of every training option - its default, unit, range and help text.
+
+The ``mvtools train`` command is generated from it (:mod:`mvtools.cli.train`; a test checks that they agree),
+``config.json`` in a run directory is its serialisation (:meth:`TrainConfig.to_dict`, plus facts about the data
+under ``"derived"``), and checkpoints carry the same plain dict.
+
+Each field has a *role*:
+
+- ``run``: decides the result; ``--resume`` must be given the same value.
+- ``runtime``: how the run executes (device, threads, precision); recorded, may differ on ``--resume`` (a different
+  thread count or device may change the last bits of the result).
+- ``invocation``: what this call does (resume, stop early, plots); not recorded.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+ROLES = ("run", "runtime", "invocation")
+
+
+def option(default, help: str, *, unit: str | None = None, type=None, choices=None, min=None, max=None,
+           max_open: bool = False, cli: str | None = None, role: str = "run", registry: str | None = None):
+    """A dataclass field with the metadata the CLI and the docs are generated from.
+
+    ``type``: the Python type of the value (default: the default's type); ``choices``: allowed strings, or
+    ``registry`` ('loss' | 'backbone') to take them from the registries at use time; ``min``/``max``: inclusive
+    bounds (``max_open``: max excluded); ``cli``: the option name when it is not ``--field-name``."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    meta = dict(help=help, unit=unit, type=type or _type_of(default), choices=choices, min=min, max=max,
+                max_open=max_open, cli=cli, role=role, registry=registry)
+    return field(default=default, metadata=meta)
+
+
+def _type_of(default):
+    if default is None:
+        raise TypeError("an option whose default is None needs an explicit type")
+    return bool if isinstance(default, bool) else type(default)
+
+
+@dataclass
+class TrainConfig:
+    """Every option of ``mvtools train`` (see the field help texts; units in brackets)."""
+
+    # ------------------------------------------------------------------ what is learnt
+    loss: str = option("trans-reproj", "Training loss of the main phase. trans-reproj: eq. 7 (L_reproj + lambda "
+                       "L_t-reproj, px^2); reproj: eq. 2 alone (px^2); supervised: MPJPE against the 3D ground "
+                       "truth (mm; the upper bound, no pre-training).", registry="loss")
+    lam: float = option(1.0, "Weight of L_t-reproj in eq. 7 (both terms are px^2).", unit="dimensionless",
+                        min=0.0, cli="lambda")
+    backbone: str = option("reslinear", "Network of both branches (reslinear: Martinez et al. 2017, one frame).",
+                           registry="backbone")
+    channels: int = option(1024, "Width of every hidden linear layer (both branches).", min=1)
+    blocks: int = option(4, "Residual blocks per branch (each 2 x linear, BatchNorm, ReLU, dropout).", min=0)
+    dropout: float = option(0.5, "Dropout probability after every hidden layer.", min=0.0, max=1.0, max_open=True)
+    # ------------------------------------------------------------------ budget and schedule
+    epochs: int = option(300, "Main-phase epochs (the budget; the learning-rate schedule is laid out over the "
+                         "phase's optimiser steps).", unit="epochs", min=1)
+    pretrain_epochs: int = option(20, "Pre-training epochs with eq. 6 (global-pose consistency, mm^2).",
+                                  unit="epochs", min=0)
+    lr: float = option(1e-3, "Adam learning rate at the top of the schedule (both phases).", min=0.0)
+    warmup_steps: int = option(300, "Optimiser steps at the start of each phase over which the learning rate "
+                               "rises linearly to --lr (0 = off; at most a tenth of the phase). Keeps a fresh Adam "
+                               "from throwing wide networks out of the pre-trained state (docs/method.md).",
+                               unit="steps", min=0)
+    lr_step: int = option(None, "Main-phase decay period: x0.1 every this many epochs (default: a third of the "
+                          "main phase, counted in optimiser steps).", unit="epochs", type=int, min=1)
+    batch_size: int = option(1024, "Pairs per global batch (all DDP processes together).", unit="pairs", min=1)
+    # ------------------------------------------------------------------ data
+    seed: int = option(0, "Seed of weights, batch order, dropout and the held-out split.")
+    max_pairs: int = option(None, "Train on a random subset of at most this many pairs (default: all).",
+                            unit="pairs", type=int, min=1)
+    heldout_fraction: float = option(0.1, "Fraction of the TRAINING subjects' sequences (whole sequences) held "
+                                     "out of training to choose best.pt, label-free for self-supervised losses "
+                                     "(0 = none: best.pt is the last epoch).", min=0.0, max=0.5)
+    val_max_pairs: int = option(20000, "At most this many held-out pairs are scored per epoch (0 = all).",
+                                unit="pairs", min=0)
+    test_max_pairs: int = option(20000, "Test-split pairs whose MPJPE is logged per epoch, for information only "
+                                 "(it chooses nothing; 0 = do not read the test split).", unit="pairs", min=0)
+    extrinsics: str = option(None, "Expected calibration of the shards' relative transforms (mm); an error if "
+                             "the shards were built with the other one (default: accept the shards').",
+                             type=str, choices=("given", "estimated"))
+    # ------------------------------------------------------------------ how it runs
+    device: str = option("auto", "Where to train; auto = CUDA when available.", choices=("auto", "cpu", "cuda"),
+                         role="runtime")
+    threads: int = option(1, "torch CPU threads per process (0 = torch's default, all cores).", min=0,
+                          role="runtime")
+    amp: str = option("off", "Mixed-precision autocast (CUDA only).", choices=("off", "bf16", "fp16"),
+                      role="runtime")
+    compile: bool = option(False, "Wrap the model in torch.compile.", role="runtime")
+    # ------------------------------------------------------------------ this call
+    resume: bool = option(False, "Continue the run from its last.pt (same options; the result is bit-identical "
+                          "to an uninterrupted run). A run killed before its first checkpoint starts afresh.",
+                          role="invocation")
+    stop_after: int = option(None, "Stop after this many epochs in total (pre-training included), leaving a "
+                             "resumable run.", unit="epochs", type=int, min=1, role="invocation")
+    plots: bool = option(True, "Write the PNG plots at the end.", role="invocation")
+
+    # ------------------------------------------------------------------ (de)serialisation and checks
+    def to_dict(self, roles=("run", "runtime")) -> dict:
+        """The options of the given roles as a plain dict (what config.json and checkpoints store)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["role"] in roles}
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> TrainConfig:
+        """Inverse of :meth:`to_dict`. Keys that are not options (e.g. ``derived``, or facts older mvtools
+        versions stored beside the options) are ignored; missing options take their defaults."""
+        if not isinstance(d, dict):
+            raise ValueError(f"{source}: training configuration must be a JSON object")
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def replace(self, **changes) -> TrainConfig:
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise TypeError(f"unknown training option(s): {', '.join(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> TrainConfig:
+        """Raise ValueError naming the option for any value outside its range or choices; returns self."""
+        for f in fields(self):
+            v, m = getattr(self, f.name), f.metadata
+            name = "--" + (m["cli"] or f.name.replace("_", "-"))
+            if v is None:
+                if f.default is not None:
+                    raise ValueError(f"{name} must be given")
+                continue
+            if not _type_ok(v, m["type"]):
+                raise ValueError(f"{name} must be a {m['type'].__name__}, got {v!r}")
+            allowed = choices(f)
+            if allowed is not None and v not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {v!r}")
+            if m["min"] is not None and v < m["min"]:
+                raise ValueError(f"{name} must be >= {m['min']}, got {v!r}")
+            if m["max"] is not None and (v >= m["max"] if m["max_open"] else v > m["max"]):
+                raise ValueError(f"{name} must be {'<' if m['max_open'] else '<='} {m['max']}, got {v!r}")
+        return self
+
+
+def _type_ok(v, t) -> bool:
+    if t is bool or isinstance(v, bool):
+        return t is bool and isinstance(v, bool)
+    if t is float:
+        return isinstance(v, (int, float))
+    return isinstance(v, t)
+
+
+def choices(f: dataclasses.Field) -> tuple[str, ...] | None:
+    """The allowed values of a string option (from the loss / backbone registries where the field says so)."""
+    reg = f.metadata["registry"]
+    if reg == "loss":
+        from mvtools.train.losses import main_losses
+
+        return tuple(main_losses())
+    if reg == "backbone":
+        from mvtools.train.model import BACKBONES
+
+        return tuple(BACKBONES)
+    return f.metadata["choices"]
+
+
+def option_fields(roles=ROLES) -> list[dataclasses.Field]:
+    """The fields of :class:`TrainConfig` of the given roles, in declaration order."""
+    return [f for f in fields(TrainConfig) if f.metadata["role"] in roles]
+
+
+def run_keys() -> tuple[str, ...]:
+    """Options that define a run (``--resume`` must be given the same values)."""
+    return tuple(f.name for f in option_fields(("run",)))

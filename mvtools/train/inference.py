@@ -1,0 +1,107 @@
+"""Using a trained run: load its lifting branch from a checkpoint and lift 2D joints to root-relative 3D.
+
+Used by ``evaluate``, ``predict`` and the training plots (nothing here imports the training loop).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mvtools.skeleton import H36M17_FLIP
+from mvtools.train.checkpoint import load_checkpoint
+from mvtools.train.config import TrainConfig
+from mvtools.train.model import LiftingNet, build_model, normalise_2d
+
+#: facts older checkpoints stored beside the options in ``config`` (format 1)
+_LEGACY_DATA_KEYS = ("dataset", "pairs", "source2d", "views", "virtual_views", "splits", "world_size", "device")
+
+
+@dataclass
+class LoadedRun:
+    """A run's lifting branch (eval mode), its options, data facts and which checkpoint was read.
+
+    ``checkpoint``: {path, which, epoch, phase, selection} - ``selection`` says how best.pt was chosen
+    (metric, value, unit, computed_on), or that the file is the last epoch."""
+
+    lift: LiftingNet
+    config: TrainConfig
+    data: dict = field(default_factory=dict)
+    checkpoint: dict = field(default_factory=dict)
+
+
+def checkpoint_path(run, which: str = "best") -> tuple[Path, str]:
+    """``which`` = 'best' (best.pt, else last.pt), 'last', or a .pt path -> (path, what it is)."""
+    run = Path(run)
+    if which in ("best", "last"):
+        path = run / f"{which}.pt"
+        if which == "best" and not path.exists() and (run / "last.pt").exists():
+            return run / "last.pt", "last (the run has no best.pt)"
+        if not path.exists():
+            raise ValueError(f"{path}: no checkpoint (is {run} a training run directory?)")
+        return path, which
+    return Path(which), "file"
+
+
+def load_run(run, which: str = "best", device: str | torch.device = "cpu") -> LoadedRun:
+    """Load ``run``'s lifting branch from ``which`` (see :func:`checkpoint_path`); files are read with
+    ``weights_only=True`` (:func:`mvtools.train.checkpoint.load_checkpoint`)."""
+    path, what = checkpoint_path(run, which)
+    ckpt = load_checkpoint(path)
+    stored = ckpt.get("config") or {}
+    cfg = TrainConfig.from_dict(stored, str(path))
+    data = ckpt.get("data") or {k: stored[k] for k in _LEGACY_DATA_KEYS if k in stored}
+    try:
+        model = build_model(cfg)
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise ValueError(f"{path}: model weights do not fit the stored configuration "
+                         f"({str(e).splitlines()[0][:300]})") from None
+    selection = ckpt.get("selection")
+    if selection is None:
+        selection = {"metric": "last epoch" if ckpt.get("kind", "last") == "last" or what.startswith("last")
+                     else "unknown (checkpoint written by an older mvtools)"}
+    info = {"path": str(path), "which": what, "epoch": ckpt.get("epoch"), "phase": ckpt.get("phase"),
+            "selection": selection}
+    return LoadedRun(model.lift.to(device).eval(), cfg, data, info)
+
+
+def load_lifter(run, which: str = "best", device: str | torch.device = "cpu"):
+    """``(lift, dict)``: the lifting branch (eval mode) and the run's options plus data facts (flat dict)."""
+    r = load_run(run, which, device)
+    return r.lift, {**r.config.to_dict(), **r.data}
+
+
+def flip_2d(xn: torch.Tensor) -> torch.Tensor:
+    """Mirror normalised 2D (..., J, 2) about the optical axis (x -> -x) and swap left and right joints."""
+    return xn[..., torch.as_tensor(H36M17_FLIP), :] * xn.new_tensor([-1.0, 1.0])
+
+
+def flip_3d(Y: torch.Tensor) -> torch.Tensor:
+    """Mirror camera-frame 3D (..., J, 3) in the x = 0 plane and swap left and right joints."""
+    return Y[..., torch.as_tensor(H36M17_FLIP), :] * Y.new_tensor([-1.0, 1.0, 1.0])
+
+
+@torch.no_grad()
+def lift_2d(lift, x2d: torch.Tensor, K: torch.Tensor, device="cpu", chunk: int = 16384,
+            flip: bool = False) -> np.ndarray:
+    """Lifting branch in eval mode: undistorted pixels (N, J, 2), K (N, 4) [fx, fy, cx, cy] -> root-relative
+    (N, J, 3) mm, numpy float64. ``flip``: average with the prediction for the mirrored input, mirrored back
+    (test-time flip augmentation as in VideoPose3D)."""
+    was = lift.training
+    lift.eval()
+    outs = []
+    for s in range(0, len(x2d), chunk):
+        xn = normalise_2d(x2d[s:s + chunk].to(device).float(), K[s:s + chunk].to(device).float())
+        y = lift(xn)
+        if flip:
+            y = 0.5 * (y + flip_3d(lift(flip_2d(xn))))
+        outs.append(y.double().cpu())
+    lift.train(was)
+    return torch.cat(outs).numpy() if outs else np.zeros((0,) + tuple(x2d.shape[1:-1]) + (3,))
+
+
+#: the former name (mvtools <= 0.1 used it from the training loop)
+predict_relative = lift_2d
