@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from mvtools.train.temporal import (TemporalConvNet, TemporalLiftingNet, TemporalTwoBranch, conv_flops_per_window,
-                                    filter_widths_for, target_offset)
+from mvtools.train.config import TrainConfig
+from mvtools.train.model import BACKBONES, LiftingNet, build_model
+from mvtools.train.temporal import TemporalConvNet, conv_flops_per_window, filter_widths_for, target_offset
 from mvtools.train.windows import gather_windows, pad_edges, sequences_from_arrays, window_index
 
 torch.set_num_threads(1)
@@ -30,7 +31,7 @@ def _net(rf, causal=False, channels=16, seed=0):
 def test_receptive_field_arithmetic(rf, widths):
     assert filter_widths_for(rf) == widths
     net = TemporalConvNet(34, 51, rf, channels=8)
-    assert net.receptive_field == rf
+    assert net.receptive_field() == rf and BACKBONES["temporal"] is TemporalConvNet
     # VideoPose3D: receptive field = 1 + 2 * sum of the per-layer paddings, pad_i = (w_i - 1) * dilation_i / 2
     pads, dil = [widths[0] // 2], widths[0]
     for w in widths[1:]:
@@ -66,7 +67,7 @@ def test_strided_training_form_equals_dilated_per_window(causal):
     # same gradients on the same weights
     g1 = torch.autograd.grad(strided.square().sum(), [x, net.expand.weight, net.convs[0].weight])
     g2 = torch.autograd.grad(net.forward_sequence(x).square().sum(), [x, net.expand.weight, net.convs[0].weight])
-    for a, b in zip(g1, g2):
+    for a, b in zip(g1, g2, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
@@ -134,7 +135,7 @@ def test_rows_lookup_and_errors():
 @pytest.mark.parametrize("causal", [False, True])
 def test_sequence_inference_equals_per_frame_windows(causal):
     torch.manual_seed(1)
-    lift = TemporalLiftingNet(27, channels=16, dropout=0.0, causal=causal).eval()
+    lift = LiftingNet(TemporalConvNet(34, 51, 27, channels=16, dropout=0.0, causal=causal)).eval()
     torch.nn.init.normal_(lift.net.shrink.weight, std=0.1)
     seqs, _, _, _ = _seqs([12, 40])
     rows = torch.arange(len(seqs))
@@ -148,7 +149,9 @@ def test_sequence_inference_equals_per_frame_windows(causal):
 def test_two_branch_root_on_target_ray():
     torch.manual_seed(0)
     for causal in (False, True):
-        m = TemporalTwoBranch(27, channels=8, dropout=0.0, causal=causal).eval()
+        m = build_model(TrainConfig(backbone="temporal", receptive_field=27, channels=8, dropout=0.0,
+                                    causal=causal)).eval()
+        assert m.receptive_field() == 27
         xw = torch.randn(3, 27, 17, 2) * 0.1
         rel, root = m(xw)
         assert rel.shape == (3, 17, 3) and root.shape == (3, 3)
@@ -171,6 +174,8 @@ def augmented(synth_ds, tmp_path_factory):
 
 
 def test_augment_writes_sequences_matching_the_pairs(augmented):
+    import pyarrow.parquet as pq
+
     from mvtools.dataset import read_poses3d
     from mvtools.train.data import load_pairs, read_pairs_manifest
     from mvtools.train.model import normalise_2d
@@ -179,8 +184,6 @@ def test_augment_writes_sequences_matching_the_pairs(augmented):
     pdir = augmented / "pairs"
     man = read_pairs_manifest(pdir)
     assert {s["split"] for s in man["sequences"]} == {"train", "test"}
-    import pyarrow.parquet as pq
-
     t = pq.read_table(pdir / "sequences" / "train.parquet").to_pandas()
     n3d = read_poses3d(augmented, ["S1", "S5"], columns=["frame"]).num_rows
     assert len(t) == n3d * 8  # 4 real + 4 virtual views, every frame of every sequence
@@ -188,28 +191,9 @@ def test_augment_writes_sequences_matching_the_pairs(augmented):
     for split in ("train", "test"):
         seqs = load_sequences(pdir, split, man)
         pairs = load_pairs(pdir, split, manifest=man)
-        cols = pq.read_table(pdir / man["shards"][0]["path"] if split == "train" else
-                             [pdir / s["path"] for s in man["shards"] if s["split"] == split][0],
-                             columns=["subaction", "frame"]).to_pandas()
-        n = len(cols)
+        m = pairs.meta
         for view in ("a", "b"):
-            rows = seqs.rows(pairs.meta["subject"][:n], pairs.meta["action"][:n], cols.subaction, pairs.meta[f"cam_{view}"][:n],
-                             cols.frame)
+            rows = seqs.rows(m["subject"], m["action"], m["subaction"], m[f"cam_{view}"], m["frame"])
             centre = gather_windows(seqs, torch.from_numpy(rows), 27, False)[:, 13]
-            ref = normalise_2d(pairs.field(f"x2d_{view}")[:n], pairs.field(f"K_{view}")[:n])
+            ref = normalise_2d(pairs.field(f"x2d_{view}"), pairs.field(f"K_{view}"))
             torch.testing.assert_close(centre, ref, rtol=0, atol=1e-6)
-
-
-def test_lift_sequences_chunks_and_row_order():
-    from mvtools.train.temporal import lift_sequences
-
-    torch.manual_seed(2)
-    lift = TemporalLiftingNet(27, channels=8, dropout=0.0).eval()
-    torch.nn.init.normal_(lift.net.shrink.weight, std=0.1)
-    seqs, _, _, _ = _seqs([12, 40])
-    # sequence 1 before sequence 0, frame order inside each, interleaved: the labels group them
-    lab = np.r_[np.zeros(12, int), np.ones(40, int)]
-    shuffled = torch.from_numpy(np.r_[np.arange(12, 30), np.arange(0, 6), np.arange(30, 52), np.arange(6, 12)])
-    ref = lift(gather_windows(seqs, shuffled, 27, False))
-    got = lift_sequences(lift.forward_sequence, seqs.xn[shuffled], lab[shuffled.numpy()], 27, False, chunk=7)
-    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-3)

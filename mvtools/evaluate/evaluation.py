@@ -166,15 +166,24 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     ``subjects`` default to the manifest's test split, ``source`` ('detected' | 'gt') to the 2D source the run was
     trained on (else detected when present), ``cameras`` 'real' | 'all'. Keys: ``mpjpe`` / ``p_mpjpe`` (mean over
     all poses), ``mpjpe_action_mean`` / ``p_mpjpe_action_mean`` (mean of the per-action errors, VideoPose3D's
-    "Avg"), ``n_mpjpe``, ``n_poses``, ``per_action`` {action: {mpjpe, p_mpjpe, n}}, ``per_camera``,
-    ``per_subject``, ``pck150``, ``auc`` (and ``per_scene`` when poses3d has a ``scene`` column).
+    "Avg"), ``n_mpjpe``, ``n_poses``, ``mpjve`` (mean per-joint velocity error, mm per frame, over consecutive
+    scored frames of a sequence, VideoPose3D's definition) and ``n_velocities``, ``per_action`` {action: {mpjpe,
+    p_mpjpe, mpjve, n}}, ``per_camera``, ``per_subject``, ``pck150``, ``auc`` (and ``per_scene`` when poses3d has
+    a ``scene`` column). Temporal runs lift every camera's whole 2D sequences (also frames without a scored 3D
+    pose) in one padded pass per sequence.
     """
     from mvtools.train.inference import lift_2d, load_run
 
     loaded = load_run(run, checkpoint, device)
     v = evaluation_views(ds, subjects, source, cameras, run_source=loaded.data.get("source2d"))
-    pred = lift_2d(loaded.lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device,
-                   flip=getattr(loaded.config, "test_flip", False))
+    flip = getattr(loaded.config, "test_flip", False)
+    if loaded.lift.receptive_field() > 1:  # temporal: one padded pass over every whole 2D sequence
+        c = v["context"]
+        pred = lift_2d(loaded.lift, torch.from_numpy(c["x2d"]).float(), torch.from_numpy(c["K"].copy()).float(),
+                       device, flip=flip, sequence=c["seq"])[v["ctx_row"]]
+    else:
+        pred = lift_2d(loaded.lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(),
+                       device, flip=flip)
     r = v["root"]
     pred = pred - pred[:, r:r + 1]
     gt = v["gt"] - v["gt"][:, r:r + 1]

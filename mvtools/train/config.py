@@ -49,10 +49,18 @@ class TrainConfig:
                        "truth (mm; the upper bound, no pre-training).", registry="loss")
     lam: float = option(1.0, "Weight of L_t-reproj in eq. 7 (both terms are px^2).", unit="dimensionless",
                         min=0.0, cli="lambda")
-    backbone: str = option("reslinear", "Network of both branches (reslinear: Martinez et al. 2017, one frame).",
+    backbone: str = option("reslinear", "Network of both branches (reslinear: Martinez et al. 2017, one frame; "
+                           "temporal: VideoPose3D's dilated temporal convolutions over --receptive-field frames).",
                            registry="backbone")
-    channels: int = option(1024, "Width of every hidden linear layer (both branches).", min=1)
-    blocks: int = option(4, "Residual blocks per branch (each 2 x linear, BatchNorm, ReLU, dropout).", min=0)
+    receptive_field: int = option(243, "Frames of 2D the temporal backbone sees per output frame: 27, 81 or 243 "
+                                  "(3, 4 or 5 convolution layers; the paper's Table 2 uses 243). Ignored by "
+                                  "reslinear.", unit="frames", min=9)
+    causal: bool = option(False, "Temporal backbone: causal convolutions (the output belongs to the last frame "
+                          "of the window, no look-ahead; for real-time use) instead of the centre frame.")
+    channels: int = option(1024, "Width of every hidden layer of both branches (linear units; temporal: "
+                           "convolution channels).", min=1)
+    blocks: int = option(4, "Residual blocks per branch (each 2 x linear, BatchNorm, ReLU, dropout; reslinear "
+                         "only: the temporal backbone's depth follows from --receptive-field).", min=0)
     dropout: float = option(0.5, "Dropout probability after every hidden layer.", min=0.0, max=1.0, max_open=True)
     # ------------------------------------------------------------------ budget and schedule
     epochs: int = option(300, "Main-phase epochs (the budget; the learning-rate schedule is laid out over the "

@@ -29,7 +29,7 @@ FIELDS: dict[str, tuple[int, ...]] = {
     "y3d_a": (J, 3), "y3d_b": (J, 3),
 }
 #: string columns kept (as numpy object arrays) for reports and plots
-META = ("subject", "action", "subaction", "cam_a", "cam_b", "kind_a", "kind_b")
+META = ("subject", "action", "subaction", "frame", "cam_a", "cam_b", "kind_a", "kind_b")
 
 
 def _layout() -> dict[str, tuple[int, int, tuple[int, ...]]]:
@@ -75,10 +75,13 @@ def read_pairs_manifest(pdir) -> dict:
 
 @dataclass
 class Pairs:
-    """N pairs packed in ``packed`` (N, WIDTH) float32; ``meta`` holds the string columns (N,) each."""
+    """N pairs packed in ``packed`` (N, WIDTH) float32; ``meta`` holds the string columns (N,) each.
+    ``windows``: for temporal backbones, the 2D windows of both views (:class:`mvtools.train.windows.PairWindows`,
+    attached after any subsetting); ``batch`` then adds ``win_a`` / ``win_b`` (B, R, J, 2) normalised 2D."""
 
     packed: torch.Tensor
     meta: dict[str, np.ndarray]
+    windows: object = None
 
     def __len__(self) -> int:
         return self.packed.shape[0]
@@ -97,7 +100,10 @@ class Pairs:
             rows = buf.to(device, non_blocking=True)
         else:
             rows = self.packed.index_select(0, idx)
-        return unpack(rows)
+        out = unpack(rows)
+        if self.windows is not None:
+            out["win_a"], out["win_b"] = self.windows.batch(idx)
+        return out
 
     def subset(self, idx: np.ndarray) -> Pairs:
         idx = np.asarray(idx, dtype=np.int64)

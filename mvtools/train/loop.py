@@ -38,9 +38,11 @@ from mvtools.train import schedule
 from mvtools.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mvtools.train.config import TrainConfig, run_keys
 from mvtools.train.data import Pairs, epoch_batches, load_pairs, pairs_dir, read_pairs_manifest, split_sequences
-from mvtools.train.inference import lift_2d
+from mvtools.train.inference import lift_view_a
 from mvtools.train.losses import LossSpec, Prediction, get_loss
 from mvtools.train.model import build_model, global_pose, normalise_2d
+from mvtools.train.temporal import receptive_field_of
+from mvtools.train.windows import PairWindows, load_sequences
 
 #: files a run directory may hold before its first checkpoint (a restart may replace them)
 RUN_FILES = ("config.json", "metrics.jsonl", "best.pt", "last.pt", "loss.png", "mpjpe.png", "skeletons.png")
@@ -150,6 +152,7 @@ def _load_data(ds, cfg: TrainConfig, env: _Env) -> _Data:
     tr = tr.sample(cfg.max_pairs, cfg.seed)
     ho = ho.sample(cfg.val_max_pairs or None, cfg.seed + 2)
     te = load_pairs(pdir, "test", cfg.test_max_pairs, cfg.seed + 1, m) if cfg.test_max_pairs else Pairs.empty()
+    _attach_windows(pdir, m, cfg, env, tr, ho, te)
     if len(ho):
         how = (f"lowest held-out {cfg.loss} loss (main phase) on {len(held)} held-out training sequence(s), "
                f"{len(ho)} pairs" + ("" if get_loss(cfg.loss).labels else "; no 3D labels used"))
@@ -164,6 +167,21 @@ def _load_data(ds, cfg: TrainConfig, env: _Env) -> _Data:
             f"sequence(s), test (logging only): {len(te)} pairs ({pdir}); device {env.device}, {env.world} "
             f"process(es), {torch.get_num_threads()} thread(s)")
     return _Data(tr, ho, te, derived)
+
+
+def _attach_windows(pdir, manifest: dict, cfg: TrainConfig, env: _Env, *sets: Pairs) -> None:
+    """Temporal backbones: the 2D windows of both views of every pair (per-view sequences of ``augment``; the
+    held-out pairs are training-split sequences), kept on the training device."""
+    rf = receptive_field_of(cfg)
+    if rf == 1:
+        return
+    seqs = {}
+    for p, split in zip(sets, ("train", "train", "test"), strict=True):
+        if len(p) == 0:
+            continue
+        if split not in seqs:
+            seqs[split] = load_sequences(pdir, split, manifest).to(env.device)
+        p.windows = PairWindows(seqs[split], p.meta, rf, cfg.causal, f"{pdir} ({split} pairs)")
 
 
 def _build(cfg: TrainConfig, env: _Env, spec: LossSpec):
@@ -230,7 +248,10 @@ def _train_epoch(net, opt, tr: Pairs, gen, cfg: TrainConfig, env: _Env, spec: Lo
 def _forward(net, b: dict, uses_root: bool) -> Prediction:
     """Both views of a batch through one forward pass (BatchNorm statistics cover both)."""
     B = b["x2d_a"].shape[0]
-    xn = torch.cat([normalise_2d(b["x2d_a"], b["K_a"]), normalise_2d(b["x2d_b"], b["K_b"])])
+    if "win_a" in b:  # temporal backbone: windows of normalised 2D around each view's frame
+        xn = torch.cat([b["win_a"], b["win_b"]])
+    else:
+        xn = torch.cat([normalise_2d(b["x2d_a"], b["K_a"]), normalise_2d(b["x2d_b"], b["K_b"])])
     if not uses_root:
         rel = net(xn)
         return Prediction(rel[:B], rel[B:])
@@ -300,7 +321,7 @@ def _test_metrics(lift, te: Pairs, env: _Env) -> dict:
         return {}
     real = np.flatnonzero(te.meta["kind_a"] != "virtual")
     idx = torch.from_numpy(np.array_split(real, env.world)[env.rank])
-    pred = lift_2d(lift, te.field("x2d_a")[idx], te.field("K_a")[idx], env.device)
+    pred = lift_view_a(lift, te, idx, env.device)
     gt = te.field("y3d_a")[idx].double().numpy()
     gt = gt - gt[:, :1]
     s = torch.tensor([mpjpe_per_pose(pred, gt).sum(), p_mpjpe_per_pose(pred, gt).sum(), float(len(idx))]

@@ -25,8 +25,8 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mvtools.skeleton import NUM_JOINTS, ROOT
-from mvtools.train.model import DEPTH0_MM, OUTPUT_SCALE_MM, Dropout, GlobalBatchNorm1d
+from mvtools.skeleton import NUM_JOINTS
+from mvtools.train.model import Backbone, Dropout, GlobalBatchNorm1d, register_backbone
 
 #: Receptive fields offered by ``--receptive-field`` (frames).
 RECEPTIVE_FIELDS = (27, 81, 243)
@@ -60,7 +60,8 @@ class TemporalBatchNorm1d(GlobalBatchNorm1d):
         return super().forward(x)
 
 
-class TemporalConvNet(nn.Module):
+@register_backbone("temporal")
+class TemporalConvNet(Backbone):
     """Dilated temporal convolutions: (N, RF, in_features) windows -> (N, out_features) (see module doc)."""
 
     def __init__(self, in_features: int, out_features: int, receptive_field: int = 243, channels: int = 1024,
@@ -81,7 +82,13 @@ class TemporalConvNet(nn.Module):
         nn.init.normal_(self.shrink.weight, std=1e-3)
         nn.init.zeros_(self.shrink.bias)
 
-    @property
+    @classmethod
+    def from_config(cls, in_features: int, out_features: int, config) -> TemporalConvNet:
+        """``--receptive-field``, ``--channels``, ``--dropout``, ``--causal`` (``--blocks`` does not apply: the
+        depth follows from the receptive field)."""
+        return cls(in_features, out_features, receptive_field_of(config), config.channels, config.dropout,
+                   config.causal)
+
     def receptive_field(self) -> int:
         """Frames of input per output frame: the product of the filter widths."""
         rf = 1
@@ -89,13 +96,16 @@ class TemporalConvNet(nn.Module):
             rf *= w
         return rf
 
+    def target_frame(self) -> int:
+        return target_offset(self.receptive_field(), self.causal)
+
     def _unit(self, conv, bn, x, stride: int = 1, dilation: int = 1) -> torch.Tensor:
         return self.drop(F.relu(bn(F.conv1d(x, conv.weight, None, stride, 0, dilation))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Training form: windows (N, RF, in_features) -> (N, out_features); strided convolutions."""
-        if x.shape[1] != self.receptive_field:
-            raise ValueError(f"expected windows of {self.receptive_field} frames, got {x.shape[1]}")
+        if x.shape[1] != self.receptive_field():
+            raise ValueError(f"expected windows of {self.receptive_field()} frames, got {x.shape[1]}")
         h = self._unit(self.expand, self.expand_bn, x.transpose(1, 2), stride=self.widths[0])
         for i, w in enumerate(self.widths[1:]):
             shift = w // 2 if self.causal else 0
@@ -107,8 +117,8 @@ class TemporalConvNet(nn.Module):
     def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
         """Inference form: (N, T + RF - 1, in_features) -> (N, T, out_features); dilated convolutions, output t
         from input frames t .. t + RF - 1 (pad the sequence with :func:`mvtools.train.windows.pad_edges`)."""
-        if x.shape[1] < self.receptive_field:
-            raise ValueError(f"a sequence needs at least {self.receptive_field} (padded) frames, got {x.shape[1]}")
+        if x.shape[1] < self.receptive_field():
+            raise ValueError(f"a sequence needs at least {self.receptive_field()} (padded) frames, got {x.shape[1]}")
         h = self._unit(self.expand, self.expand_bn, x.transpose(1, 2))
         dilation = self.widths[0]
         for i, w in enumerate(self.widths[1:]):
@@ -121,65 +131,19 @@ class TemporalConvNet(nn.Module):
         return self.shrink(h).transpose(1, 2)
 
 
-class TemporalLiftingNet(nn.Module):
-    """Lifting branch: windows of normalised 2D (N, RF, J, 2) -> root-relative 3D of the target frame (N, J, 3) mm
-    (root row exactly 0). ``forward_sequence``: padded (N, T + RF - 1, J, 2) -> (N, T, J, 3)."""
-
-    def __init__(self, receptive_field: int = 243, channels: int = 1024, dropout: float = 0.25, causal: bool = False,
-                 num_joints: int = NUM_JOINTS, root: int = ROOT):
-        super().__init__()
-        self.num_joints = num_joints
-        self.net = TemporalConvNet(2 * num_joints, 3 * num_joints, receptive_field, channels, dropout, causal)
-        mask = torch.ones(num_joints, 1)
-        mask[root] = 0.0
-        self.register_buffer("root_mask", mask, persistent=False)
-
-    @property
-    def receptive_field(self) -> int:
-        return self.net.receptive_field
-
-    @property
-    def causal(self) -> bool:
-        return self.net.causal
-
-    def forward(self, xw: torch.Tensor) -> torch.Tensor:
-        y = self.net(xw.flatten(2)).view(-1, self.num_joints, 3)
-        return y * self.root_mask * OUTPUT_SCALE_MM
-
-    def forward_sequence(self, xs: torch.Tensor) -> torch.Tensor:
-        y = self.net.forward_sequence(xs.flatten(2))
-        return y.view(y.shape[0], y.shape[1], self.num_joints, 3) * self.root_mask * OUTPUT_SCALE_MM
-
-
-class TemporalRootNet(nn.Module):
-    """Root branch: windows (N, RF, J, 2) -> the target frame's root position (N, 3) mm, parametrised on the ray of
-    the target frame's 2D root exactly as ``RootNet`` (``z = 5 m exp(5 tanh(o_z / 5))``, ``xy = z (x_root + o)``)."""
-
-    def __init__(self, receptive_field: int = 243, channels: int = 1024, dropout: float = 0.25, causal: bool = False,
-                 num_joints: int = NUM_JOINTS, root: int = ROOT):
-        super().__init__()
-        self.root = root
-        self.net = TemporalConvNet(2 * num_joints, 3, receptive_field, channels, dropout, causal)
-        self.target = target_offset(receptive_field, causal)
-
-    def forward(self, xw: torch.Tensor) -> torch.Tensor:
-        o = self.net(xw.flatten(2))
-        z = DEPTH0_MM * torch.exp(5.0 * torch.tanh(o[:, 2:3] / 5.0))
-        xy = z * (xw[:, self.target, self.root] + o[:, 0:2])
-        return torch.cat([xy, z], dim=1)
-
-
-class TemporalTwoBranch(nn.Module):
-    """Temporal lifting + root branches (no shared weights): ``forward(windows) -> (relative (N,J,3), root (N,3))``
-    mm for the windows' target frames."""
-
-    def __init__(self, receptive_field: int = 243, channels: int = 1024, dropout: float = 0.25, causal: bool = False):
-        super().__init__()
-        self.lift = TemporalLiftingNet(receptive_field, channels, dropout, causal)
-        self.root = TemporalRootNet(receptive_field, channels, dropout, causal)
-
-    def forward(self, xw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.lift(xw), self.root(xw)
+def receptive_field_of(config) -> int:
+    """The receptive field (frames) a TrainConfig asks for: ``--receptive-field`` for the temporal backbone (an
+    error naming the option unless 27, 81, 243, ...), 1 for single-frame backbones."""
+    if getattr(config, "backbone", "reslinear") != "temporal":
+        return 1
+    rf = int(config.receptive_field)
+    try:
+        filter_widths_for(rf)
+    except ValueError:
+        offered = ", ".join(map(str, RECEPTIVE_FIELDS))
+        raise ValueError(f"--receptive-field must be a power of 3 of at least 9 frames ({offered}), "
+                         f"got {config.receptive_field}") from None
+    return rf
 
 
 def conv_flops_per_window(receptive_field: int, channels: int, out_features: int,
