@@ -93,7 +93,8 @@ def test_evaluate_and_predict_lift_whole_sequences(ds, tmp_path):
 
     cam = list(h36m_rig("S9").values())[0]
     uv = c["x2d"][sel].astype(np.float32)  # already undistorted; fine as input (predict undistorts again)
-    inp = write_videopose3d_2d(tmp_path / "in.npz", {"S9": {"a": [uv, None, None, None], "b": [uv[:5], None, None, None]}})
+    pos = {"S9": {"a": [uv, None, None, None], "b": [uv[:5], None, None, None]}}
+    inp = write_videopose3d_2d(tmp_path / "in.npz", pos)
     predict(run, inp, tmp_path / "out.npz", cameras="h36m")
     out = np.load(tmp_path / "out.npz", allow_pickle=True)["positions_3d"].item()
     from mvtools.camera import undistort_pixels
