@@ -61,8 +61,10 @@ def load_run(run, which: str = "best", device: str | torch.device = "cpu") -> Lo
                          f"({str(e).splitlines()[0][:300]})") from None
     selection = ckpt.get("selection")
     if selection is None:
-        selection = {"metric": "last epoch" if ckpt.get("kind", "last") == "last" or what.startswith("last")
-                     else "unknown (checkpoint written by an older mvtools)"}
+        if ckpt.get("kind") == "last" or what.startswith("last"):
+            selection = {"metric": "last epoch"}
+        else:
+            selection = {"metric": "unknown (checkpoint written by an older mvtools)"}
     info = {"path": str(path), "which": what, "epoch": ckpt.get("epoch"), "phase": ckpt.get("phase"),
             "selection": selection}
     return LoadedRun(model.lift.to(device).eval(), cfg, data, info)
