@@ -33,7 +33,7 @@ def _records(run):
 @pytest.mark.parametrize("loss", ["trans-reproj", "reproj", "supervised"])
 def test_all_losses_and_both_phases(ds, tmp_path, loss):
     run = tmp_path / loss
-    s = train(ds, run, loss=loss, epochs=1, pretrain_epochs=1, **TINY)
+    s = train(ds, run, loss=loss, epochs=1, pretrain_epochs=1, **{**TINY, "plots": loss == "trans-reproj"})
     recs = _records(run)
     assert [r["phase"] for r in recs] == (["main"] if loss == "supervised" else ["pretrain", "main"])
     for r in recs:
@@ -41,6 +41,8 @@ def test_all_losses_and_both_phases(ds, tmp_path, loss):
     if loss == "trans-reproj":
         assert {"loss_reproj", "loss_t_reproj"} <= set(recs[-1])
     assert s["heldout_pairs"] > 0 and s["test_pairs"] > 0
+    if loss == "trans-reproj":  # skeletons.png lifts test pairs through their windows
+        assert (run / "skeletons.png").stat().st_size > 0
     loaded = load_run(run)
     assert loaded.config.backbone == "temporal" and loaded.lift.receptive_field() == 9
 

@@ -25,6 +25,9 @@ def predict(run, input_path, out, cameras, checkpoint, device):
     INPUT is a VideoPose3D 2D .npz (positions_2d[subject][action] = per-camera arrays) or a .parquet/.csv
     table with one frame per row: joints2d (34 floats) or x0,y0..x16,y16 (px), fx, fy, cx, cy (px), optional
     OpenCV k1, k2, p1, p2, k3; other columns are copied to the output.
+
+    Temporal runs (--backbone temporal) lift whole sequences, one padded pass each: every npz array is one; table
+    rows group by their subject, action, subaction, camera and sequence columns, in frame-column order.
     """
     from mvtools.evaluate.predict import predict as run_predict
 
