@@ -91,3 +91,38 @@ def test_inference_users_do_not_import_the_training_loop():
             "mvtools.train.inference; print('mvtools.train.loop' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_thread_count_is_chosen_and_recorded(tmp_path, monkeypatch):
+    """--threads 0 measures 1 vs all cores and records the choice; --resume keeps the recorded count."""
+    import mvtools.train.threads as th
+    from mvtools.train.loop import train
+
+    ds = make_dataset(tmp_path / "ds", frames=6)
+    make_shards(ds, pairs_per_frame=2)
+    calls = []
+    monkeypatch.setattr(th, "available_cores", lambda: 2)
+    real = th._gemm_per_s
+    monkeypatch.setattr(th, "_gemm_per_s", lambda n, r, c: calls.append(n) or (5.0 if n == 1 else 1.0))
+    opts = dict(epochs=2, pretrain_epochs=0, channels=8, blocks=0, batch_size=16, plots=False, test_max_pairs=0)
+    try:
+        train(ds, tmp_path / "r", stop_after=1, **opts)
+        assert calls == [1, 2] and torch.get_num_threads() == 1
+        cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+        assert cfg["threads"] == 0 and cfg["derived"]["threads"] == 1
+        torch.set_num_threads(2)
+        train(ds, tmp_path / "r", resume=True, **opts)  # reuses the recorded 1, measures nothing
+        assert calls == [1, 2] and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(1)
+    assert real(1, 8, 8) > 0
+
+
+def test_docs_option_table_is_generated_from_train_config():
+    from pathlib import Path
+
+    from mvtools.train.config import options_markdown
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    block = doc.split("<!-- options:begin -->\n")[1].split("\n<!-- options:end -->")[0]
+    assert block == options_markdown(), "regenerate with: python -m mvtools.train.config"

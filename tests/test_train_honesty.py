@@ -14,7 +14,7 @@ from mvtools.train.loop import train
 
 torch.set_num_threads(1)
 OPTS = dict(epochs=4, pretrain_epochs=1, channels=16, blocks=1, batch_size=32, dropout=0.1, warmup_steps=2,
-            seed=7, plots=False)
+            seed=7, plots=False, threads=1)
 
 
 def _noise_test_split(ds, seed=0):

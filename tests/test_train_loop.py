@@ -11,7 +11,7 @@ from mvtools.train.inference import load_lifter
 from mvtools.train.loop import train
 
 torch.set_num_threads(1)
-SMALL = dict(channels=32, blocks=1, batch_size=64, dropout=0.1, warmup_steps=3, plots=False)
+SMALL = dict(channels=32, blocks=1, batch_size=64, dropout=0.1, warmup_steps=3, plots=False, threads=1)
 
 
 @pytest.fixture(scope="module")

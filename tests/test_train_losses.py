@@ -4,10 +4,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from test_train_fixtures import make_dataset, make_poses, make_shards
+from test_train_fixtures import REST, make_dataset, make_poses, make_shards
 
 from mvtools.camera import look_at, relative_transform, tvec_from_center, world_to_camera
 from mvtools.dataset import DatasetError
+from mvtools.skeleton import H36M17_FLIP
 from mvtools.train import losses
 from mvtools.train.data import epoch_batches, load_pairs
 from mvtools.train.model import (
@@ -214,3 +215,40 @@ def test_root_depth_soft_bound_keeps_a_gradient():
         g = root.net.out.bias.grad[2].item()
         np.testing.assert_allclose(g, 4 * z_ref * (1 - t * t), rtol=1e-4)
         assert g > 0
+
+
+def test_flipped_pair_stays_consistent_and_penalties():
+    """A mirrored pair (both views, conjugated transform) of exact data still has zero (t-)reprojection error;
+    robust penalties equal r^2 for small residuals and grow slower beyond their scale."""
+    from mvtools.train.data import flip_pairs
+    from mvtools.train.inference import flip_2d, flip_3d
+
+    v = _two_views()
+    B = v["Y1"].shape[0]
+    b = {"x2d_a": losses.project(v["Y1"], v["K1"]), "x2d_b": losses.project(v["Y2"], v["K2"]),
+         "conf_a": torch.ones(B, 17), "conf_b": torch.rand(B, 17), "K_a": v["K1"], "K_b": v["K2"],
+         "R_ab": v["R12"], "t_ab": v["t12"], "R_ba": v["R21"], "t_ba": v["t21"], "y3d_a": v["Y1"], "y3d_b": v["Y2"]}
+    b = {k: t.float() for k, t in b.items()}
+    mask = torch.arange(B) % 2 == 0
+    f = flip_pairs(b, mask)
+    args = (f["y3d_a"], f["y3d_b"], f["x2d_a"], f["x2d_b"], f["conf_a"], f["conf_b"], f["K_a"], f["K_b"])
+    assert losses.reproj_loss(*args).abs().max() < 1e-4
+    assert losses.t_reproj_loss(*args, f["R_ab"], f["t_ab"], f["R_ba"], f["t_ba"]).abs().max() < 1e-2
+    assert torch.equal(f["x2d_a"][1], b["x2d_a"][1]) and not torch.allclose(f["x2d_a"][0], b["x2d_a"][0])
+    assert torch.allclose(f["conf_b"][0], b["conf_b"][0][torch.as_tensor(H36M17_FLIP)])
+    # mirroring twice is the identity; 3D mirror of the lifting matches the 2D mirror of the projection
+    xn = normalise_2d(b["x2d_a"], b["K_a"])
+    assert torch.allclose(flip_2d(flip_2d(xn)), xn)
+    Yf = flip_3d(b["y3d_a"])
+    assert torch.allclose(normalise_2d(losses.project(Yf, b["K_a"]), b["K_a"]), flip_2d(xn), atol=1e-5)
+    r2 = torch.tensor([1.0, 100.0, 10000.0])
+    for kind in ("huber", "geman-mcclure"):
+        p = losses.penalty(r2, kind, 15.0)
+        assert p[0] == pytest.approx(1.0, rel=0.01) and p[2] < 0.5 * r2[2]
+    assert losses.penalty(r2, "huber", 15.0)[2] == pytest.approx(2 * 15 * 100 - 225)
+    # bone symmetry: zero for the symmetric rest pose, positive when one shin is longer
+    rel = torch.tensor(REST - REST[0], dtype=torch.float32)[None]
+    assert losses.bone_symmetry(rel).item() == pytest.approx(0.0, abs=1e-6)
+    long = rel.clone()
+    long[0, 3, 2] -= 50.0  # right ankle 50 mm lower: right shin 50 mm longer
+    assert losses.bone_symmetry(long).item() == pytest.approx(2500.0, rel=1e-4)

@@ -154,3 +154,25 @@ def test_errors(ds, tmp_path):
     make_shards(old, pairs_per_frame=2)  # shards without per-view sequences (an older augment)
     with pytest.raises(DatasetError, match="re-run `mvtools augment`"):
         train(old, tmp_path / "e2", epochs=1, **TINY)
+
+
+def test_flip_augmentation_and_test_flip_with_windows(ds, tmp_path):
+    from mvtools.evaluate.evaluation import evaluate_run
+    from mvtools.train.data import flip_pairs, load_pairs, read_pairs_manifest
+    from mvtools.train.model import normalise_2d
+    from mvtools.train.windows import PairWindows, load_sequences
+
+    pdir = ds / "pairs"
+    m = read_pairs_manifest(pdir)
+    p = load_pairs(pdir, "train", manifest=m)
+    p.windows = PairWindows(load_sequences(pdir, "train", m), p.meta, 9, False)
+    b = p.batch(torch.arange(32))
+    mask = torch.arange(32) % 2 == 0
+    f = flip_pairs(b, mask)
+    for v in ("a", "b"):  # the flipped windows' centre frame is the flipped pair's 2D, normalised
+        torch.testing.assert_close(f[f"win_{v}"][:, 4], normalise_2d(f[f"x2d_{v}"], f[f"K_{v}"]), rtol=0, atol=1e-5)
+        torch.testing.assert_close(f[f"win_{v}"][~mask], b[f"win_{v}"][~mask])
+    run = tmp_path / "run"
+    train(ds, run, loss="supervised", epochs=1, flip=True, test_flip=True, **TINY)
+    res = evaluate_run(run, ds)
+    assert res["test_flip"] and res["mpjpe"] > 0 and res["mpjve"] > 0

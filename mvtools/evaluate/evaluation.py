@@ -176,14 +176,13 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
 
     loaded = load_run(run, checkpoint, device)
     v = evaluation_views(ds, subjects, source, cameras, run_source=loaded.data.get("source2d"))
-    flip = getattr(loaded.config, "test_flip", False)
     if loaded.lift.receptive_field() > 1:  # temporal: one padded pass over every whole 2D sequence
         c = v["context"]
         pred = lift_2d(loaded.lift, torch.from_numpy(c["x2d"]).float(), torch.from_numpy(c["K"].copy()).float(),
-                       device, flip=flip, sequence=c["seq"])[v["ctx_row"]]
+                       device, sequence=c["seq"])[v["ctx_row"]]
     else:
         pred = lift_2d(loaded.lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(),
-                       device, flip=flip)
+                       device)
     r = v["root"]
     pred = pred - pred[:, r:r + 1]
     gt = v["gt"] - v["gt"][:, r:r + 1]
@@ -194,7 +193,8 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     vel = velocity_errors(pred, gt, v["seq"], v["frame"])
     per_action = _pooled(v["action"], e1, e2, sj, vel)
     res = {
-        "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": loaded.checkpoint, "subjects": v["subjects"],
+        "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": loaded.checkpoint,
+        "test_flip": loaded.config.test_flip, "subjects": v["subjects"],
         "source": v["source"], "cameras": cameras, "root_joint": r, "reference_column": v["reference_column"],
         "units": {"errors": "mm", "mpjve": "mm per frame", "pck150": "percent", "auc": "percent"},
         "mpjpe": float(e1.mean()), "p_mpjpe": float(e2.mean()), "n_mpjpe": float(n_mpjpe_per_pose(pred, gt).mean()),

@@ -49,6 +49,19 @@ class TrainConfig:
                        "truth (mm; the upper bound, no pre-training).", registry="loss")
     lam: float = option(1.0, "Weight of L_t-reproj in eq. 7 (both terms are px^2).", unit="dimensionless",
                         min=0.0, cli="lambda")
+    penalty: str = option("squared", "Penalty of each joint's pixel residual in L_reproj / L_t-reproj: squared "
+                          "(the paper), huber (squared up to --penalty-px, then linear) or geman-mcclure (saturates "
+                          "at --penalty-px^2): robust to detector outliers and left/right swaps.",
+                          choices=("squared", "huber", "geman-mcclure"))
+    penalty_px: float = option(15.0, "Scale of the robust penalty: residuals beyond it count less than squared.",
+                               unit="px", min=0.0, max=1e4)
+    bone_symmetry: float = option(0.0, "Weight of the label-free bone-symmetry regulariser: sum over left/right "
+                                  "bone pairs of (|left| - |right|)^2 (mm^2), added to the loss (0 = off).",
+                                  unit="px^2 per mm^2", min=0.0)
+    flip: bool = option(False, "Training augmentation: mirror a random half of each batch's pairs (both views "
+                        "about their principal points, left/right swapped, pair transform conjugated).")
+    test_flip: bool = option(False, "Test-time flip averaging in evaluate / predict: average the lifting of the "
+                             "input and of its mirror image, mirrored back (VideoPose3D).")
     backbone: str = option("reslinear", "Network of both branches (reslinear: Martinez et al. 2017, one frame; "
                            "temporal: VideoPose3D's dilated temporal convolutions over --receptive-field frames).",
                            registry="backbone")
@@ -74,7 +87,10 @@ class TrainConfig:
                                unit="steps", min=0)
     lr_step: int = option(None, "Main-phase decay period: x0.1 every this many epochs (default: a third of the "
                           "main phase, counted in optimiser steps).", unit="epochs", type=int, min=1)
-    batch_size: int = option(1024, "Pairs per global batch (all DDP processes together).", unit="pairs", min=1)
+    batch_size: int = option(0, "Pairs per global batch (all DDP processes together). 0 = auto: the largest of "
+                             "1024, 512, 256, 128, 64 that gives each epoch at least 128 optimiser steps (a small "
+                             "dataset gets more, smaller steps; Human3.6M-sized ones VideoPose3D's 1024).",
+                             unit="pairs", min=0)
     # ------------------------------------------------------------------ data
     seed: int = option(0, "Seed of weights, batch order, dropout and the held-out split.")
     max_pairs: int = option(None, "Train on a random subset of at most this many pairs (default: all).",
@@ -92,7 +108,9 @@ class TrainConfig:
     # ------------------------------------------------------------------ how it runs
     device: str = option("auto", "Where to train; auto = CUDA when available.", choices=("auto", "cpu", "cuda"),
                          role="runtime")
-    threads: int = option(1, "torch CPU threads per process (0 = torch's default, all cores).", min=0,
+    threads: int = option(0, "torch CPU threads per process. 0 = measure: the faster of 1 and all available "
+                          "cores for this model and batch, timed at the start (on a shared machine "
+                          "one thread can be 7-17x faster than all; a resumed run keeps its count).", min=0,
                           role="runtime")
     amp: str = option("off", "Mixed-precision autocast (CUDA only).", choices=("off", "bf16", "fp16"),
                       role="runtime")
@@ -176,3 +194,23 @@ def option_fields(roles=ROLES) -> list[dataclasses.Field]:
 def run_keys() -> tuple[str, ...]:
     """Options that define a run (``--resume`` must be given the same values)."""
     return tuple(f.name for f in option_fields(("run",)))
+
+
+def options_markdown() -> str:
+    """The option table of docs/training.md, generated from the fields (a test keeps the docs in step)."""
+    lines = ["| option | default | unit | meaning |", "|---|---|---|---|"]
+    for f in option_fields():
+        m = f.metadata
+        name = "--" + (m["cli"] or f.name.replace("_", "-"))
+        if m["type"] is bool:
+            name = f"{name} / --no-{name[2:]}"
+        default = "-" if f.default is None else ("on" if f.default is True else "off" if f.default is False
+                                                 else str(f.default))
+        allowed = choices(f)
+        meaning = m["help"] + (f" Choices: {', '.join(allowed)}." if allowed and m["registry"] is None else "")
+        lines.append(f"| `{name}` | {default} | {m['unit'] or ''} | {meaning.replace('|', '/')} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(options_markdown())

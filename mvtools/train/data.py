@@ -228,3 +228,34 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator, rank: int
         idx = perm[b * batch_size:(b + 1) * batch_size]
         out.append((torch.tensor_split(idx, world_size)[rank], len(idx)))
     return out
+
+
+def flip_pairs(b: dict[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Mirror the pairs where ``mask`` (B,) is True: both views horizontally about their principal points
+    (u -> 2 cx - u), left and right joints swapped, and the pair transform conjugated by M = diag(-1, 1, 1)
+    (each camera frame mirrored in its x = 0 plane: R_ab -> M R_ab M, t_ab -> M t_ab), so that eq. 3 still maps
+    view a onto view b. Ground truth (evaluation / supervised only) is mirrored the same way. Returns a new dict."""
+    from mvtools.skeleton import H36M17_FLIP
+
+    if not bool(mask.any()):
+        return b
+    perm = torch.as_tensor(H36M17_FLIP)
+    m = mask.to(b["x2d_a"].dtype)
+    sign = torch.tensor([-1.0, 1.0, 1.0], dtype=b["R_ab"].dtype)
+    M = torch.diag(sign)
+    out = dict(b)
+    for v in ("a", "b"):
+        x = b[f"x2d_{v}"][:, perm]
+        cx = b[f"K_{v}"][:, None, 2]
+        x = torch.stack([2 * cx - x[..., 0], x[..., 1]], -1)
+        out[f"x2d_{v}"] = torch.lerp(b[f"x2d_{v}"], x, m[:, None, None])
+        out[f"conf_{v}"] = torch.where(mask[:, None], b[f"conf_{v}"][:, perm], b[f"conf_{v}"])
+        out[f"y3d_{v}"] = torch.where(mask[:, None, None], b[f"y3d_{v}"][:, perm] * sign, b[f"y3d_{v}"])
+        if f"win_{v}" in b:  # temporal windows of normalised 2D: u -> 2 cx - u is x -> -x
+            w = b[f"win_{v}"]
+            out[f"win_{v}"] = torch.where(mask.to(w.device)[:, None, None, None],
+                                          w[:, :, perm.to(w.device)] * w.new_tensor([-1.0, 1.0]), w)
+    for k in ("ab", "ba"):
+        out[f"R_{k}"] = torch.where(mask[:, None, None], M @ b[f"R_{k}"] @ M, b[f"R_{k}"])
+        out[f"t_{k}"] = torch.where(mask[:, None], b[f"t_{k}"] * sign, b[f"t_{k}"])
+    return out

@@ -26,7 +26,7 @@ class LoadedRun:
     ``checkpoint``: {path, which, epoch, phase, selection} - ``selection`` says how best.pt was chosen
     (metric, value, unit, computed_on), or that the file is the last epoch."""
 
-    lift: LiftingNet
+    lift: LiftingNet | FlipAveraged
     config: TrainConfig
     data: dict = field(default_factory=dict)
     checkpoint: dict = field(default_factory=dict)
@@ -67,7 +67,8 @@ def load_run(run, which: str = "best", device: str | torch.device = "cpu") -> Lo
             selection = {"metric": "unknown (checkpoint written by an older mvtools)"}
     info = {"path": str(path), "which": what, "epoch": ckpt.get("epoch"), "phase": ckpt.get("phase"),
             "selection": selection}
-    return LoadedRun(model.lift.to(device).eval(), cfg, data, info)
+    lift = FlipAveraged(model.lift) if cfg.test_flip else model.lift
+    return LoadedRun(lift.to(device).eval(), cfg, data, info)
 
 
 def load_lifter(run, which: str = "best", device: str | torch.device = "cpu"):
@@ -84,6 +85,29 @@ def flip_2d(xn: torch.Tensor) -> torch.Tensor:
 def flip_3d(Y: torch.Tensor) -> torch.Tensor:
     """Mirror camera-frame 3D (..., J, 3) in the x = 0 plane and swap left and right joints."""
     return Y[..., torch.as_tensor(H36M17_FLIP), :] * Y.new_tensor([-1.0, 1.0, 1.0])
+
+
+class FlipAveraged(torch.nn.Module):
+    """A lifting branch with test-time flip averaging: the mean of its output for the input and, mirrored back,
+    for the mirrored input (``--test-flip``; VideoPose3D's test-time augmentation)."""
+
+    def __init__(self, lift: torch.nn.Module):
+        super().__init__()
+        self.lift = lift
+
+    def forward(self, xn: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.lift(xn) + flip_3d(self.lift(flip_2d(xn))))
+
+    @property
+    def net(self):
+        return self.lift.net
+
+    def receptive_field(self) -> int:
+        return self.lift.receptive_field()
+
+    def forward_sequence(self, xs: torch.Tensor) -> torch.Tensor:
+        """Temporal backbones: whole padded sequences, flip-averaged frame by frame."""
+        return 0.5 * (self.lift.forward_sequence(xs) + flip_3d(self.lift.forward_sequence(flip_2d(xs))))
 
 
 @torch.no_grad()

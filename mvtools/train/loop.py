@@ -37,7 +37,8 @@ from mvtools.progress import log, progress
 from mvtools.train import schedule
 from mvtools.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mvtools.train.config import TrainConfig, run_keys
-from mvtools.train.data import Pairs, epoch_batches, load_pairs, pairs_dir, read_pairs_manifest, split_sequences
+from mvtools.train.data import (Pairs, epoch_batches, flip_pairs, load_pairs, pairs_dir, read_pairs_manifest,
+                                split_sequences)
 from mvtools.train.inference import lift_view_a
 from mvtools.train.losses import LossSpec, Prediction, get_loss
 from mvtools.train.model import build_model, global_pose, normalise_2d
@@ -57,10 +58,11 @@ def train(ds, out, config: TrainConfig | None = None, **options) -> dict:
     cfg = (config or TrainConfig()).replace(**options).validate()
     env = _processes(cfg)
     out = Path(out)
-    data = _load_data(ds, cfg, env)
-    main_loss = get_loss(cfg.loss)
-    model, net, trainable = _build(cfg, env, main_loss)
     ckpt = _start(out, cfg, env)
+    main_loss = get_loss(cfg.loss)
+    data = _load_data(ds, cfg, env)
+    _set_threads(cfg, ckpt, env, data)
+    model, net, trainable = _build(cfg, env, main_loss)
     st = _State.from_checkpoint(ckpt)
     gen = torch.Generator().manual_seed(cfg.seed)  # batch permutation, identical on all ranks
     torch.manual_seed(cfg.seed + 1 + 1000 * env.rank)  # dropout stream per rank
@@ -84,7 +86,7 @@ def train(ds, out, config: TrainConfig | None = None, **options) -> dict:
         if phase != st.phase:  # a fresh Adam for each phase
             st.phase, opt = phase, _optimizer(trainable, cfg)
         rec = {"epoch": epoch + 1, "phase": phase}
-        rec |= _train_epoch(net, opt, data.train, gen, cfg, env, spec, epoch)
+        rec |= _train_epoch(net, opt, data, gen, cfg, env, spec, epoch)
         rec |= _heldout_scores(model, data.heldout, cfg, env, spec)
         rec |= _test_metrics(model.lift, data.test, env)
         improved = _select(st, rec, epoch)
@@ -115,19 +117,34 @@ class _Env:
 
 
 def _processes(cfg: TrainConfig) -> _Env:
-    """Threads, process group, device and mixed precision."""
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    """Process group, device and mixed precision."""
     rank, world, local_rank = _init_distributed(cfg.device)
     dev = _device(cfg.device, local_rank)
     if cfg.amp != "off" and dev.type != "cuda":
         raise ValueError(f"--amp {cfg.amp} needs a CUDA device (got {dev}); use --amp off on CPU")
-    if cfg.batch_size < world:
-        raise ValueError(f"batch_size {cfg.batch_size} is smaller than the number of processes {world}")
     dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
     autocast = (lambda: torch.autocast("cuda", dtype=dtype)) if cfg.amp != "off" else nullcontext
     scaler = torch.amp.GradScaler("cuda") if cfg.amp == "fp16" else None
     return _Env(rank, world, local_rank, dev, autocast, scaler)
+
+
+def _set_threads(cfg: TrainConfig, ckpt: dict | None, env: _Env, data: "_Data") -> None:
+    """``--threads N``: N; ``0`` (auto): the count a resumed run used before (so it stays bit-identical), else
+    the faster of 1 and all available cores for this width and batch, timed at the start
+    (:func:`mvtools.train.threads.fastest_thread_count`). On CUDA: left as it is."""
+    if env.device.type == "cuda":
+        return
+    n = cfg.threads
+    if n == 0 and ckpt is not None:
+        n = int((ckpt.get("data") or {}).get("threads") or 0)
+    if n == 0:
+        from mvtools.train.threads import fastest_thread_count
+
+        n, timing = fastest_thread_count(data.batch_size, cfg.channels)
+        if env.rank == 0:
+            log(f"threads: {n} ({timing})")
+    torch.set_num_threads(n)
+    data.derived["threads"] = torch.get_num_threads()
 
 
 @dataclass
@@ -136,6 +153,7 @@ class _Data:
     heldout: Pairs
     test: Pairs
     derived: dict
+    batch_size: int
 
 
 def _load_data(ds, cfg: TrainConfig, env: _Env) -> _Data:
@@ -153,6 +171,7 @@ def _load_data(ds, cfg: TrainConfig, env: _Env) -> _Data:
     ho = ho.sample(cfg.val_max_pairs or None, cfg.seed + 2)
     te = load_pairs(pdir, "test", cfg.test_max_pairs, cfg.seed + 1, m) if cfg.test_max_pairs else Pairs.empty()
     _attach_windows(pdir, m, cfg, env, tr, ho, te)
+    batch = schedule.batch_size(cfg.batch_size, len(tr))
     if len(ho):
         how = (f"lowest held-out {cfg.loss} loss (main phase) on {len(held)} held-out training sequence(s), "
                f"{len(ho)} pairs" + ("" if get_loss(cfg.loss).labels else "; no 3D labels used"))
@@ -161,12 +180,14 @@ def _load_data(ds, cfg: TrainConfig, env: _Env) -> _Data:
     derived = dict(dataset=str(Path(ds).absolute()), pairs=str(pdir.absolute()), extrinsics=m["extrinsics"],
                    source2d=m.get("source2d"), views=m.get("views"), virtual_views=m.get("virtual_views"),
                    splits=m.get("splits"), heldout_sequences=held, selection=how, world_size=env.world,
-                   device=str(env.device), threads=torch.get_num_threads(), torch=str(torch.__version__))
+                   device=str(env.device), batch_size=batch, torch=str(torch.__version__))
+    if batch < env.world:
+        raise ValueError(f"batch size {batch} is smaller than the number of processes {env.world}")
     if env.rank == 0:
-        log(f"train: {len(tr)} pairs, held-out (model selection): {len(ho)} pairs of {len(held)} training "
-            f"sequence(s), test (logging only): {len(te)} pairs ({pdir}); device {env.device}, {env.world} "
-            f"process(es), {torch.get_num_threads()} thread(s)")
-    return _Data(tr, ho, te, derived)
+        log(f"train: {len(tr)} pairs (batch {batch}), held-out (model selection): {len(ho)} pairs of {len(held)} "
+            f"training sequence(s), test (logging only): {len(te)} pairs ({pdir}); device {env.device}, "
+            f"{env.world} process(es)")
+    return _Data(tr, ho, te, derived, batch)
 
 
 def _attach_windows(pdir, manifest: dict, cfg: TrainConfig, env: _Env, *sets: Pairs) -> None:
@@ -212,11 +233,12 @@ def _phase(cfg: TrainConfig, epoch: int) -> str:
     return "pretrain" if epoch < _phase_epochs(cfg)[0] else "main"
 
 
-def _train_epoch(net, opt, tr: Pairs, gen, cfg: TrainConfig, env: _Env, spec: LossSpec, epoch: int) -> dict:
+def _train_epoch(net, opt, data: _Data, gen, cfg: TrainConfig, env: _Env, spec: LossSpec, epoch: int) -> dict:
     """One pass over the training pairs: per-step learning rate, loss parts summed, optimiser step."""
+    tr = data.train
     pre, main, total = _phase_epochs(cfg)
     phase = _phase(cfg, epoch)
-    batches = epoch_batches(len(tr), cfg.batch_size, gen, env.rank, env.world)
+    batches = epoch_batches(len(tr), data.batch_size, gen, env.rank, env.world)
     n_ep = len(batches)
     first = epoch - (0 if phase == "pretrain" else pre)  # epochs already done in this phase
     phase_steps = (pre if phase == "pretrain" else main) * n_ep
@@ -230,6 +252,8 @@ def _train_epoch(net, opt, tr: Pairs, gen, cfg: TrainConfig, env: _Env, spec: Lo
             for g in opt.param_groups:
                 g["lr"] = lr
             b = tr.batch(idx, env.device)
+            if cfg.flip:
+                b = flip_pairs(b, torch.rand(len(idx), device=env.device) < 0.5)
             with env.autocast():
                 parts = spec.fn(_forward(net, b, spec.uses_root or phase == "pretrain"), b, cfg)
             per = sum(parts.values())

@@ -36,24 +36,43 @@ def transform(Y: torch.Tensor, R: torch.Tensor, t: torch.Tensor) -> torch.Tensor
     return torch.einsum("bij,bkj->bki", R.float(), Y - t.float()[:, None, :])
 
 
-def _weighted_sq(X: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """sum_i w_i ||X_i - x_i||^2 -> (B,)."""
-    return (w.float() * ((X.float() - x) ** 2).sum(-1)).sum(-1)
+#: per-joint penalties of a pixel residual r (px): "squared" r^2 (the paper), "huber" (r^2 up to c, then linear,
+#: 2 c r - c^2), "geman-mcclure" (r^2 c^2 / (r^2 + c^2), saturating at c^2); all px^2 and equal to r^2 for r << c
+PENALTIES = ("squared", "huber", "geman-mcclure")
 
 
-def reproj_loss(Y1, Y2, X1, X2, w1, w2, K1, K2) -> torch.Tensor:
+def penalty(r2: torch.Tensor, kind: str = "squared", c: float = 15.0) -> torch.Tensor:
+    """Robust penalty of squared residuals ``r2`` (px^2) with scale ``c`` (px), px^2."""
+    if kind == "squared":
+        return r2
+    if kind == "huber":
+        r = torch.sqrt(r2 + 1e-12)
+        return torch.where(r <= c, r2, 2.0 * c * r - c * c)
+    if kind == "geman-mcclure":
+        return r2 * (c * c) / (r2 + c * c)
+    raise ValueError(f"penalty must be one of {PENALTIES}, got {kind!r}")
+
+
+def _weighted_sq(X: torch.Tensor, x: torch.Tensor, w: torch.Tensor, kind: str = "squared",
+                 c: float = 15.0) -> torch.Tensor:
+    """sum_i w_i rho(||X_i - x_i||^2) -> (B,) (rho = ``penalty``; plain squared by default)."""
+    return (w.float() * penalty(((X.float() - x) ** 2).sum(-1), kind, c)).sum(-1)
+
+
+def reproj_loss(Y1, Y2, X1, X2, w1, w2, K1, K2, kind: str = "squared", c: float = 15.0) -> torch.Tensor:
     """Eq. 2: sum_i w1_i ||X1_i - rho(Y1_i)||^2 + w2_i ||X2_i - rho(Y2_i)||^2 on global poses, px^2 (B,)."""
-    return _weighted_sq(X1, project(Y1, K1), w1) + _weighted_sq(X2, project(Y2, K2), w2)
+    return _weighted_sq(X1, project(Y1, K1), w1, kind, c) + _weighted_sq(X2, project(Y2, K2), w2, kind, c)
 
 
-def t_reproj_loss(Y1, Y2, X1, X2, w1, w2, K1, K2, R12, t12, R21, t21) -> torch.Tensor:
+def t_reproj_loss(Y1, Y2, X1, X2, w1, w2, K1, K2, R12, t12, R21, t21, kind: str = "squared",
+                  c: float = 15.0) -> torch.Tensor:
     """Eq. 5, exactly as printed: sum_i w1_i ||X2_i - rho(tau(Y1)_i)||^2 + w2_i ||X1_i - rho(tau(Y2)_i)||^2.
 
     Note the weight of the view-1 prediction moved into view 2 is view 1's confidence (as in the paper).
     Projection into view 2 uses view 2's intrinsics and vice versa. px^2, (B,).
     """
-    return (_weighted_sq(X2, project(transform(Y1, R12, t12), K2), w1)
-            + _weighted_sq(X1, project(transform(Y2, R21, t21), K1), w2))
+    return (_weighted_sq(X2, project(transform(Y1, R12, t12), K2), w1, kind, c)
+            + _weighted_sq(X1, project(transform(Y2, R21, t21), K1), w2, kind, c))
 
 
 def trans_reproj_loss(Y1, Y2, X1, X2, w1, w2, K1, K2, R12, t12, R21, t21, lam: float = 1.0):
@@ -138,18 +157,47 @@ def _views(b: dict):
     return b["x2d_a"], b["x2d_b"], b["conf_a"], b["conf_b"], b["K_a"], b["K_b"]
 
 
+#: left / right bones (child joints in the H36M-17 layout, parents from mvtools.skeleton): hip, thigh, shin,
+#: shoulder, upper arm, forearm
+SYMMETRIC_BONES = ((4, 1), (5, 2), (6, 3), (11, 14), (12, 15), (13, 16))
+
+
+def bone_symmetry(rel: torch.Tensor) -> torch.Tensor:
+    """sum over left/right bone pairs of (|left| - |right|)^2, mm^2 (B,): a label-free prior (bodies are
+    symmetric), no bone-length statistics needed."""
+    from mvtools.skeleton import H36M17_PARENTS
+
+    idx = torch.as_tensor(SYMMETRIC_BONES)
+    par = torch.as_tensor(H36M17_PARENTS)
+    length = torch.linalg.vector_norm(rel.float() - rel.float()[:, par.clamp_min(0)], dim=-1)  # (B, J)
+    return ((length[:, idx[:, 0]] - length[:, idx[:, 1]]) ** 2).sum(-1)
+
+
+def _regularisers(pred: Prediction, config) -> dict:
+    w = getattr(config, "bone_symmetry", 0.0)
+    if not w:
+        return {}
+    return {"bone_symmetry": w * (bone_symmetry(pred.rel_a) + bone_symmetry(pred.rel_b))}
+
+
+def _robust(config) -> tuple[str, float]:
+    return getattr(config, "penalty", "squared"), getattr(config, "penalty_px", 15.0)
+
+
 @register_loss("trans-reproj")
 def _trans_reproj(pred: Prediction, b: dict, config) -> dict:
-    """Eq. 7: reproj (eq. 2) + lambda t_reproj (eq. 5), px^2."""
+    """Eq. 7: reproj (eq. 2) + lambda t_reproj (eq. 5), px^2 (optionally robust, plus regularisers)."""
     args = (pred.Y_a, pred.Y_b, *_views(b))
-    return {"reproj": reproj_loss(*args),
-            "t_reproj": config.lam * t_reproj_loss(*args, b["R_ab"], b["t_ab"], b["R_ba"], b["t_ba"])}
+    rho = _robust(config)
+    return {"reproj": reproj_loss(*args, *rho),
+            "t_reproj": config.lam * t_reproj_loss(*args, b["R_ab"], b["t_ab"], b["R_ba"], b["t_ba"], *rho),
+            **_regularisers(pred, config)}
 
 
 @register_loss("reproj")
 def _reproj(pred: Prediction, b: dict, config) -> dict:
     """Eq. 2 alone, px^2 (the paper's depth-ambiguous baseline)."""
-    return {"reproj": reproj_loss(pred.Y_a, pred.Y_b, *_views(b))}
+    return {"reproj": reproj_loss(pred.Y_a, pred.Y_b, *_views(b), *_robust(config)), **_regularisers(pred, config)}
 
 
 @register_loss("supervised", uses_root=False, pretrain=False, labels=True, unit="mm")

@@ -8,6 +8,17 @@ from __future__ import annotations
 
 #: the warm-up never takes more than this fraction of a phase
 WARMUP_MAX_FRACTION = 0.1
+#: ``--batch-size 0``: candidates, largest first, and the optimiser steps an epoch should have at least
+AUTO_BATCH_SIZES = (1024, 512, 256, 128, 64)
+MIN_STEPS_PER_EPOCH = 128
+
+
+def batch_size(requested: int, pairs: int) -> int:
+    """``requested``, or for 0 the largest of AUTO_BATCH_SIZES with pairs / size >= MIN_STEPS_PER_EPOCH (else
+    the smallest)."""
+    if requested:
+        return requested
+    return next((b for b in AUTO_BATCH_SIZES if pairs // b >= MIN_STEPS_PER_EPOCH), AUTO_BATCH_SIZES[-1])
 
 
 def warmup_length(warmup_steps: int, phase_steps: int) -> int:
