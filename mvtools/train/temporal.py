@@ -13,7 +13,8 @@ layer has one.
 One set of weights, two forward forms (VideoPose3D's ``TemporalModelOptimized1f`` and ``TemporalModel``):
 
 - :meth:`TemporalConvNet.forward` - training form: windows (N, RF, F) -> (N, out). The convolutions run with
-  stride = filter width instead of dilation, so only the positions the single output needs are computed.
+  stride = filter width instead of dilation, so only the positions the single output needs are computed; with
+  position-major activations each is one GEMM over non-overlapping patches.
 - :meth:`TemporalConvNet.forward_sequence` - inference form: (N, T + RF - 1, F) -> (N, T, out) with dilated
   convolutions, one pass over a whole (padded) sequence. In eval mode the two forms agree frame for frame.
 """
@@ -102,17 +103,29 @@ class TemporalConvNet(Backbone):
     def _unit(self, conv, bn, x, stride: int = 1, dilation: int = 1) -> torch.Tensor:
         return self.drop(F.relu(bn(F.conv1d(x, conv.weight, None, stride, 0, dilation))))
 
+    def _patch_unit(self, conv, bn, h: torch.Tensor, n: int) -> torch.Tensor:
+        """A strided convolution (stride = width w) on position-major activations as one GEMM: h (n * P, C_in)
+        -> (n * P / w, C_out), then BN, ReLU, dropout. Non-overlapping patches of w positions are rows of
+        (n * P / w, w * C_in); the weight (C_out, C_in, w) is laid out to match."""
+        c_out, c_in, w = conv.weight.shape
+        patches = h.reshape(n, -1, w * c_in).reshape(-1, w * c_in)
+        wmat = conv.weight.permute(0, 2, 1).reshape(c_out, w * c_in)
+        return self.drop(F.relu(bn(patches @ wmat.t())))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Training form: windows (N, RF, in_features) -> (N, out_features); strided convolutions."""
+        """Training form: windows (N, RF, in_features) -> (N, out_features). The convolutions run with stride =
+        width (only the positions the output needs), on (N x positions, channels) activations: each is one GEMM
+        and BatchNorm sees a plain (rows, C) batch - the same statistics as over (N, C, positions)."""
         if x.shape[1] != self.receptive_field():
             raise ValueError(f"expected windows of {self.receptive_field()} frames, got {x.shape[1]}")
-        h = self._unit(self.expand, self.expand_bn, x.transpose(1, 2), stride=self.widths[0])
+        n = x.shape[0]
+        h = self._patch_unit(self.expand, self.expand_bn, x.reshape(n * x.shape[1], -1), n)
         for i, w in enumerate(self.widths[1:]):
             shift = w // 2 if self.causal else 0
-            res = h[:, :, shift + w // 2::w]
-            h = self._unit(self.convs[2 * i], self.bns[2 * i], h, stride=w)
-            h = res + self._unit(self.convs[2 * i + 1], self.bns[2 * i + 1], h)
-        return self.shrink(h)[:, :, 0]
+            res = h.view(n, -1, h.shape[1])[:, shift + w // 2::w].reshape(-1, h.shape[1])
+            h = self._patch_unit(self.convs[2 * i], self.bns[2 * i], h, n)
+            h = res + self._patch_unit(self.convs[2 * i + 1], self.bns[2 * i + 1], h, n)
+        return F.linear(h, self.shrink.weight[:, :, 0], self.shrink.bias)
 
     def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
         """Inference form: (N, T + RF - 1, in_features) -> (N, T, out_features); dilated convolutions, output t
