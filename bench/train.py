@@ -234,7 +234,9 @@ def main() -> None:
     ap.add_argument("--backbone", choices=("reslinear", "temporal"), default="reslinear")
     ap.add_argument("--receptive-field", type=int, default=243, help="frames (temporal backbone)")
     ap.add_argument("--steps", type=int, default=8, help="training steps per timed repeat")
-    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads (all modes)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch intra-op threads; 0 (default) = what `mvtools train` chooses by default (it measures "
+                         "1 vs all cores); the other modes then use the loop's count")
     ap.add_argument("--work", default=None, help="work directory (default: a temporary one)")
     ap.add_argument("--mode", choices=sorted(MODES), default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ds", default=None, help=argparse.SUPPRESS)
@@ -243,7 +245,8 @@ def main() -> None:
     if a.mode:  # child process: one measurement
         import torch
 
-        torch.set_num_threads(a.threads)
+        if a.threads:
+            torch.set_num_threads(a.threads)
         res = MODES[a.mode](a)
         res["peak_rss_mb"] = _peak_mb()
         print(json.dumps(res))
@@ -259,10 +262,14 @@ def main() -> None:
     if a.backbone == "temporal":
         return _main_temporal(a, base, t0)
     res = {}
+    # the loop runs first with the requested threads (0: the trainer's own choice); the other modes use its count.
     # matmul is measured before and after the others and the better figure kept, so a burst of other work on the
     # machine during one measurement cannot make the loop look better than the matmul bound
-    for mode in ("matmul", "loop", "dataloader", "data-only", "matmul"):
-        out = subprocess.run(base + ["--mode", mode], capture_output=True, text=True, check=True)
+    for mode in ("loop", "matmul", "dataloader", "data-only", "matmul"):
+        cmd = base + ["--mode", mode]
+        if mode != "loop":
+            cmd[cmd.index("--threads") + 1] = str(res["loop"]["threads"])
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         if mode not in res or r["pairs_per_s"] > res[mode]["pairs_per_s"]:
             res[mode] = r

@@ -252,3 +252,21 @@ def test_flipped_pair_stays_consistent_and_penalties():
     long = rel.clone()
     long[0, 3, 2] -= 50.0  # right ankle 50 mm lower: right shin 50 mm longer
     assert losses.bone_symmetry(long).item() == pytest.approx(2500.0, rel=1e-4)
+
+
+def test_root_weight_scales_only_the_pelvis_terms():
+    from mvtools.train.config import TrainConfig
+
+    v = _two_views()
+    B = v["n"]
+    X1 = losses.project(v["Y1"], v["K1"]) + 3.0  # every joint 3 px off in x and y
+    X2 = losses.project(v["Y2"], v["K2"]) - 2.0
+    b = {"x2d_a": X1, "x2d_b": X2, "conf_a": torch.ones(B, 17), "conf_b": torch.ones(B, 17), "K_a": v["K1"],
+         "K_b": v["K2"], "R_ab": v["R12"], "t_ab": v["t12"], "R_ba": v["R21"], "t_ba": v["t21"]}
+    pred = losses.Prediction(v["Y1"] * 0, v["Y2"] * 0, v["Y1"], v["Y2"])
+    fn = losses.get_loss("reproj").fn
+    base = fn(pred, b, TrainConfig())["reproj"]
+    heavy = fn(pred, b, TrainConfig(root_weight=16.0))["reproj"]
+    per_joint = base / 17  # all joints have the same residual: (3^2 + 3^2) + (2^2 + 2^2) px^2
+    assert torch.allclose(per_joint, torch.full((B,), 26.0, dtype=per_joint.dtype), rtol=1e-4)
+    assert torch.allclose(heavy, base + 15 * per_joint, rtol=1e-5)

@@ -55,6 +55,10 @@ class TrainConfig:
                           choices=("squared", "huber", "geman-mcclure"))
     penalty_px: float = option(15.0, "Scale of the robust penalty: residuals beyond it count less than squared.",
                                unit="px", min=0.0, max=1e4)
+    root_weight: float = option(1.0, "Weight of the root joint's (pelvis') terms in L_reproj / L_t-reproj, "
+                                "relative to the other joints' (1 = the paper). The root branch and the lifting "
+                                "branch can trade the pelvis' place within the body, and only the pelvis' own terms "
+                                "see it (docs/method.md).", min=0.0)
     bone_symmetry: float = option(0.0, "Weight of the label-free bone-symmetry regulariser: sum over left/right "
                                   "bone pairs of (|left| - |right|)^2 (mm^2), added to the loss (0 = off).",
                                   unit="px^2 per mm^2", min=0.0)
@@ -74,7 +78,11 @@ class TrainConfig:
                            "convolution channels).", min=1)
     blocks: int = option(4, "Residual blocks per branch (each 2 x linear, BatchNorm, ReLU, dropout; reslinear "
                          "only: the temporal backbone's depth follows from --receptive-field).", min=0)
-    dropout: float = option(0.5, "Dropout probability after every hidden layer.", min=0.0, max=1.0, max_open=True)
+    dropout: float = option(0.5, "Dropout probability after every hidden layer of the lifting branch.", min=0.0,
+                            max=1.0, max_open=True)
+    root_dropout: float = option(0.0, "Dropout probability in the root-position branch (its depth enters every "
+                                 "projection, so dropout noise there becomes pixel noise in the loss; docs/method.md).",
+                                 min=0.0, max=1.0, max_open=True)
     # ------------------------------------------------------------------ budget and schedule
     epochs: int = option(300, "Main-phase epochs (the budget; the learning-rate schedule is laid out over the "
                          "phase's optimiser steps).", unit="epochs", min=1)

@@ -153,8 +153,17 @@ def get_loss(name: str) -> LossSpec:
     return LOSSES[name]
 
 
-def _views(b: dict):
-    return b["x2d_a"], b["x2d_b"], b["conf_a"], b["conf_b"], b["K_a"], b["K_b"]
+def _views(b: dict, config=None):
+    """2D, confidences (the root joint's multiplied by ``config.root_weight``) and intrinsics of both views."""
+    w = getattr(config, "root_weight", 1.0)
+    ca, cb = b["conf_a"], b["conf_b"]
+    if w != 1.0:
+        from mvtools.skeleton import ROOT
+
+        scale = torch.ones(ca.shape[-1], dtype=ca.dtype, device=ca.device)
+        scale[ROOT] = w
+        ca, cb = ca * scale, cb * scale
+    return b["x2d_a"], b["x2d_b"], ca, cb, b["K_a"], b["K_b"]
 
 
 #: left / right bones (child joints in the H36M-17 layout, parents from mvtools.skeleton): hip, thigh, shin,
@@ -187,7 +196,7 @@ def _robust(config) -> tuple[str, float]:
 @register_loss("trans-reproj")
 def _trans_reproj(pred: Prediction, b: dict, config) -> dict:
     """Eq. 7: reproj (eq. 2) + lambda t_reproj (eq. 5), px^2 (optionally robust, plus regularisers)."""
-    args = (pred.Y_a, pred.Y_b, *_views(b))
+    args = (pred.Y_a, pred.Y_b, *_views(b, config))
     rho = _robust(config)
     return {"reproj": reproj_loss(*args, *rho),
             "t_reproj": config.lam * t_reproj_loss(*args, b["R_ab"], b["t_ab"], b["R_ba"], b["t_ba"], *rho),
@@ -197,7 +206,8 @@ def _trans_reproj(pred: Prediction, b: dict, config) -> dict:
 @register_loss("reproj")
 def _reproj(pred: Prediction, b: dict, config) -> dict:
     """Eq. 2 alone, px^2 (the paper's depth-ambiguous baseline)."""
-    return {"reproj": reproj_loss(pred.Y_a, pred.Y_b, *_views(b), *_robust(config)), **_regularisers(pred, config)}
+    return {"reproj": reproj_loss(pred.Y_a, pred.Y_b, *_views(b, config), *_robust(config)),
+            **_regularisers(pred, config)}
 
 
 @register_loss("supervised", uses_root=False, pretrain=False, labels=True, unit="mm")

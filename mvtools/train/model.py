@@ -243,14 +243,18 @@ class TwoBranch(nn.Module):
 
 def build_model(config) -> TwoBranch:
     """The two-branch model of ``config`` (a TrainConfig or anything with ``backbone``, ``channels``, ...): both
-    branches are ``BACKBONES[config.backbone]`` with their own weights (the root branch has 3 outputs)."""
+    branches are ``BACKBONES[config.backbone]`` with their own weights (the root branch has 3 outputs and
+    ``config.root_dropout`` as its dropout)."""
     name = getattr(config, "backbone", "reslinear")
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r} (known: {', '.join(BACKBONES)})")
     cls = BACKBONES[name]
     J = NUM_JOINTS
+    root_cfg = config
+    if hasattr(config, "root_dropout") and hasattr(config, "replace"):
+        root_cfg = config.replace(dropout=config.root_dropout)
     return TwoBranch(lift=LiftingNet(cls.from_config(2 * J, 3 * J, config)),
-                     root=RootNet(cls.from_config(2 * J, 3, config)))
+                     root=RootNet(cls.from_config(2 * J, 3, root_cfg)))
 
 
 def global_pose(relative: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
