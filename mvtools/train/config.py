@@ -47,7 +47,8 @@ class TrainConfig:
     loss: str = option("trans-reproj", "Training loss of the main phase. trans-reproj: eq. 7 (L_reproj + lambda "
                        "L_t-reproj, px^2); reproj: eq. 2 alone (px^2); supervised: MPJPE against the 3D ground "
                        "truth (mm; the upper bound, no pre-training).", registry="loss")
-    lam: float = option(1.0, "Weight of L_t-reproj in eq. 7 (both terms are px^2).", unit="dimensionless",
+    lam: float = option(2.0, "Weight of L_t-reproj in eq. 7 (both terms are px^2; the paper tunes it per dataset, "
+                        "2 measured best on CMU and synthetic data, docs/method.md).", unit="dimensionless",
                         min=0.0, cli="lambda")
     penalty: str = option("squared", "Penalty of each joint's pixel residual in L_reproj / L_t-reproj: squared "
                           "(the paper), huber (squared up to --penalty-px, then linear) or geman-mcclure (saturates "
@@ -55,10 +56,10 @@ class TrainConfig:
                           choices=("squared", "huber", "geman-mcclure"))
     penalty_px: float = option(15.0, "Scale of the robust penalty: residuals beyond it count less than squared.",
                                unit="px", min=0.0, max=1e4)
-    root_weight: float = option(1.0, "Weight of the root joint's (pelvis') terms in L_reproj / L_t-reproj, "
-                                "relative to the other joints' (1 = the paper). The root branch and the lifting "
-                                "branch can trade the pelvis' place within the body, and only the pelvis' own terms "
-                                "see it (docs/method.md).", min=0.0)
+    root_weight: float = option(16.0, "Weight of the root joint's (pelvis') terms in L_reproj / L_t-reproj, "
+                                "relative to the other joints' (1 = the paper; 16 = as much as the 16 others "
+                                "together). The root branch and the lifting branch can trade the pelvis' place "
+                                "within the body, and only the pelvis' own terms see it (docs/method.md).", min=0.0)
     bone_symmetry: float = option(0.0, "Weight of the label-free bone-symmetry regulariser: sum over left/right "
                                   "bone pairs of (|left| - |right|)^2 (mm^2), added to the loss (0 = off).",
                                   unit="px^2 per mm^2", min=0.0)
@@ -78,7 +79,8 @@ class TrainConfig:
                            "convolution channels).", min=1)
     blocks: int = option(4, "Residual blocks per branch (each 2 x linear, BatchNorm, ReLU, dropout; reslinear "
                          "only: the temporal backbone's depth follows from --receptive-field).", min=0)
-    dropout: float = option(0.5, "Dropout probability after every hidden layer of the lifting branch.", min=0.0,
+    dropout: float = option(0.0, "Dropout probability after every hidden layer of the lifting branch (Martinez et "
+                            "al. use 0.5; measured no better here, docs/method.md).", min=0.0,
                             max=1.0, max_open=True)
     root_dropout: float = option(0.0, "Dropout probability in the root-position branch (its depth enters every "
                                  "projection, so dropout noise there becomes pixel noise in the loss; docs/method.md).",
