@@ -6,10 +6,9 @@ import sys
 
 import pytest
 import torch
+from test_train_fixtures import make_dataset, make_shards
 
 from mvtools.train.loop import train
-
-from test_train_fixtures import make_dataset, make_shards
 
 torch.set_num_threads(1)
 
@@ -35,7 +34,7 @@ def test_two_processes_match_one(tmp_path):
     a, b = _records(tmp_path / "one"), _records(tmp_path / "ddp")
     assert len(a) == len(b) == 5
     assert json.loads((tmp_path / "ddp" / "config.json").read_text())["derived"]["world_size"] == 2
-    for ra, rb in zip(a, b):
+    for ra, rb in zip(a, b, strict=True):
         assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-3)
         assert rb["test_mpjpe"] == pytest.approx(ra["test_mpjpe"], rel=1e-3)
         assert rb["heldout_loss"] == pytest.approx(ra["heldout_loss"], rel=1e-2)  # mm^2 in pre-training: sensitive

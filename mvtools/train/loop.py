@@ -37,8 +37,15 @@ from mvtools.progress import log, progress
 from mvtools.train import schedule
 from mvtools.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mvtools.train.config import TrainConfig, run_keys
-from mvtools.train.data import (Pairs, epoch_batches, flip_pairs, load_pairs, pairs_dir, read_pairs_manifest,
-                                split_sequences)
+from mvtools.train.data import (
+    Pairs,
+    epoch_batches,
+    flip_pairs,
+    load_pairs,
+    pairs_dir,
+    read_pairs_manifest,
+    split_sequences,
+)
 from mvtools.train.inference import lift_view_a
 from mvtools.train.losses import LossSpec, Prediction, get_loss
 from mvtools.train.model import build_model, global_pose, normalise_2d
@@ -128,7 +135,7 @@ def _processes(cfg: TrainConfig) -> _Env:
     return _Env(rank, world, local_rank, dev, autocast, scaler)
 
 
-def _set_threads(cfg: TrainConfig, ckpt: dict | None, env: _Env, data: "_Data") -> None:
+def _set_threads(cfg: TrainConfig, ckpt: dict | None, env: _Env, data: _Data) -> None:
     """``--threads N``: N; ``0`` (auto): the count a resumed run used before (so it stays bit-identical), else
     the faster of 1 and all available cores for this width and batch, timed at the start
     (:func:`mvtools.train.threads.fastest_thread_count`). On CUDA: left as it is."""
