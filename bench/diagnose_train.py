@@ -8,6 +8,9 @@ For the real cameras of the test subjects (detected 2D, as `mvtools evaluate`), 
   self-supervised lifter's scale comes from its root branch's depth, so MPJPE - N-MPJPE is the scale share;
 - the error along the camera's depth axis vs across it (mm, mean |dz| vs mean |(dx, dy)| per joint);
 - the root branch (self-supervised runs): median |z_pred / z_gt - 1| of the root depth (percent);
+- the pelvis' place within the body: the per-pose offset of joints 1-16 from the ground truth (median |offset|,
+  mean offset along the depth axis, mm) and MPJPE of joints 1-16 after removing it - the root branch and the
+  lifting branch can trade this offset without changing any joint but the pelvis in the global pose;
 - mirror ambiguity: the share of poses whose depth-mirrored prediction (z -> -z about the root) is closer to the
   ground truth than the prediction itself;
 - detector outliers: MPJPE of the poses whose detected 2D is within 10 px (max joint) of the ground-truth
@@ -46,6 +49,7 @@ def diagnose(run, ds, checkpoint: str = "best") -> dict:
     d = np.abs(pred - gt)
     mirror = pred.copy()
     mirror[..., 2] = -mirror[..., 2]
+    off = (pred[:, 1:] - gt[:, 1:]).mean(1, keepdims=True)
     det_err = np.linalg.norm(det["x2d"] - gt2["x2d"], axis=-1).max(-1)
     clean, bad = det_err < 10, det_err > 30
     out = {"run": str(run), "loss": loaded.config.loss, "checkpoint": loaded.checkpoint["which"],
@@ -53,6 +57,9 @@ def diagnose(run, ds, checkpoint: str = "best") -> dict:
            "p_mpjpe": float(p_mpjpe_per_pose(pred, gt).mean()), "scale_to_gt": float(scale),
            "depth_err_mm": float(d[..., 2].mean()), "lateral_err_mm": float(np.linalg.norm(pred[..., :2] - gt[..., :2],
                                                                                             axis=-1).mean()),
+           "pelvis_offset_mm": float(np.median(np.linalg.norm(off[:, 0], axis=-1))),
+           "pelvis_offset_z_mm": float(off[:, 0, 2].mean()),
+           "mpjpe_1_16_offset_removed": float(np.linalg.norm(pred[:, 1:] - off - gt[:, 1:], axis=-1).mean()),
            "mirror_closer_pct": float((mpjpe_per_pose(mirror, gt) < e).mean() * 100),
            "mpjpe_clean_2d": float(e[clean].mean()) if clean.any() else None,
            "mpjpe_outlier_2d": float(e[bad].mean()) if bad.any() else None,
@@ -81,7 +88,8 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     cols = ["mpjpe", "n_mpjpe", "p_mpjpe", "scale_to_gt", "depth_err_mm", "lateral_err_mm", "root_depth_err_pct",
-            "root_depth_bias_pct", "mirror_closer_pct", "mpjpe_clean_2d", "mpjpe_outlier_2d", "outlier_share_pct"]
+            "root_depth_bias_pct", "pelvis_offset_mm", "pelvis_offset_z_mm", "mpjpe_1_16_offset_removed",
+            "mirror_closer_pct", "mpjpe_clean_2d", "mpjpe_outlier_2d", "outlier_share_pct"]
     print("| run | loss | " + " | ".join(cols) + " |")
     print("|---|---|" + "---:|" * len(cols))
     rows = []

@@ -10,6 +10,12 @@ Measured in one run, each mode in its own subprocess (so peak RSS is per mode):
   numpy arrays), ``DataLoader(shuffle=True)`` with default collation, the same model, loss and optimizer step.
 - ``data-only`` rows: batches per second of the two data paths without the model.
 
+``--backbone temporal --receptive-field R`` (issue 13) measures the temporal backbone instead: ``loop`` in windows/s
+(two windows, one per view, per pair), against ``matmul`` = the same-FLOP bound of its strided convolutions (each
+one is a GEMM over (rows x positions, C_in x width) x (C_in x width, C_out): forward, grad-input and grad-weight,
+both branches, both views), and ``windows-only`` = gathering the 2D windows of a batch (index arithmetic and one
+``index_select``) without the model. The DataLoader comparison is ResLinear's only.
+
 Every figure is the best of 3 repeats of ``--steps`` steps (the machine is shared; the best repeat is the least
 disturbed one). Usage: ``python bench/train.py [--pairs 40000] [--channels 1024] [--blocks 4] [--batch-size 1024]
 [--steps 8] [--threads N]``. Prints a Markdown table and a JSON line.
@@ -53,18 +59,30 @@ def mode_loop(a) -> dict:
     bs = a.batch_size
     train(a.ds, run, epochs=REPEATS + 1, pretrain_epochs=0, channels=a.channels, blocks=a.blocks, batch_size=bs,
           max_pairs=a.steps * bs, val_max_pairs=256, test_max_pairs=0, dropout=a.dropout, plots=False,
-          threads=a.threads)
+          threads=a.threads, backbone=a.backbone, receptive_field=a.receptive_field)
     recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     return {"pairs_per_s": max(r["pairs_per_s"] for r in recs[1:]), "threads": torch.get_num_threads()}
 
 
-def _gemm_shapes(B: int, channels: int, blocks: int):
-    """(m, k, n) of every GEMM in one training step of both branches on 2B rows (both views)."""
-    rows = 2 * B
+def _gemm_shapes(B: int, channels: int, blocks: int, backbone: str = "reslinear", rf: int = 1):
+    """(m, k, n) of every GEMM in one training step of both branches on 2B rows (both views). Temporal: each
+    strided convolution of width w over n output positions is a GEMM of 2B n rows, k = C_in w, n = C_out."""
     shapes = []
     for out in (51, 3):  # lifting branch, root branch
-        layers = [(34, channels)] + [(channels, channels)] * (2 * blocks) + [(channels, out)]
-        for fin, fout in layers:
+        if backbone == "temporal":
+            from mvtools.train.temporal import filter_widths_for
+
+            widths = filter_widths_for(rf)
+            pos = rf // widths[0]
+            layers = [(pos, 34 * widths[0], channels)]
+            for w in widths[1:]:
+                pos //= w
+                layers += [(pos, channels * w, channels), (pos, channels, channels)]
+            layers.append((1, channels, out))
+        else:
+            layers = [(1, 34, channels)] + [(1, channels, channels)] * (2 * blocks) + [(1, channels, out)]
+        for pos, fin, fout in layers:
+            rows = 2 * B * pos
             shapes.append((rows, fin, fout))  # forward
             shapes.append((rows, fout, fin))  # grad input
             shapes.append((fin, rows, fout))  # grad weight
@@ -74,7 +92,7 @@ def _gemm_shapes(B: int, channels: int, blocks: int):
 def mode_matmul(a) -> dict:
     import torch
 
-    shapes = _gemm_shapes(a.batch_size, a.channels, a.blocks)
+    shapes = _gemm_shapes(a.batch_size, a.channels, a.blocks, a.backbone, a.receptive_field)
     mats = [(torch.randn(m, k), torch.randn(k, n), torch.empty(m, n)) for m, k, n in shapes]
     flops = sum(2 * m * k * n for m, k, n in shapes)
     for x, y, o in mats:  # warm-up
@@ -180,8 +198,30 @@ def mode_data_only(a) -> dict:
     return {"ours_pairs_per_s": ours, "dataloader_pairs_per_s": naive}
 
 
+def mode_windows_only(a) -> dict:
+    import torch
+
+    from mvtools.train.data import epoch_batches, load_pairs, pairs_dir, read_pairs_manifest
+    from mvtools.train.windows import PairWindows, load_sequences
+
+    pdir = pairs_dir(a.ds)
+    m = read_pairs_manifest(pdir)
+    pairs = load_pairs(pdir, "train", manifest=m)
+    pairs.windows = PairWindows(load_sequences(pdir, "train", m), pairs.meta, a.receptive_field, False)
+    g = torch.Generator().manual_seed(0)
+    best = 0.0
+    for _ in range(REPEATS):
+        t = time.perf_counter()
+        batches = epoch_batches(len(pairs), a.batch_size, g)[:a.steps]
+        for idx, _ in batches:
+            pairs.batch(idx)
+        best = max(best, 2 * len(batches) * a.batch_size / (time.perf_counter() - t))
+    return {"windows_per_s": best, "pairs_per_s": best / 2}
+
+
 REPEATS = 3
-MODES = {"loop": mode_loop, "matmul": mode_matmul, "dataloader": mode_dataloader, "data-only": mode_data_only}
+MODES = {"loop": mode_loop, "matmul": mode_matmul, "dataloader": mode_dataloader, "data-only": mode_data_only,
+         "windows-only": mode_windows_only}
 
 
 def main() -> None:
@@ -191,6 +231,8 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--dropout", type=float, default=0.5)
+    ap.add_argument("--backbone", choices=("reslinear", "temporal"), default="reslinear")
+    ap.add_argument("--receptive-field", type=int, default=243, help="frames (temporal backbone)")
     ap.add_argument("--steps", type=int, default=8, help="training steps per timed repeat")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch intra-op threads; 0 (default) = what `mvtools train` chooses by default (it measures "
@@ -215,7 +257,10 @@ def main() -> None:
     ds = build_shards(work, a.pairs)
     base = [sys.executable, __file__, "--work", str(work), "--ds", str(ds), "--channels", str(a.channels),
             "--blocks", str(a.blocks), "--batch-size", str(a.batch_size), "--steps", str(a.steps),
-            "--dropout", str(a.dropout), "--threads", str(a.threads)]
+            "--dropout", str(a.dropout), "--threads", str(a.threads), "--backbone", a.backbone,
+            "--receptive-field", str(a.receptive_field)]
+    if a.backbone == "temporal":
+        return _main_temporal(a, base, t0)
     res = {}
     # the loop runs first with the requested threads (0: the trainer's own choice); the other modes use its count.
     # matmul is measured before and after the others and the better figure kept, so a burst of other work on the
@@ -245,6 +290,29 @@ def main() -> None:
     print(f"loop / DataLoader = {loop / dl:.2f}x end to end, "
           f"{d['ours_pairs_per_s'] / d['dataloader_pairs_per_s']:.0f}x data path; "
           f"wall {time.perf_counter() - t0:.0f} s")
+    print(json.dumps(res))
+
+
+def _main_temporal(a, base, t0) -> None:
+    res = {}
+    for mode in ("matmul", "loop", "windows-only", "matmul"):
+        out = subprocess.run(base + ["--mode", mode], capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        if mode not in res or r["pairs_per_s"] > res[mode]["pairs_per_s"]:
+            res[mode] = r
+    mm, loop, win = (2 * res[k]["pairs_per_s"] for k in ("matmul", "loop", "windows-only"))
+    print(f"temporal backbone: receptive field {a.receptive_field} frames, {a.channels} channels, batch "
+          f"{a.batch_size} pairs ({2 * a.batch_size} windows), dropout {a.dropout}; "
+          f"{res['matmul']['flop_per_pair'] / 2e6:.0f} MFLOP per window per step; torch threads "
+          f"{res['loop']['threads']}")
+    print("| path | windows/s | vs same-FLOP GEMM bound | peak RSS (MB) |")
+    print("|---|---:|---:|---:|")
+    print(f"| same-FLOP GEMM bound of the strided convolutions ({res['matmul']['gflops']:.1f} GFLOP/s) | {mm:,.0f} "
+          f"| 100% | {res['matmul']['peak_rss_mb']:.0f} |")
+    print(f"| `mvtools train --backbone temporal` loop | {loop:,.0f} | {100 * loop / mm:.0f}% | "
+          f"{res['loop']['peak_rss_mb']:.0f} |")
+    print(f"| data path only: window gather | {win:,.0f} | - | {res['windows-only']['peak_rss_mb']:.0f} |")
+    print(f"wall {time.perf_counter() - t0:.0f} s")
     print(json.dumps(res))
 
 

@@ -90,3 +90,27 @@ def test_root_relative():
     r = metrics.root_relative(j)
     np.testing.assert_allclose(r[:, 0], 0)
     np.testing.assert_allclose(r[:, 5], j[:, 5] - j[:, 0])
+
+
+def test_mpjve_hand_case_and_videopose3d_definition():
+    rng = np.random.default_rng(0)
+    gt = rng.normal(0, 300, (6, 17, 3))
+    pred = gt.copy()
+    pred[3] += [3.0, 4.0, 0.0]  # one frame off by 5 mm: velocities into and out of it are 5 mm/frame off
+    seq = np.array(["a"] * 6)
+    frame = np.arange(6)
+    assert metrics.mpjve(pred, gt, seq, frame) == pytest.approx(2 * 5.0 / 5)
+    # VideoPose3D's mean_velocity_error on a whole sequence: mean over frames and joints of ||diff(p) - diff(g)||
+    pred = gt + rng.normal(0, 10, gt.shape)
+    ref = np.mean(np.linalg.norm(np.diff(pred, axis=0) - np.diff(gt, axis=0), axis=-1))
+    assert metrics.mpjve(pred, gt, seq, frame) == pytest.approx(ref)
+    # shuffled rows, two sequences, a gap in the frame numbers: only consecutive frames of one sequence count
+    seq2 = np.array(["a", "a", "a", "b", "b", "b"])
+    frame2 = np.array([0, 1, 3, 7, 8, 9])
+    perm = rng.permutation(6)
+    e, row = metrics.velocity_errors(pred[perm], gt[perm], seq2[perm], frame2[perm])
+    assert len(e) == 3  # a: 0-1; b: 7-8, 8-9
+    d = lambda i, j: np.linalg.norm((pred[j] - pred[i]) - (gt[j] - gt[i]), axis=-1).mean()  # noqa: E731
+    assert sorted(e) == pytest.approx(sorted([d(0, 1), d(3, 4), d(4, 5)]))
+    assert sorted(frame2[perm][row]) == [1, 8, 9]
+    assert np.isnan(metrics.mpjve(pred[:1], gt[:1], seq[:1], frame[:1]))

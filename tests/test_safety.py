@@ -26,6 +26,13 @@ from mvtools.io import OutputError, claim_output, lock_output, swap_into_place
 ROOT = Path(__file__).resolve().parents[1]
 
 
+
+class _FrameLifter:
+    """Stands in for a loaded single-frame lifting branch where a test replaces the network's output."""
+
+    def receptive_field(self) -> int:
+        return 1
+
 def _env(**extra):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MVTOOLS_QUIET": "1", "OMP_NUM_THREADS": "1"}
     env.update(extra)
@@ -335,7 +342,7 @@ def test_planted_pickle_payload_never_runs(tmp_path, where, monkeypatch):
     assert r.exit_code == 1 and "refusing to load" in r.output
     r = CliRunner().invoke(cli, ["ingest", "h36m", "--from-videopose3d", str(f), "--out", str(tmp_path / "ds")])
     assert r.exit_code == 1 and "refusing to load" in r.output
-    monkeypatch.setattr("mvtools.train.inference.load_lifter", lambda *a: (None, {}))
+    monkeypatch.setattr("mvtools.train.inference.load_lifter", lambda *a: (_FrameLifter(), {}))
     with pytest.raises(d.DatasetError, match="refusing to load"):
         pr.predict(tmp_path / "run", f, tmp_path / "out.npz", cameras="h36m")
     assert not marker.exists() and not (tmp_path / "ds").exists()
@@ -522,8 +529,8 @@ def test_bvh_frame_time_inf_is_a_clear_error(tmp_path):
 def test_predict_output_file_needs_overwrite_and_is_not_an_input(tmp_path, monkeypatch):
     from mvtools.evaluate import predict as pr
 
-    monkeypatch.setattr("mvtools.train.inference.load_lifter", lambda *a: (None, {}))
-    monkeypatch.setattr("mvtools.train.inference.lift_2d", lambda lift, uv, K, dev: np.zeros((len(uv), 17, 3)))
+    monkeypatch.setattr("mvtools.train.inference.load_lifter", lambda *a: (_FrameLifter(), {}))
+    monkeypatch.setattr("mvtools.train.inference.lift_2d", lambda lift, uv, K, dev, **kw: np.zeros((len(uv), 17, 3)))
     inp = tmp_path / "in.csv"
     cols = {f"{c}{j}": [100.0 + j, 120.0] for j in range(17) for c in "xy"} | {k: [1000.0, 1000.0] for k in
                                                                                 ("fx", "fy")}
@@ -542,7 +549,7 @@ def test_predict_output_file_needs_overwrite_and_is_not_an_input(tmp_path, monke
         pr.predict(run, inp, inp, overwrite=True)
     with pytest.raises(OutputError, match="lies inside the input"):
         pr.predict(run, inp, run / "x.csv")
-    monkeypatch.setattr("mvtools.train.inference.lift_2d", lambda lift, uv, K, dev: np.full((len(uv), 17, 3),
+    monkeypatch.setattr("mvtools.train.inference.lift_2d", lambda lift, uv, K, dev, **kw: np.full((len(uv), 17, 3),
                                                                                                 np.nan))
     with pytest.raises(d.DatasetError, match="NaN/inf 3D for 2 of 2 poses"):
         pr.predict(run, inp, tmp_path / "nan.csv")

@@ -53,7 +53,8 @@ def test_test_split_noise_changes_no_weight(tmp_path):
     res = evaluate_run(tmp_path / "a", clean)
     ck = res["checkpoint"]
     assert ck["which"] == "best" and ck["epoch"] == a["best_epoch"]
-    assert ck["selection"]["metric"] == "heldout_loss" and "no 3D labels" in ck["selection"]["computed_on"]
-    assert "chosen by: heldout_loss" in format_table(res)
+    assert ck["selection"]["metric"] == "heldout_consistency_rel"
+    assert "no 3D labels" in ck["selection"]["computed_on"]
+    assert "chosen by: heldout_consistency_rel" in format_table(res)
     held = json.loads((tmp_path / "a" / "config.json").read_text())["derived"]["heldout_sequences"]
     assert held and all(h.split("/")[0] in ("S1", "S2") for h in held)  # training subjects only

@@ -43,8 +43,8 @@ def test_cli_train_writes_run_directory(ds, tmp_path):
     assert "loss_reproj" in recs[-1] and "loss_t_reproj" in recs[-1]
     assert recs[-1]["loss"] == pytest.approx(recs[-1]["loss_reproj"] + recs[-1]["loss_t_reproj"])
     main = [r for r in recs if r["phase"] == "main"]
-    best = min(main, key=lambda r: r["heldout_loss"])
-    assert summary["best_heldout_loss"] == pytest.approx(best["heldout_loss"])
+    best = min(main, key=lambda r: r["heldout_consistency_rel"])
+    assert summary["best_heldout_score"] == pytest.approx(best["heldout_consistency_rel"])
     assert summary["best_epoch"] == best["epoch"]
     assert len(cfg["derived"]["heldout_sequences"]) == 1  # 10 % of 4 training sequences, at least one
     lift, cfg2 = load_lifter(run)

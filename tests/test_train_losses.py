@@ -265,7 +265,7 @@ def test_root_weight_scales_only_the_pelvis_terms():
          "K_b": v["K2"], "R_ab": v["R12"], "t_ab": v["t12"], "R_ba": v["R21"], "t_ba": v["t21"]}
     pred = losses.Prediction(v["Y1"] * 0, v["Y2"] * 0, v["Y1"], v["Y2"])
     fn = losses.get_loss("reproj").fn
-    base = fn(pred, b, TrainConfig())["reproj"]
+    base = fn(pred, b, TrainConfig(root_weight=1.0))["reproj"]
     heavy = fn(pred, b, TrainConfig(root_weight=16.0))["reproj"]
     per_joint = base / 17  # all joints have the same residual: (3^2 + 3^2) + (2^2 + 2^2) px^2
     assert torch.allclose(per_joint, torch.full((B,), 26.0, dtype=per_joint.dtype), rtol=1e-4)

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from mvtools.augment.pairs import PAIRS_FORMAT_VERSION, ShardWriter, pair_table, pair_transforms, sample_pairs, \
     view_pairs
+from mvtools.augment.sequences import SequenceWriter, sequence_table
 from mvtools.augment.virtual import LAYOUTS, camera_frame, map_camera, place_virtual_cameras, project_virtual, \
     similarity_to
 from mvtools.camera import Camera, has_extrinsics, undistort_pixels
@@ -257,19 +258,22 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
         pdir.mkdir()
         stage.mkdir()
         writers = {sp: ShardWriter(pdir, sp, shard_rows) for sp in ("train", "test")}
+        seq_writers = {sp: SequenceWriter(pdir, sp) for sp in ("train", "test")}  # per-view 2D sequences
         try:
             with progress(length=total, label="augment") as bar:
                 for s in subjects:
                     info = _augment_subject(ds, s, rigs[s], source, virtual_views, layout, seed, extrinsics,
-                                            pairs_per_frame, views, writers[split_of[s]], stage, bar)
+                                            pairs_per_frame, views, writers[split_of[s]], stage, bar,
+                                            seq_writers[split_of[s]])
                     virtual_all += info.pop("virtual_cameras")
                     report["dropped"][s] = info.pop("dropped")
                     report["invalid_3d_frames"][s] = info.pop("invalid_3d_frames")
                     report["subjects"][s] = info
                     pa.default_memory_pool().release_unused()  # keep RSS at one subject's working set
             shards = writers["train"].close() + writers["test"].close()
+            sequences = seq_writers["train"].close() + seq_writers["test"].close()
         except BaseException:
-            for w in writers.values():
+            for w in [*writers.values(), *seq_writers.values()]:
                 w.abort()
             raise
         rows = {sp: sum(x["rows"] for x in shards if x["split"] == sp) for sp in ("train", "test")}
@@ -277,7 +281,7 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
             "format_version": PAIRS_FORMAT_VERSION, "extrinsics": extrinsics, "views": views,
             "virtual_views": virtual_views, "pairs_per_frame": pairs_per_frame, "source2d": source, "seed": seed,
             "splits": {sp: [s for s in subjects if split_of[s] == sp] for sp in ("train", "test")},
-            "shards": shards, "rows": rows, "layout": layout, "producer": producer(command),
+            "shards": shards, "sequences": sequences, "rows": rows, "layout": layout, "producer": producer(command),
         }
         write_json_atomic(pdir / "manifest.json", pm)
         pause_point("augment:pairs-written")
@@ -321,7 +325,8 @@ def _check_earlier(ds: Path, overwrite: bool) -> None:
                           "pass --overwrite to replace it")
 
 
-def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrinsics, k, views, writer, stage, bar):
+def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrinsics, k, views, writer, stage, bar,
+                     seq_writer):
     given, used = rigs
     d3 = _subject_3d(ds, subject)
     # real views: the given cameras that have 2D of this source, in rig order
@@ -389,6 +394,9 @@ def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrins
             else:
                 y3d, x2d, conf = y3d_r, x2d_r[start:end].copy(), conf_r[start:end]
                 avail = avail_r[start:end] & fin[:, None]
+            seen = np.concatenate([avail_r[start:end], ok_v], axis=1) if virt else avail_r[start:end]
+            seq_writer.write(sequence_table(subject, action, subaction, frames, ids, kinds, static["K"], x2d, seen,
+                                            real_used))
             prng = stable_rng(seed, subject, action, int(subaction))
             fi, a, b = sample_pairs(avail, pairs, k, prng)
             if len(fi):

@@ -49,6 +49,10 @@ def predict(run, input_path, out, calibration, camera, fmt, layout, focal_px, fo
     OpenCV k1, k2, p1, p2, k3 (other columns are copied to the output), or one view's detector keypoints:
     an OpenPose JSON folder, a COCO keypoint results JSON, mmpose predictions, or a frames x keypoints x 3
     .npz/.npy/.csv array (mapped to the 17 H36M joints as in `mvtools ingest keypoints`).
+    OpenCV k1, k2, p1, p2, k3; other columns are copied to the output.
+
+    Temporal runs (--backbone temporal) lift whole sequences, one padded pass each: every npz array is one; table
+    rows group by their subject, action, subaction, camera and sequence columns, in frame-column order.
     """
     path = run_predict(run, input_path, out, cameras=calibration, checkpoint=checkpoint, device=device, fmt=fmt,
                        layout=layout, camera=camera, focal_px=focal_px, fov_deg=fov_deg, image_size=image_size,

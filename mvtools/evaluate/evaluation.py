@@ -37,6 +37,7 @@ from mvtools.evaluate.metrics import (
     n_mpjpe_per_pose,
     p_mpjpe_per_pose,
     pck,
+    velocity_errors,
 )
 from mvtools.progress import log
 
@@ -56,11 +57,27 @@ def _default_source(ds, manifest: dict, run_source: str | None) -> str:
     return "gt"
 
 
+def _sequences(c: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """One camera's 2D rows in sequence then frame order, and a sequence id (0..) per row. A sequence is a
+    source sequence (``raw_name``, ``subaction``; MPI-INF-3DHP's test videos change ``action`` per frame), or
+    (``raw_name``, ``action``, ``subaction``) where frame numbers repeat inside one."""
+    for key in (["raw_name", "subaction"], ["raw_name", "action", "subaction"]):
+        c = c.sort_values(key + ["frame"], kind="stable")
+        seq = c.groupby(key, sort=False).ngroup().to_numpy()
+        f = c["frame"].to_numpy()
+        if not ((seq[1:] == seq[:-1]) & (f[1:] == f[:-1])).any():
+            break
+    return c, seq
+
+
 def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str = "real",
                      run_source: str | None = None) -> dict:
     """Single views to evaluate: undistorted 2D (N, 17, 2) px, K (N, 4) px, ground truth (N, 17, 3) camera-frame
-    mm, and per-row labels (subject, action, camera, scene). ``cameras``: 'real' (given calibration) or 'all'
-    (also the virtual cameras of ``mvtools augment``)."""
+    mm, and per-row labels (subject, action, camera, scene, frame, ``seq`` a sequence id). ``cameras``: 'real'
+    (given calibration) or 'all' (also the virtual cameras of ``mvtools augment``). Rows are grouped by camera
+    and sequence, in frame order. ``context`` holds every 2D row of the evaluated (subject, camera) pairs -
+    ``x2d``, ``K``, ``seq``, ``frame`` (M,), sequence by sequence in frame order, also frames without a scored 3D
+    pose - the input of temporal models; ``ctx_row`` (N,) is each scored row's index in it."""
     if cameras not in VIEWS:
         raise ValueError(f"cameras must be 'real' or 'all', got {cameras!r}")
     ds = Path(ds)
@@ -93,10 +110,11 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
     scene = t3.column("scene").to_numpy(zero_copy_only=False) if "scene" in t3.column_names else None
 
     srcs = [source] + (["virtual"] if cameras == "all" else [])
-    t2 = read_poses2d(ds, subjects, columns=KEYS + ["camera", "joints2d", "source"], source=srcs)
+    t2 = read_poses2d(ds, subjects, columns=KEYS + ["camera", "joints2d", "source", "raw_name"], source=srcs)
     if t2.num_rows == 0:
         raise DatasetError(f"{ds / 'poses2d'}: no {source!r} 2D rows for subject(s) {', '.join(subjects)}")
-    k2 = pd.DataFrame({k: t2.column(k).to_numpy(zero_copy_only=False) for k in KEYS + ["camera", "source"]})
+    k2 = pd.DataFrame({k: t2.column(k).to_numpy(zero_copy_only=False)
+                       for k in KEYS + ["camera", "source", "raw_name"]})
     k2["row2"] = np.arange(len(k2))
     m = k2.merge(k3, on=KEYS, how="inner")
     n_invalid = len(k2.merge(invalid[KEYS], on=KEYS, how="inner")) if len(invalid) else 0
@@ -105,29 +123,46 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
 
     cams = read_cameras(ds, source=[real_src] + (["virtual"] if cameras == "all" else []), subjects=subjects)
     by_key = {(c.subject, c.camera, "virtual" if c.source == "virtual" else "real"): c for c in cams}
-    parts = []
-    for (subj, cam_id, src), g in m.groupby(["subject", "camera", "source"], sort=True):
+    parts, ctx = [], []
+    groups = ["subject", "camera", "source"]
+    all2d = dict(iter(k2.groupby(groups, sort=True)))
+    n_ctx = n_seq = 0
+    for (subj, cam_id, src), g in m.groupby(groups, sort=True):
         kind = "virtual" if src == "virtual" else "real"
         cam = by_key.get((subj, cam_id, kind))
         if cam is None:
             raise DatasetError(f"{ds / 'cameras.parquet'}: no {'virtual' if kind == 'virtual' else real_src} "
                                f"calibration for camera {cam_id!r} of {subj}")
-        r2, r3 = g["row2"].to_numpy(), g["row3"].to_numpy()
+        # context: every 2D row of this camera (also frames without a scored 3D pose), sequence by sequence in
+        # frame order, for temporal models; ``ctx_row`` places each scored row in it
+        c, seq = _sequences(all2d[(subj, cam_id, src)])
+        seq = seq + n_seq
+        n_seq = int(seq.max()) + 1
+        pos = pd.Series(np.arange(len(c)) + n_ctx, index=c["row2"].to_numpy())
+        ctx.append(dict(x2d=undistort_pixels(x2d_all[c["row2"].to_numpy()], cam),
+                        K=np.broadcast_to(cam.intrinsics, (len(c), 4)), seq=seq, frame=c["frame"].to_numpy()))
+        g = g.assign(_pos=pos.loc[g["row2"].to_numpy()].to_numpy()).sort_values("_pos")
+        r2, r3, row = g["row2"].to_numpy(), g["row3"].to_numpy(), g["_pos"].to_numpy()
         x = undistort_pixels(x2d_all[r2], cam)
         y = world_to_camera(gt_world[r3], cam.R, cam.t)
         parts.append(dict(x2d=x, K=np.broadcast_to(cam.intrinsics, (len(g), 4)), gt=y, subject=g["subject"].to_numpy(),
                           action=g["action"].to_numpy(), camera=np.full(len(g), cam_id, object),
+                          frame=g["frame"].to_numpy().astype(np.int64), ctx_row=row,
+                          seq=np.asarray(ctx[-1]["seq"])[row - n_ctx],
                           scene=scene[r3] if scene is not None else None))
+        n_ctx += len(c)
     if not parts:
         raise DatasetError(f"{ds}: no 2D rows of subject(s) {', '.join(subjects)} match a 3D pose")
-    out = {k: np.concatenate([p[k] for p in parts]) for k in ("x2d", "K", "gt", "subject", "action", "camera")}
+    out = {k: np.concatenate([p[k] for p in parts])
+           for k in ("x2d", "K", "gt", "subject", "action", "camera", "frame", "seq", "ctx_row")}
     out["scene"] = np.concatenate([p["scene"] for p in parts]) if scene is not None else None
+    out["context"] = {k: np.concatenate([c[k] for c in ctx]) for k in ("x2d", "K", "seq", "frame")}
     # poses with a missing 2D joint (keypoint datasets) or a joint the triangulation could not reconstruct (NaN)
-    # cannot be scored: they are left out and counted as invalid
+    # cannot be scored: they are left out and counted as invalid (the temporal context keeps every 2D row)
     fin = np.isfinite(out["gt"]).all((1, 2)) & np.isfinite(out["x2d"]).all((1, 2))
     if not fin.all():
         n_invalid += int((~fin).sum())
-        out = {k: (v[fin] if v is not None else None) for k, v in out.items()}
+        out = {k: (v[fin] if isinstance(v, np.ndarray) else v) for k, v in out.items()}
     out.update(root=root, source=source, subjects=subjects, n_unmatched=int(n_unmatched), n_invalid=n_invalid,
                reference_column=ref_col, pck_joints=ev.get("pck_joints"), pseudo_ground_truth=pseudo)
     return out
@@ -151,9 +186,10 @@ def _reference_rig(ds, manifest: dict, t3, subjects) -> tuple[str, bool]:
     return srcs.pop(), True
 
 
-def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray, jerr: np.ndarray) -> dict:
+def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray, jerr: np.ndarray, vel=None) -> dict:
     """Per label: MPJPE and P-MPJPE (mm, pooled over poses), PCK@150 and AUC (percent) from the joint errors
-    ``jerr`` (N, J') of the joints the protocol scores, and the pose count."""
+    ``jerr`` (N, J') of the joints the protocol scores, the pose count, and MPJVE (mm/frame) from ``vel`` =
+    (velocity errors (M,), their rows (M,)) of :func:`~mvtools.evaluate.metrics.velocity_errors`."""
     out = {}
     for lab in sorted(set(labels.tolist())):
         sel = labels == lab
@@ -162,6 +198,9 @@ def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray, jerr: np.ndarray
         out[str(lab)] = {"mpjpe": float(e1[sel].mean()), "p_mpjpe": float(e2[sel].mean()),
                          "pck150": float((je < 150.0).mean() * 100.0), "auc": float(curve.mean()),
                          "n": int(sel.sum())}
+        if vel is not None:
+            ve = vel[0][sel[vel[1]]]
+            out[str(lab)]["mpjve"] = float(ve.mean()) if len(ve) else None
     return out
 
 
@@ -172,8 +211,11 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     ``subjects`` default to the manifest's test split, ``source`` ('detected' | 'gt') to the 2D source the run was
     trained on (else detected when present), ``cameras`` 'real' | 'all'. Keys: ``mpjpe`` / ``p_mpjpe`` (mean over
     all poses), ``mpjpe_action_mean`` / ``p_mpjpe_action_mean`` (mean of the per-action errors, VideoPose3D's
-    "Avg"), ``n_mpjpe``, ``n_poses``, ``per_action`` {action: {mpjpe, p_mpjpe, n}}, ``per_camera``,
-    ``per_subject``, ``pck150``, ``auc`` (and ``per_scene`` when poses3d has a ``scene`` column).
+    "Avg"), ``n_mpjpe``, ``n_poses``, ``mpjve`` (mean per-joint velocity error, mm per frame, over consecutive
+    scored frames of a sequence, VideoPose3D's definition) and ``n_velocities``, ``per_action`` {action: {mpjpe,
+    p_mpjpe, mpjve, n}}, ``per_camera``, ``per_subject``, ``pck150``, ``auc`` (and ``per_scene`` when poses3d has
+    a ``scene`` column). Temporal runs lift every camera's whole 2D sequences (also frames without a scored 3D
+    pose) in one padded pass per sequence.
     """
     import torch
 
@@ -182,7 +224,13 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     device = resolve_device(device)
     loaded = load_run(run, checkpoint, device)
     v = evaluation_views(ds, subjects, source, cameras, run_source=loaded.data.get("source2d"))
-    pred = lift_2d(loaded.lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device)
+    if loaded.lift.receptive_field() > 1:  # temporal: one padded pass over every whole 2D sequence
+        c = v["context"]
+        pred = lift_2d(loaded.lift, torch.from_numpy(c["x2d"]).float(), torch.from_numpy(c["K"].copy()).float(),
+                       device, sequence=c["seq"])[v["ctx_row"]]
+    else:
+        pred = lift_2d(loaded.lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(),
+                       device)
     r = v["root"]
     pred = pred - pred[:, r:r + 1]
     gt = v["gt"] - v["gt"][:, r:r + 1]
@@ -190,23 +238,25 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     jerr = joint_errors(pred, gt)
     pj = v["pck_joints"] if v["pck_joints"] is not None else list(range(jerr.shape[1]))
     sj = jerr[:, pj]  # the joints PCK/AUC score (MPI-INF-3DHP's official script: 14 of the 17)
-    per_action = _pooled(v["action"], e1, e2, sj)
+    vel = velocity_errors(pred, gt, v["seq"], v["frame"])
+    per_action = _pooled(v["action"], e1, e2, sj, vel)
     res = {
         "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": loaded.checkpoint,
         "test_flip": loaded.config.test_flip, "subjects": v["subjects"],
         "source": v["source"], "cameras": cameras, "root_joint": r, "reference_column": v["reference_column"],
         "reference": "triangulated 3D (pseudo ground truth)" if v["pseudo_ground_truth"] else "dataset 3D",
-        "units": {"errors": "mm", "pck150": "percent", "auc": "percent"},
+        "units": {"errors": "mm", "mpjve": "mm per frame", "pck150": "percent", "auc": "percent"},
         "mpjpe": float(e1.mean()), "p_mpjpe": float(e2.mean()), "n_mpjpe": float(n_mpjpe_per_pose(pred, gt).mean()),
         "mpjpe_action_mean": float(np.mean([a["mpjpe"] for a in per_action.values()])),
         "p_mpjpe_action_mean": float(np.mean([a["p_mpjpe"] for a in per_action.values()])),
+        "mpjve": float(vel[0].mean()) if len(vel[0]) else None, "n_velocities": int(len(vel[0])),
         "n_poses": int(len(e1)), "n_unmatched_2d": v["n_unmatched"],
         "pck150": pck(pred[:, pj], gt[:, pj], 150.0), "auc": auc(pred[:, pj], gt[:, pj]), "pck_joints": pj,
         "pck150_all_joints": pck(pred, gt, 150.0), "auc_all_joints": auc(pred, gt),
         "per_joint_mpjpe": jerr.mean(0).tolist(),
         "per_action": per_action,
-        "per_camera": _pooled(v["camera"], e1, e2, sj),
-        "per_subject": _pooled(v["subject"], e1, e2, sj),
+        "per_camera": _pooled(v["camera"], e1, e2, sj, vel),
+        "per_subject": _pooled(v["subject"], e1, e2, sj, vel),
         "n_invalid_frames": v["n_invalid"],
     }
     if v["scene"] is not None:
@@ -244,8 +294,9 @@ def format_table(res: dict) -> str:
     other = (f" [all {len(res['per_joint_mpjpe'])} joints: PCK {res['pck150_all_joints']:.1f} %, AUC "
              f"{res['auc_all_joints']:.1f} %]" if nj != len(res["per_joint_mpjpe"]) and "pck150_all_joints" in res
              else "")
+    mpjve = f", MPJVE {res['mpjve']:.2f} mm/frame" if res.get("mpjve") is not None else ""
     lines.append(f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} % ({nj} joints){other}, "
-                 f"N-MPJPE {res['n_mpjpe']:.1f} mm "
+                 f"N-MPJPE {res['n_mpjpe']:.1f} mm{mpjve} "
                  f"({res['source']} 2D, {res['cameras']} cameras, subjects {', '.join(res['subjects'])})")
     lines.append(describe_checkpoint(res["checkpoint"]))
     if res.get("reference", "dataset 3D") != "dataset 3D":

@@ -1,8 +1,8 @@
 """3D pose error metrics on batched numpy arrays (VideoPose3D / MPI-INF-3DHP definitions).
 
 All functions take ``pred`` and ``gt`` of shape (N, J, 3) in mm (same frame, usually root-relative camera
-coordinates) and return mm (errors) or percent (PCK, AUC). Per-pose variants return (N,) arrays so callers can
-pool them by action, subject or camera.
+coordinates) and return mm (errors), mm per frame (MPJVE) or percent (PCK, AUC). Per-pose variants return (N,)
+arrays so callers can pool them by action, subject or camera.
 """
 from __future__ import annotations
 
@@ -84,6 +84,28 @@ def n_mpjpe_per_pose(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 def n_mpjpe(pred: np.ndarray, gt: np.ndarray) -> float:
     """Scale-normalised MPJPE over all poses, mm."""
     return float(n_mpjpe_per_pose(pred, gt).mean()) if len(pred) else float("nan")
+
+
+def velocity_errors(pred: np.ndarray, gt: np.ndarray, sequence: np.ndarray, frame: np.ndarray):
+    """Per-frame velocity errors ``mean_j ||(pred_t - pred_t-1) - (gt_t - gt_t-1)||`` (M,), mm per frame, over every
+    pair of poses of the same ``sequence`` (N,) label at consecutive ``frame`` numbers (N,) (VideoPose3D's
+    ``mean_velocity_error`` on first differences; a gap in the frame numbers starts a new run). Returns
+    ``(errors (M,), row (M,))`` with ``row`` the index of frame t, so callers can pool by label."""
+    pred, gt = _check(pred, gt)
+    seq = np.unique(np.asarray(sequence), return_inverse=True)[1].reshape(-1)
+    frame = np.asarray(frame, np.int64)
+    order = np.lexsort((frame, seq))
+    prev, cur = order[:-1], order[1:]
+    ok = (seq[prev] == seq[cur]) & (frame[cur] - frame[prev] == 1)
+    prev, cur = prev[ok], cur[ok]
+    dv = (pred[cur] - pred[prev]) - (gt[cur] - gt[prev])
+    return np.linalg.norm(dv, axis=-1).mean(-1), cur
+
+
+def mpjve(pred: np.ndarray, gt: np.ndarray, sequence: np.ndarray, frame: np.ndarray) -> float:
+    """Mean per-joint velocity error (MPJVE), mm per frame (nan without two consecutive frames)."""
+    e, _ = velocity_errors(pred, gt, sequence, frame)
+    return float(e.mean()) if len(e) else float("nan")
 
 
 def pck(pred: np.ndarray, gt: np.ndarray, threshold: float = 150.0) -> float:

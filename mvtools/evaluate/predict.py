@@ -67,15 +67,16 @@ def camera_list(cameras) -> list[Camera]:
     raise ValueError(f"{p}: camera file must be .json (h36m_cameras.json layout) or .toml (aniposelib)")
 
 
-def lift_pixels(lift, uv: np.ndarray, K: np.ndarray, device="cpu") -> np.ndarray:
+def lift_pixels(lift, uv: np.ndarray, K: np.ndarray, device="cpu", sequence: np.ndarray | None = None) -> np.ndarray:
     """Undistorted pixels (N, 17, 2) and intrinsics (N, 4) [fx, fy, cx, cy] -> root-relative 3D (N, 17, 3) mm.
-    Non-finite output (a diverged checkpoint) is an error, never written."""
+    Temporal runs need ``sequence`` (N,): a label per row, rows in frame order within a sequence. Non-finite output
+    (a diverged checkpoint) is an error, never written."""
     import torch
 
     from mvtools.train.inference import lift_2d
 
     pred = lift_2d(lift, torch.from_numpy(np.ascontiguousarray(uv, np.float32)),
-                   torch.from_numpy(np.ascontiguousarray(K, np.float32)), device)
+                   torch.from_numpy(np.ascontiguousarray(K, np.float32)), device, sequence=sequence)
     bad = ~np.isfinite(np.asarray(pred)).all(axis=(1, 2))
     if bad.any():
         raise DatasetError(f"the lifting network gave NaN/inf 3D for {int(bad.sum())} of {len(bad)} poses "
@@ -106,7 +107,8 @@ def _predict_npz(lift, inp: Path, cameras, device) -> tuple[dict, pa.Table]:
                 Ks.append(np.broadcast_to(cams[i].intrinsics, (len(a), 4)))
     if not items:
         raise DatasetError(f"{inp}: positions_2d holds no arrays")
-    pred = lift_pixels(lift, np.concatenate(uvs), np.concatenate(Ks), device).astype(np.float32)
+    seq = np.repeat(np.arange(len(items)), [it[3] for it in items])  # every array is one sequence
+    pred = lift_pixels(lift, np.concatenate(uvs), np.concatenate(Ks), device, seq).astype(np.float32)
     out: dict = {s: {a: [None] * len(lst) for a, lst in acts.items()} for s, acts in data.items()}
     cols = {"subject": [], "action": [], "camera": [], "frame": []}
     s0 = 0
@@ -133,6 +135,31 @@ def _read_table(inp: Path) -> pa.Table:
         raise FileNotFoundError(f"{inp}: no such file") from None
     except (pa.ArrowInvalid, OSError) as e:
         raise DatasetError(f"{inp}: cannot read table ({e})") from None
+
+
+#: columns that tell table rows' sequences apart (temporal runs)
+SEQUENCE_COLUMNS = ["subject", "action", "subaction", "camera", "sequence"]
+
+
+def _lift_table_rows(lift, t: pa.Table, uv: np.ndarray, K: np.ndarray, device) -> np.ndarray:
+    """Lift a table's rows. Temporal runs: a sequence is a group of equal ``subject, action, subaction, camera,
+    sequence`` values (the columns present), ordered by ``frame`` when there is one (else in file order)."""
+    if lift.receptive_field() == 1:
+        return lift_pixels(lift, uv, K, device).astype(np.float32)
+    import pandas as pd
+
+    keys = [c for c in SEQUENCE_COLUMNS if c in t.column_names]
+    df = pd.DataFrame({c: t.column(c).to_numpy(zero_copy_only=False) for c in keys})
+    seq = df.groupby(keys, sort=False, dropna=False).ngroup().to_numpy() if keys else np.zeros(len(uv), np.int64)
+    frame = t.column("frame").to_numpy(zero_copy_only=False).astype(np.int64) if "frame" in t.column_names \
+        else np.arange(len(uv))
+    order = np.lexsort((frame, seq))
+    if len(order) > 1 and ((seq[order][1:] == seq[order][:-1]) & (frame[order][1:] == frame[order][:-1])).any():
+        raise DatasetError(f"a sequence ({', '.join(keys) or 'the whole table'}) has the same frame twice; a "
+                           "temporal run needs one row per frame")
+    pred = np.empty((len(uv), NUM_JOINTS, 3), np.float32)
+    pred[order] = lift_pixels(lift, uv[order], K[order], device, seq[order])
+    return pred
 
 
 def _predict_table(lift, inp: Path, device) -> pa.Table:
@@ -170,7 +197,7 @@ def _predict_table(lift, inp: Path, device) -> pa.Table:
             cam = Camera(camera="", width=0, height=0, fx=key[0], fy=key[1], cx=key[2], cy=key[3], R=np.eye(3),
                          t=np.zeros(3), k=(key[4], key[5], key[8]), p=(key[6], key[7]), distortion_model="opencv")
             uv[sel] = undistort_pixels(uv[sel], cam)
-    pred = lift_pixels(lift, uv, K, device).astype(np.float32)
+    pred = _lift_table_rows(lift, t, uv, K, device)
     keep = [c for c in t.column_names if c not in used]
     out = t.select(keep)
     return out.append_column("joints3d", fsl(pred))

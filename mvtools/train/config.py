@@ -67,10 +67,18 @@ class TrainConfig:
                         "about their principal points, left/right swapped, pair transform conjugated).")
     test_flip: bool = option(False, "Test-time flip averaging in evaluate / predict: average the lifting of the "
                              "input and of its mirror image, mirrored back (VideoPose3D).")
-    backbone: str = option("reslinear", "Network of both branches (reslinear: Martinez et al. 2017, one frame).",
+    backbone: str = option("reslinear", "Network of both branches (reslinear: Martinez et al. 2017, one frame; "
+                           "temporal: VideoPose3D's dilated temporal convolutions over --receptive-field frames).",
                            registry="backbone")
-    channels: int = option(1024, "Width of every hidden linear layer (both branches).", min=1)
-    blocks: int = option(4, "Residual blocks per branch (each 2 x linear, BatchNorm, ReLU, dropout).", min=0)
+    receptive_field: int = option(243, "Frames of 2D the temporal backbone sees per output frame: 27, 81 or 243 "
+                                  "(3, 4 or 5 convolution layers; the paper's Table 2 uses 243). Ignored by "
+                                  "reslinear.", unit="frames", min=9)
+    causal: bool = option(False, "Temporal backbone: causal convolutions (the output belongs to the last frame "
+                          "of the window, no look-ahead; for real-time use) instead of the centre frame.")
+    channels: int = option(1024, "Width of every hidden layer of both branches (linear units; temporal: "
+                           "convolution channels).", min=1)
+    blocks: int = option(4, "Residual blocks per branch (each 2 x linear, BatchNorm, ReLU, dropout; reslinear "
+                         "only: the temporal backbone's depth follows from --receptive-field).", min=0)
     dropout: float = option(0.0, "Dropout probability after every hidden layer of the lifting branch (Martinez et "
                             "al. use 0.5; measured no better here, docs/method.md).", min=0.0,
                             max=1.0, max_open=True)

@@ -30,7 +30,7 @@ FIELDS: dict[str, tuple[int, ...]] = {
     "y3d_a": (J, 3), "y3d_b": (J, 3),
 }
 #: string columns kept (as numpy object arrays) for reports and plots
-META = ("subject", "action", "subaction", "cam_a", "cam_b", "kind_a", "kind_b")
+META = ("subject", "action", "subaction", "frame", "cam_a", "cam_b", "kind_a", "kind_b")
 
 
 def _layout() -> dict[str, tuple[int, int, tuple[int, ...]]]:
@@ -75,10 +75,13 @@ def read_pairs_manifest(pdir) -> dict:
 
 @dataclass
 class Pairs:
-    """N pairs packed in ``packed`` (N, WIDTH) float32; ``meta`` holds the string columns (N,) each."""
+    """N pairs packed in ``packed`` (N, WIDTH) float32; ``meta`` holds the string columns (N,) each.
+    ``windows``: for temporal backbones, the 2D windows of both views (:class:`mvtools.train.windows.PairWindows`,
+    attached after any subsetting); ``batch`` then adds ``win_a`` / ``win_b`` (B, R, J, 2) normalised 2D."""
 
     packed: torch.Tensor
     meta: dict[str, np.ndarray]
+    windows: object = None
 
     def __len__(self) -> int:
         return self.packed.shape[0]
@@ -97,7 +100,10 @@ class Pairs:
             rows = buf.to(device, non_blocking=True)
         else:
             rows = self.packed.index_select(0, idx)
-        return unpack(rows)
+        out = unpack(rows)
+        if self.windows is not None:
+            out["win_a"], out["win_b"] = self.windows.batch(idx)
+        return out
 
     def subset(self, idx: np.ndarray) -> Pairs:
         idx = np.asarray(idx, dtype=np.int64)
@@ -245,6 +251,10 @@ def flip_pairs(b: dict[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torc
         out[f"x2d_{v}"] = torch.lerp(b[f"x2d_{v}"], x, m[:, None, None])
         out[f"conf_{v}"] = torch.where(mask[:, None], b[f"conf_{v}"][:, perm], b[f"conf_{v}"])
         out[f"y3d_{v}"] = torch.where(mask[:, None, None], b[f"y3d_{v}"][:, perm] * sign, b[f"y3d_{v}"])
+        if f"win_{v}" in b:  # temporal windows of normalised 2D: u -> 2 cx - u is x -> -x
+            w = b[f"win_{v}"]
+            out[f"win_{v}"] = torch.where(mask.to(w.device)[:, None, None, None],
+                                          w[:, :, perm.to(w.device)] * w.new_tensor([-1.0, 1.0]), w)
     for k in ("ab", "ba"):
         out[f"R_{k}"] = torch.where(mask[:, None, None], M @ b[f"R_{k}"] @ M, b[f"R_{k}"])
         out[f"t_{k}"] = torch.where(mask[:, None], b[f"t_{k}"] * sign, b[f"t_{k}"])

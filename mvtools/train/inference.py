@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mvtools.skeleton import H36M17_FLIP
+from mvtools.skeleton import H36M17_FLIP, NUM_JOINTS
 from mvtools.train.checkpoint import load_checkpoint
 from mvtools.train.config import TrainConfig
 from mvtools.train.model import LiftingNet, build_model, normalise_2d
@@ -98,24 +98,79 @@ class FlipAveraged(torch.nn.Module):
     def forward(self, xn: torch.Tensor) -> torch.Tensor:
         return 0.5 * (self.lift(xn) + flip_3d(self.lift(flip_2d(xn))))
 
+    @property
+    def net(self):
+        return self.lift.net
+
+    def receptive_field(self) -> int:
+        return self.lift.receptive_field()
+
+    def forward_sequence(self, xs: torch.Tensor) -> torch.Tensor:
+        """Temporal backbones: whole padded sequences, flip-averaged frame by frame."""
+        return 0.5 * (self.lift.forward_sequence(xs) + flip_3d(self.lift.forward_sequence(flip_2d(xs))))
+
 
 @torch.no_grad()
 def lift_2d(lift, x2d: torch.Tensor, K: torch.Tensor, device="cpu", chunk: int = 16384,
-            flip: bool = False) -> np.ndarray:
+            flip: bool = False, sequence: np.ndarray | None = None) -> np.ndarray:
     """Lifting branch in eval mode: undistorted pixels (N, J, 2), K (N, 4) [fx, fy, cx, cy] -> root-relative
     (N, J, 3) mm, numpy float64. ``flip``: average with the prediction for the mirrored input, mirrored back
-    (test-time flip augmentation as in VideoPose3D)."""
+    (test-time flip augmentation as in VideoPose3D).
+
+    Temporal backbones (receptive field R > 1) need ``sequence`` (N,): a sequence label per row, rows in frame
+    order within each sequence; every sequence is padded by replicating its first / last frame and lifted in
+    one pass (:func:`mvtools.train.temporal.lift_sequences`). Single-frame backbones ignore it."""
+    rf = lift.receptive_field() if hasattr(lift, "receptive_field") else 1
     was = lift.training
     lift.eval()
-    outs = []
-    for s in range(0, len(x2d), chunk):
-        xn = normalise_2d(x2d[s:s + chunk].to(device).float(), K[s:s + chunk].to(device).float())
-        y = lift(xn)
-        if flip:
-            y = 0.5 * (y + flip_3d(lift(flip_2d(xn))))
-        outs.append(y.double().cpu())
-    lift.train(was)
+    try:
+        if rf > 1:
+            return _lift_sequences(lift, x2d, K, device, chunk, flip, sequence, rf)
+        outs = []
+        for s in range(0, len(x2d), chunk):
+            xn = normalise_2d(x2d[s:s + chunk].to(device).float(), K[s:s + chunk].to(device).float())
+            y = lift(xn)
+            if flip:
+                y = 0.5 * (y + flip_3d(lift(flip_2d(xn))))
+            outs.append(y.double().cpu())
+    finally:
+        lift.train(was)
     return torch.cat(outs).numpy() if outs else np.zeros((0,) + tuple(x2d.shape[1:-1]) + (3,))
+
+
+def _lift_sequences(lift, x2d, K, device, chunk, flip, sequence, rf) -> np.ndarray:
+    from mvtools.train.temporal import lift_sequences
+
+    if sequence is None:
+        raise ValueError(f"a temporal model ({rf} frames per output) lifts whole sequences: pass a sequence "
+                         "label per row")
+    if len(sequence) != len(x2d):
+        raise ValueError(f"{len(sequence)} sequence labels for {len(x2d)} rows")
+    if len(x2d) == 0:
+        return np.zeros((0,) + tuple(x2d.shape[1:-1]) + (3,))
+    causal = bool(getattr(lift.net, "causal", False))
+    xn = normalise_2d(x2d.to(device).float(), K.to(device).float())
+    y = lift_sequences(lift.forward_sequence, xn, sequence, rf, causal, chunk)
+    if flip:
+        y = 0.5 * (y + flip_3d(lift_sequences(lift.forward_sequence, flip_2d(xn), sequence, rf, causal, chunk)))
+    return y.double().cpu().numpy()
+
+
+@torch.no_grad()
+def lift_view_a(lift, pairs, idx: torch.Tensor, device="cpu", chunk: int = 4096) -> np.ndarray:
+    """The lifting branch's root-relative 3D (len(idx), J, 3) mm, float64, for view a of pairs ``idx`` (a
+    :class:`mvtools.train.data.Pairs`): single frames, or the pairs' 2D windows for temporal backbones."""
+    win = getattr(pairs, "windows", None)
+    if win is None:
+        return lift_2d(lift, pairs.field("x2d_a")[idx], pairs.field("K_a")[idx], device)
+    from mvtools.train.windows import gather_windows
+
+    was = lift.training
+    lift.eval()
+    outs = [lift(gather_windows(win.seqs, win.rows_a[idx[s:s + chunk]], win.rf, win.causal)).double().cpu()
+            for s in range(0, len(idx), chunk)]
+    lift.train(was)
+    return torch.cat(outs).numpy() if outs else np.zeros((0, NUM_JOINTS, 3))
 
 
 #: the former name (mvtools <= 0.1 used it from the training loop)

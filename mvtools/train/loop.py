@@ -37,11 +37,20 @@ from mvtools.progress import log, progress
 from mvtools.train import schedule
 from mvtools.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mvtools.train.config import TrainConfig, run_keys
-from mvtools.train.data import (Pairs, epoch_batches, flip_pairs, load_pairs, pairs_dir, read_pairs_manifest,
-                                split_sequences)
-from mvtools.train.inference import lift_2d
+from mvtools.train.data import (
+    Pairs,
+    epoch_batches,
+    flip_pairs,
+    load_pairs,
+    pairs_dir,
+    read_pairs_manifest,
+    split_sequences,
+)
+from mvtools.train.inference import lift_view_a
 from mvtools.train.losses import LossSpec, Prediction, get_loss
 from mvtools.train.model import build_model, global_pose, normalise_2d
+from mvtools.train.temporal import receptive_field_of
+from mvtools.train.windows import PairWindows, load_sequences
 
 #: files a run directory may hold before its first checkpoint (a restart may replace them)
 RUN_FILES = ("config.json", "metrics.jsonl", "best.pt", "last.pt", "loss.png", "mpjpe.png", "skeletons.png")
@@ -61,7 +70,7 @@ def train(ds, out, config: TrainConfig | None = None, **options) -> dict:
     data = _load_data(ds, cfg, env)
     _set_threads(cfg, ckpt, env, data)
     model, net, trainable = _build(cfg, env, main_loss)
-    st = _State.from_checkpoint(ckpt)
+    st = _State.from_checkpoint(ckpt, main_loss)
     gen = torch.Generator().manual_seed(cfg.seed)  # batch permutation, identical on all ranks
     torch.manual_seed(cfg.seed + 1 + 1000 * env.rank)  # dropout stream per rank
     opt = None
@@ -99,7 +108,7 @@ def train(ds, out, config: TrainConfig | None = None, **options) -> dict:
     if env.world > 1:
         dist.barrier()
     return {"run": str(out), "epochs_done": max(stop, st.epoch), "best_epoch": st.best_epoch,
-            "best_heldout_loss": None if st.best == math.inf else st.best, "selection": data.derived["selection"],
+            "best_heldout_score": None if st.best == math.inf else st.best, "selection": data.derived["selection"],
             "train_pairs": len(data.train), "heldout_pairs": len(data.heldout), "test_pairs": len(data.test)}
 
 
@@ -126,7 +135,7 @@ def _processes(cfg: TrainConfig) -> _Env:
     return _Env(rank, world, local_rank, dev, autocast, scaler)
 
 
-def _set_threads(cfg: TrainConfig, ckpt: dict | None, env: _Env, data: "_Data") -> None:
+def _set_threads(cfg: TrainConfig, ckpt: dict | None, env: _Env, data: _Data) -> None:
     """``--threads N``: N; ``0`` (auto): the count a resumed run used before (so it stays bit-identical), else
     the faster of 1 and all available cores for this width and batch, timed at the start
     (:func:`mvtools.train.threads.fastest_thread_count`). On CUDA: left as it is."""
@@ -168,10 +177,15 @@ def _load_data(ds, cfg: TrainConfig, env: _Env) -> _Data:
     tr = tr.sample(cfg.max_pairs, cfg.seed)
     ho = ho.sample(cfg.val_max_pairs or None, cfg.seed + 2)
     te = load_pairs(pdir, "test", cfg.test_max_pairs, cfg.seed + 1, m) if cfg.test_max_pairs else Pairs.empty()
+    _attach_windows(pdir, m, cfg, env, tr, ho, te)
     batch = schedule.batch_size(cfg.batch_size, len(tr))
-    if len(ho):
+    spec = get_loss(cfg.loss)
+    if len(ho) and spec.select == "loss":
         how = (f"lowest held-out {cfg.loss} loss (main phase) on {len(held)} held-out training sequence(s), "
-               f"{len(ho)} pairs" + ("" if get_loss(cfg.loss).labels else "; no 3D labels used"))
+               f"{len(ho)} pairs" + ("" if spec.labels else "; no 3D labels used"))
+    elif len(ho):
+        how = (f"lowest multi-view inconsistency of the lifting branch, mean ||R_ab Y_a - Y_b|| / pose size (main "
+               f"phase), on {len(held)} held-out training sequence(s), {len(ho)} pairs; no 3D labels used")
     else:
         how = "last epoch (no held-out sequences)"
     derived = dict(dataset=str(Path(ds).absolute()), pairs=str(pdir.absolute()), extrinsics=m["extrinsics"],
@@ -185,6 +199,21 @@ def _load_data(ds, cfg: TrainConfig, env: _Env) -> _Data:
             f"training sequence(s), test (logging only): {len(te)} pairs ({pdir}); device {env.device}, "
             f"{env.world} process(es)")
     return _Data(tr, ho, te, derived, batch)
+
+
+def _attach_windows(pdir, manifest: dict, cfg: TrainConfig, env: _Env, *sets: Pairs) -> None:
+    """Temporal backbones: the 2D windows of both views of every pair (per-view sequences of ``augment``; the
+    held-out pairs are training-split sequences), kept on the training device."""
+    rf = receptive_field_of(cfg)
+    if rf == 1:
+        return
+    seqs = {}
+    for p, split in zip(sets, ("train", "train", "test"), strict=True):
+        if len(p) == 0:
+            continue
+        if split not in seqs:
+            seqs[split] = load_sequences(pdir, split, manifest).to(env.device)
+        p.windows = PairWindows(seqs[split], p.meta, rf, cfg.causal, f"{pdir} ({split} pairs)")
 
 
 def _build(cfg: TrainConfig, env: _Env, spec: LossSpec):
@@ -254,7 +283,10 @@ def _train_epoch(net, opt, data: _Data, gen, cfg: TrainConfig, env: _Env, spec: 
 def _forward(net, b: dict, uses_root: bool) -> Prediction:
     """Both views of a batch through one forward pass (BatchNorm statistics cover both)."""
     B = b["x2d_a"].shape[0]
-    xn = torch.cat([normalise_2d(b["x2d_a"], b["K_a"]), normalise_2d(b["x2d_b"], b["K_b"])])
+    if "win_a" in b:  # temporal backbone: windows of normalised 2D around each view's frame
+        xn = torch.cat([b["win_a"], b["win_b"]])
+    else:
+        xn = torch.cat([normalise_2d(b["x2d_a"], b["K_a"]), normalise_2d(b["x2d_b"], b["K_b"])])
     if not uses_root:
         rel = net(xn)
         return Prediction(rel[:B], rel[B:])
@@ -309,11 +341,14 @@ def _heldout_scores(model, ho: Pairs, cfg: TrainConfig, env: _Env, spec: LossSpe
         pred = _forward(model, b, True)
         parts = spec.fn(pred, b, cfg)
         cons = torch.linalg.vector_norm(torch.einsum("bij,bkj->bki", b["R_ab"], pred.rel_a) - pred.rel_b, dim=-1)
-        _accumulate(sums, {"heldout_loss": sum(parts.values()), "heldout_consistency_mm": cons.mean(-1)},
-                    len(b["x2d_a"]))
+        size = 0.5 * (torch.linalg.vector_norm(pred.rel_a, dim=-1) + torch.linalg.vector_norm(pred.rel_b, dim=-1))
+        _accumulate(sums, {"heldout_loss": sum(parts.values()), "heldout_consistency_mm": cons.mean(-1),
+                           "_cons": cons.sum(-1), "_size": size.sum(-1)}, len(b["x2d_a"]))
     model.train(was)
     rec = _reduce(sums, env)
     rec.pop("n")
+    cons_sum, size_sum = rec.pop("_cons"), rec.pop("_size")
+    rec["heldout_consistency_rel"] = cons_sum / max(size_sum, 1e-9)
     return rec
 
 
@@ -324,7 +359,7 @@ def _test_metrics(lift, te: Pairs, env: _Env) -> dict:
         return {}
     real = np.flatnonzero(te.meta["kind_a"] != "virtual")
     idx = torch.from_numpy(np.array_split(real, env.world)[env.rank])
-    pred = lift_2d(lift, te.field("x2d_a")[idx], te.field("K_a")[idx], env.device)
+    pred = lift_view_a(lift, te, idx, env.device)
     gt = te.field("y3d_a")[idx].double().numpy()
     gt = gt - gt[:, :1]
     s = torch.tensor([mpjpe_per_pose(pred, gt).sum(), p_mpjpe_per_pose(pred, gt).sum(), float(len(idx))]
@@ -340,7 +375,7 @@ def _select(st: _State, rec: dict, epoch: int) -> bool:
     """best.pt: the main-phase epoch with the lowest held-out loss (without held-out pairs: the latest)."""
     if rec["phase"] != "main":
         return False
-    score = rec.get("heldout_loss")
+    score = rec.get(st.metric)
     if score is not None and not score < st.best:
         return False
     st.best_epoch = epoch + 1
@@ -349,18 +384,24 @@ def _select(st: _State, rec: dict, epoch: int) -> bool:
 
 
 # ====================================================================== run directory and checkpoints
+#: held-out score -> unit (of the loss for "heldout_loss")
+_SELECT_UNITS = {"heldout_loss": "{unit}", "heldout_consistency_rel": "fraction of the pose size"}
+
+
 @dataclass
 class _State:
+    metric: str
     epoch: int = 0
     phase: str | None = None
     best: float = math.inf
     best_epoch: int | None = None
 
     @classmethod
-    def from_checkpoint(cls, ckpt: dict | None) -> _State:
+    def from_checkpoint(cls, ckpt: dict | None, spec: LossSpec) -> _State:
+        metric = "heldout_loss" if spec.select == "loss" else "heldout_consistency_rel"
         if ckpt is None:
-            return cls()
-        return cls(int(ckpt["epoch"]), ckpt["phase"], float(ckpt["best"]), ckpt["best_epoch"])
+            return cls(metric)
+        return cls(metric, int(ckpt["epoch"]), ckpt["phase"], float(ckpt["best"]), ckpt["best_epoch"])
 
 
 def _start(out: Path, cfg: TrainConfig, env: _Env) -> dict | None:
@@ -394,8 +435,8 @@ def _save_epoch(out: Path, model, opt, gen, st: _State, cfg: TrainConfig, derive
     base = {"config": cfg.to_dict(), "data": derived, "model": model.state_dict(), "epoch": rec["epoch"],
             "phase": rec["phase"]}
     if improved:
-        sel = {"metric": "heldout_loss" if "heldout_loss" in rec else "last epoch",
-               "value": rec.get("heldout_loss"), "unit": get_loss(cfg.loss).unit,
+        sel = {"metric": st.metric if st.metric in rec else "last epoch", "value": rec.get(st.metric),
+               "unit": _SELECT_UNITS[st.metric].format(unit=get_loss(cfg.loss).unit),
                "computed_on": derived["selection"], "epoch": rec["epoch"]}
         save_checkpoint(out / "best.pt", {**base, "kind": "best", "selection": sel})
         _fault("after-best")
@@ -417,7 +458,7 @@ def _log_epoch(rec: dict, total: int) -> None:
     msg = f"epoch {rec['epoch']}/{total} {rec['phase']}: loss {rec['loss']:.4g}, {rec['pairs_per_s']:.0f} pairs/s"
     if "heldout_loss" in rec:
         msg += (f", held-out training sequences: loss {rec['heldout_loss']:.4g}, multi-view consistency "
-                f"{rec['heldout_consistency_mm']:.1f} mm")
+                f"{rec['heldout_consistency_mm']:.1f} mm ({100 * rec['heldout_consistency_rel']:.1f} % of pose size)")
     if "test_mpjpe" in rec:
         msg += f"; test pairs, real view a (logged only): MPJPE {rec['test_mpjpe']:.1f} mm"
     log(msg)

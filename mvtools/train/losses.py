@@ -114,7 +114,8 @@ class Prediction:
 class LossSpec:
     """A registered loss. ``uses_root``: needs the root branch (global poses); ``pretrain``: preceded by the
     eq. 6 pre-training phase; ``labels``: reads the 3D ground truth (then its held-out score may too);
-    ``main``: selectable as ``--loss``; ``unit`` of the summed value."""
+    ``main``: selectable as ``--loss``; ``unit`` of the summed value; ``select``: the held-out score that
+    chooses best.pt."""
 
     name: str
     fn: Callable[[Prediction, dict, object], dict[str, torch.Tensor]]
@@ -123,6 +124,9 @@ class LossSpec:
     labels: bool = False
     main: bool = True
     unit: str = "px^2"
+    #: what chooses best.pt on the held-out sequences: "loss" (this loss) or "consistency" (the lifting branch's
+    #: scale-free multi-view consistency, label-free)
+    select: str = "consistency"
 
 
 #: loss name -> spec
@@ -210,7 +214,7 @@ def _reproj(pred: Prediction, b: dict, config) -> dict:
             **_regularisers(pred, config)}
 
 
-@register_loss("supervised", uses_root=False, pretrain=False, labels=True, unit="mm")
+@register_loss("supervised", uses_root=False, pretrain=False, labels=True, unit="mm", select="loss")
 def _supervised(pred: Prediction, b: dict, config) -> dict:
     """MPJPE of both views against the root-relative ground truth, mm (the upper bound)."""
     return {"mpjpe": 0.5 * (supervised_loss(pred.rel_a, b["y3d_a"]) + supervised_loss(pred.rel_b, b["y3d_b"]))}

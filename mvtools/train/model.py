@@ -105,6 +105,19 @@ class Backbone(nn.Module):
         """Input frames per output frame (VideoPose3D's ``receptive_field()``)."""
         return 1
 
+    def target_frame(self) -> int:
+        """Index, inside the R input frames, of the frame the output belongs to (the centre; causal networks:
+        the last)."""
+        return self.receptive_field() // 2
+
+    def forward_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """Whole sequences: (B, T + R - 1, in_features) -> (B, T, out_features), output t from input frames
+        t .. t + R - 1. This default runs the single-frame network on every frame (R = 1)."""
+        if self.receptive_field() != 1:
+            raise NotImplementedError(f"{type(self).__name__} has no sequence form")
+        B, T, F = x.shape
+        return self(x.reshape(B * T, 1, F)).view(B, T, -1)
+
     @classmethod
     def from_config(cls, in_features: int, out_features: int, config) -> Backbone:
         raise NotImplementedError
@@ -185,6 +198,12 @@ class LiftingNet(nn.Module):
         y = self.net(_frames(xn)).view(-1, self.num_joints, 3)
         return y * self.root_mask * OUTPUT_SCALE_MM
 
+    def forward_sequence(self, xs: torch.Tensor) -> torch.Tensor:
+        """Padded sequences (B, T + R - 1, J, 2) -> root-relative 3D of every frame (B, T, J, 3) mm, one pass
+        (see :func:`mvtools.train.windows.pad_edges`)."""
+        y = self.net.forward_sequence(xs.flatten(2))
+        return y.view(y.shape[0], y.shape[1], self.num_joints, 3) * self.root_mask * OUTPUT_SCALE_MM
+
 
 class RootNet(nn.Module):
     """Root-position branch: normalised 2D (B, J, 2) or (B, R, J, 2) -> root position (B, 3) mm in the camera
@@ -197,7 +216,7 @@ class RootNet(nn.Module):
 
     def forward(self, xn: torch.Tensor) -> torch.Tensor:
         o = self.net(_frames(xn))
-        centre = xn if xn.dim() == 3 else xn[:, xn.shape[1] // 2]
+        centre = xn if xn.dim() == 3 else xn[:, self.net.target_frame()]
         z = DEPTH0_MM * torch.exp(5.0 * torch.tanh(o[:, 2:3] / 5.0))  # soft bound e^+-5, never a zero gradient
         xy = z * (centre[:, self.root] + o[:, 0:2])
         return torch.cat([xy, z], dim=1)
@@ -241,3 +260,7 @@ def build_model(config) -> TwoBranch:
 def global_pose(relative: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
     """Relative pose (B, J, 3) + root position (B, 3) -> global camera-frame pose (B, J, 3), mm."""
     return relative + root[:, None, :]
+
+
+# the temporal backbone registers itself as ``--backbone temporal`` (imported last: it builds on the classes above)
+import mvtools.train.temporal  # noqa: E402,F401

@@ -112,7 +112,7 @@ def write_plots(run, lift, va, device, k: int = 4) -> None:
     """All plots of a run: curves from metrics.jsonl and ``skeletons.png`` from ``k`` test pairs (after
     training; for the eye only)."""
     from mvtools.evaluate.metrics import mpjpe_per_pose
-    from mvtools.train.inference import lift_2d
+    from mvtools.train.inference import lift_view_a
 
     plot_curves(run)
     if va is None or len(va) == 0:
@@ -121,7 +121,7 @@ def write_plots(run, lift, va, device, k: int = 4) -> None:
     import torch
 
     t = torch.from_numpy(idx)
-    pred = lift_2d(lift, va.field("x2d_a")[t], va.field("K_a")[t], device)
+    pred = lift_view_a(lift, va, t, device)
     gt = va.field("y3d_a")[t].double().numpy()
     gt = gt - gt[:, :1]
     err = mpjpe_per_pose(pred, gt)

@@ -1,0 +1,104 @@
+"""The temporal backbone against ResLinear at the same budget (issue 13): MPJPE, P-MPJPE and MPJVE on held-out
+subjects, with training time.
+
+    python bench/temporal.py                              # synthetic H36M-layout data (the demo's dataset)
+    python bench/temporal.py --ds /tmp/cmu                 # an existing dataset with pairs/ (e.g. CMU via bench/bvh.py)
+    python bench/temporal.py --runs res-tr,tmp27-tr --work /tmp/tb
+
+Data: by default ``synth_dataset(sequences_per_subject=4, frames=500)`` (realistic detector noise) and
+``augment(virtual_views=8)``: 40,000 training and 16,000 test pairs, detected 2D, test subjects S9 and S11. Every
+run trains with the demo's schedule (batch 256, dropout 0, lr 1e-3, 3 pre-training + 10 main epochs, lambda 2, no
+warm-up; ``--budget``), one torch thread, then ``mvtools evaluate`` scores its ``best.pt`` (chosen by the trainer on
+held-out TRAINING sequences, label-free for trans-reproj) on the test subjects' real cameras. Runs (``--runs``):
+
+- ``res-tr`` / ``res-sup``: ResLinear, 256 channels, 2 blocks, trans-reproj / supervised;
+- ``tmpR-tr`` / ``tmpR-sup``: temporal backbone, receptive field R (27, 81, 243) frames, 128 channels (about
+  ResLinear-256's FLOPs per window at R = 27), trans-reproj / supervised.
+
+Each run is its own ``mvtools train`` subprocess; its wall time is reported (the machine may be shared). Prints a
+Markdown table and a JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+#: the budget the docs/benchmarks.md rows ran with (--root-weight 1: the trainer's behaviour then; today's default 16)
+BUDGET = ("--batch-size 256 --dropout 0 --root-dropout 0 --lr 1e-3 --pretrain-epochs 3 --epochs 10 --lambda 2 "
+          "--warmup-steps 0 --root-weight 1")
+DEFAULT_RUNS = "res-tr,res-sup,tmp27-tr,tmp27-sup"
+
+
+def run_options(name: str) -> list[str]:
+    """Backbone and loss options of a run name (see the module doc)."""
+    m = re.fullmatch(r"(res|tmp(\d+))-(tr|sup)", name)
+    if not m:
+        raise SystemExit(f"unknown run {name!r} (res-tr, res-sup, tmp27-tr, tmp81-sup, ...)")
+    opts = ["--loss", "trans-reproj" if m.group(3) == "tr" else "supervised"]
+    if m.group(1) == "res":
+        return opts + ["--channels", "256", "--blocks", "2"]
+    return opts + ["--channels", "128", "--backbone", "temporal", "--receptive-field", m.group(2)]
+
+
+def build(work: Path) -> Path:
+    from mvtools.augment import augment
+    from mvtools.synth.dataset import synth_dataset
+
+    ds = work / "synth"
+    if not (ds / "pairs" / "manifest.json").exists():
+        synth_dataset(ds, sequences_per_subject=4, frames=500)
+        augment(ds, virtual_views=8)
+    return ds
+
+
+def one(ds: Path, work: Path, name: str, budget: str, threads: int) -> dict:
+    out = work / name
+    env = {**os.environ, "MVTOOLS_QUIET": "1", "OMP_NUM_THREADS": str(threads)}
+    mv = [sys.executable, "-m", "mvtools"]
+    t = time.perf_counter()
+    subprocess.run(mv + ["train", str(ds), "--out", str(out), "--threads", str(threads), "--no-plots"]
+                   + budget.split() + run_options(name), check=True, env=env, capture_output=True)
+    wall = time.perf_counter() - t
+    subprocess.run(mv + ["evaluate", str(out), str(ds), "--json", str(out) + ".eval.json"], check=True, env=env,
+                   capture_output=True)
+    r = json.loads(Path(str(out) + ".eval.json").read_text())
+    cfg = json.loads((out / "config.json").read_text())
+    recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    return {"run": name, "backbone": cfg["backbone"], "receptive_field": cfg["receptive_field"]
+            if cfg["backbone"] == "temporal" else 1, "loss": cfg["loss"], "mpjpe": r["mpjpe"], "p_mpjpe": r["p_mpjpe"],
+            "mpjve": r["mpjve"], "n_poses": r["n_poses"], "best_epoch": r["checkpoint"]["epoch"],
+            "train_wall_s": wall, "train_s": sum(x["train_s"] for x in recs),
+            "pairs_per_s": sum(x["pairs_per_s"] * x["train_s"] for x in recs) / sum(x["train_s"] for x in recs)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ds", type=Path, default=None, help="dataset with pairs/ (default: build the synthetic one)")
+    ap.add_argument("--runs", default=DEFAULT_RUNS, help=f"comma-separated run names (default {DEFAULT_RUNS})")
+    ap.add_argument("--budget", default=BUDGET, help="training options shared by every run (quoted)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    ap.add_argument("--work", type=Path, default=None, help="work directory (default: a temporary one)")
+    a = ap.parse_args()
+    work = a.work or Path(tempfile.mkdtemp(prefix="mvtools-bench-temporal-"))
+    work.mkdir(parents=True, exist_ok=True)
+    ds = a.ds or build(work)
+    rows = [one(ds, work, name, a.budget, a.threads) for name in a.runs.split(",")]
+    print(f"data: {ds}; budget: {a.budget}; {a.threads} thread(s)")
+    print("| backbone | frames | loss | MPJPE (mm) | P-MPJPE (mm) | MPJVE (mm/frame) | best epoch | train (s) | "
+          "pairs/s |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['backbone']} | {r['receptive_field']} | {r['loss']} | {r['mpjpe']:.1f} | {r['p_mpjpe']:.1f} | "
+              f"{r['mpjve']:.2f} | {r['best_epoch']} | {r['train_s']:.0f} | {r['pairs_per_s']:.0f} |")
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Per-view 2D sequences next to the pair shards: ``pairs/sequences/<split>.parquet``.
+
+The temporal backbone (``mvtools train --backbone temporal``) needs, for a pair (frame t, view a, view b), the
+2D of each view over the frames around t. The pair shards hold only the sampled (frame, view) rows, so ``augment``
+also writes every view's whole sequence: one row per (subject, action, subaction, camera, frame), the rows of one
+(subject, action, subaction, camera) sequence contiguous and in frame order, so a window is a slice.
+
+Columns: ``subject, action`` string, ``subaction`` int16, ``camera, kind`` string (kind ``real`` | ``virtual``),
+``frame`` int32, ``x2d`` float32[34] (undistorted px, the same values as the pair shards' ``x2d_a`` for that
+(frame, camera)), ``K`` float32[4] (fx, fy, cx, cy px), ``valid`` bool. A frame where the view has no 2D (no
+detection, a virtual view with a joint behind the camera or outside the image) holds the nearest earlier valid
+frame's 2D (the first valid one before any) and ``valid = false``; a view without any valid frame in a sequence is
+left out. Every frame of the sequence's 3D rows gets a row.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mvtools.camera import Camera, undistort_pixels
+from mvtools.dataset import fsl
+from mvtools.skeleton import NUM_JOINTS
+
+SEQUENCES_SCHEMA = pa.schema([
+    ("subject", pa.string()), ("action", pa.string()), ("subaction", pa.int16()), ("camera", pa.string()),
+    ("kind", pa.string()), ("frame", pa.int32()), ("x2d", pa.list_(pa.float32(), NUM_JOINTS * 2)),
+    ("K", pa.list_(pa.float32(), 4)), ("valid", pa.bool_()),
+])
+ROW_GROUP = 131072
+
+
+def fill_from_valid(valid: np.ndarray) -> np.ndarray:
+    """Row index (N,) per frame: the frame itself if valid, else the nearest earlier valid one (the first valid one
+    for leading gaps). ``valid`` (N,) bool with at least one True."""
+    n = len(valid)
+    idx = np.where(valid, np.arange(n), -1)
+    idx = np.maximum.accumulate(idx)
+    return np.where(idx < 0, np.argmax(valid), idx)
+
+
+def _repeat(s: str, n: int) -> pa.Array:
+    return pa.array([s], pa.string()).take(pa.array(np.zeros(n, np.int64)))
+
+
+def sequence_table(subject: str, action: str, subaction: int, frames: np.ndarray, ids: list[str],
+                   kinds: list[str], K: np.ndarray, x2d: np.ndarray, seen: np.ndarray,
+                   real: list[Camera]) -> pa.Table | None:
+    """Rows of one sequence for every view: ``x2d`` (N, V, J, 2) px as read (real views still distorted; the
+    first ``len(real)`` views are undistorted here with those cameras, on a copy), ``seen`` (N, V) bool, ``K``
+    (V, 4), ``frames`` (N,). None when no view has a valid frame."""
+    parts = []
+    for v in range(len(ids)):
+        ok = seen[:, v]
+        if not ok.any():
+            continue
+        x = np.array(x2d[:, v], np.float64)
+        if v < len(real):
+            x[ok] = undistort_pixels(x[ok], real[v])
+        x = x[fill_from_valid(ok)].astype(np.float32)
+        n = len(frames)
+        parts.append(pa.table({
+            "subject": _repeat(subject, n), "action": _repeat(action, n),
+            "subaction": pa.array(np.full(n, subaction, np.int16)),
+            "camera": _repeat(ids[v], n), "kind": _repeat(kinds[v], n),
+            "frame": pa.array(np.asarray(frames, np.int32)),
+            "x2d": fsl(x), "K": fsl(np.broadcast_to(np.asarray(K[v], np.float32), (n, 4))),
+            "valid": pa.array(ok),
+        }, schema=SEQUENCES_SCHEMA))
+    return pa.concat_tables(parts) if parts else None
+
+
+class SequenceWriter:
+    """Streams sequence tables of one split into ``root/sequences/<split>.parquet`` (row groups of ~ROW_GROUP
+    rows; a table is never split, so a sequence stays in one file)."""
+
+    def __init__(self, root: Path, split: str):
+        self.root, self.split = Path(root), split
+        self.rel = f"sequences/{split}.parquet"
+        self._writer: pq.ParquetWriter | None = None
+        self._buf: list[pa.Table] = []
+        self._buf_rows = self.rows = 0
+
+    def write(self, table: pa.Table | None) -> None:
+        if table is None or table.num_rows == 0:
+            return
+        self._buf.append(table)
+        self._buf_rows += table.num_rows
+        self.rows += table.num_rows
+        if self._buf_rows >= ROW_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buf_rows:
+            return
+        if self._writer is None:
+            (self.root / "sequences").mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self.root / self.rel, SEQUENCES_SCHEMA, compression="zstd",
+                                            use_dictionary=["subject", "action", "camera", "kind"])
+        t = pa.concat_tables(self._buf)
+        self._writer.write_table(t, row_group_size=t.num_rows)
+        self._buf, self._buf_rows = [], 0
+
+    def close(self) -> list[dict]:
+        """Finish the file; returns [{"path", "split", "rows"}] (empty when nothing was written)."""
+        self._flush()
+        if self._writer is None:
+            return []
+        self._writer.close()
+        self._writer = None
+        return [{"path": self.rel, "split": self.split, "rows": self.rows}]
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
