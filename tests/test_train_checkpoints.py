@@ -151,3 +151,21 @@ def test_sigkill_then_resume_is_bit_identical(ds, tmp_path):
     subprocess.run(_cmd(ds, run, "--resume"), env=_env(), check=True, capture_output=True, timeout=300)
     assert _same(_weights(ref / "last.pt"), _weights(run / "last.pt"))
     assert _same(_weights(ref / "best.pt"), _weights(run / "best.pt"))
+
+
+def test_train_output_guard_inside_dataset_and_second_writer(ds, tmp_path):
+    """train takes the one output guard: a run directory inside the dataset is refused, and while another process
+    holds the run's lock (a second `mvtools train --out RUN`) the run fails at once, writing nothing."""
+    from mvtools.io import OutputError, lock_output
+
+    inside = ds / "runs" / "r1"
+    res = CliRunner().invoke(cli, ["train", str(ds), "--out", str(inside), *OPTS])
+    assert res.exit_code != 0 and "inside" in res.output.lower() and not inside.exists()
+    out = tmp_path / "run"
+    held = lock_output(out)
+    try:
+        with pytest.raises(OutputError, match="lock|another"):
+            train(ds, out, epochs=1, pretrain_epochs=1, channels=16, blocks=1, batch_size=32, plots=False, threads=1)
+        assert not out.exists()
+    finally:
+        held.release()

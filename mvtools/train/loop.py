@@ -32,7 +32,7 @@ import torch.distributed as dist
 
 from mvtools.dataset import DatasetError
 from mvtools.evaluate.metrics import mpjpe_per_pose, p_mpjpe_per_pose
-from mvtools.io import atomic_path, write_json_atomic
+from mvtools.io import atomic_path, check_not_input, lock_output, write_json_atomic
 from mvtools.progress import log, progress
 from mvtools.train import schedule
 from mvtools.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -65,6 +65,21 @@ def train(ds, out, config: TrainConfig | None = None, **options) -> dict:
     cfg = (config or TrainConfig()).replace(**options).validate()
     env = _processes(cfg)
     out = Path(out)
+    # the one output guard (mvtools.io): out never inside the dataset, and one writer at a time (rank 0 holds the
+    # lock for the whole run); an existing directory is continued only with --resume (see _start), never replaced
+    claim = None
+    if env.rank == 0:
+        check_not_input(out.absolute(), [ds])
+        claim = lock_output(out.absolute())
+    try:
+        return _train(ds, out, cfg, env)
+    finally:
+        if claim is not None:
+            claim.release()
+
+
+def _train(ds, out: Path, cfg: TrainConfig, env) -> dict:
+    """The training run of :func:`train` (the caller holds the output's lock)."""
     ckpt = _start(out, cfg, env)
     main_loss = get_loss(cfg.loss)
     data = _load_data(ds, cfg, env)
