@@ -3,6 +3,7 @@ the real annot.mat) and TS1 (6151 frames) + TS5 (320).
 
 Usage: python bench/3dhp.py [WORK_DIR]   (default: a directory under the system temp dir; fixtures are reused)
 """
+
 import resource
 import sys
 import tempfile
@@ -23,8 +24,10 @@ if not (root / "S2").exists():
         write_train_sequence(root / "S2" / f"Seq{q}", n, rng, cams)
     write_test_sequence(root / "mpi_inf_3dhp_test_set" / "TS1", 6151, rng)
     write_test_sequence(root / "mpi_inf_3dhp_test_set" / "TS5", 320, rng, outdoor=True)
-    print(f"fixture written in {time.perf_counter() - t:.1f} s;",
-          " ".join(f"{p.relative_to(root)}={p.stat().st_size / 1e6:.0f}MB" for p in sorted(root.rglob("*.mat"))))
+    print(
+        f"fixture written in {time.perf_counter() - t:.1f} s;",
+        " ".join(f"{p.relative_to(root)}={p.stat().st_size / 1e6:.0f}MB" for p in sorted(root.rglob("*.mat"))),
+    )
 for cams, label in (((0, 2, 4, 7, 8), "chest5"), (tuple(range(14)), "all14")):
     t = time.perf_counter()
     s = ingest_3dhp(root, root.parent / f"ds_{label}", split="both", cameras=cams)

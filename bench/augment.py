@@ -8,6 +8,7 @@ that memory is bounded by one shard and not by the dataset, the same run is repe
     python bench/augment.py                      # full scale (~10 min on 2 cores, ~3 GB of disk)
     python bench/augment.py --frames 500         # quick look
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,19 +29,30 @@ def du(path: Path) -> int:
 
 def run_child(ds: Path, **kw) -> dict:
     """augment() in a fresh process; returns its summary, wall time (s) and peak RSS (MiB)."""
-    code = ("import json, sys; from mvtools.augment import augment; "
-            f"s = augment({str(ds)!r}, **json.loads(sys.argv[1])); "
-            "print(json.dumps({'rows': s['rows'], 'shards': s['shards'], 'dropped': s['dropped']}))")
+    code = (
+        "import json, sys; from mvtools.augment import augment; "
+        f"s = augment({str(ds)!r}, **json.loads(sys.argv[1])); "
+        "print(json.dumps({'rows': s['rows'], 'shards': s['shards'], 'dropped': s['dropped']}))"
+    )
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(kw)], check=True, capture_output=True, text=True,
-                         env={**os.environ, "MVTOOLS_QUIET": "1"})
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(kw)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MVTOOLS_QUIET": "1"},
+    )
     wall = time.perf_counter() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
     peak = r1.ru_maxrss  # max over all children so far
-    return {**json.loads(out.stdout.strip().splitlines()[-1]), "wall_s": wall, "cpu_s": cpu,
-            "peak_rss_mib": peak / 1024}
+    return {
+        **json.loads(out.stdout.strip().splitlines()[-1]),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "peak_rss_mib": peak / 1024,
+    }
 
 
 def main() -> None:
@@ -74,24 +86,35 @@ def main() -> None:
         size_virtual = sum(f.stat().st_size for f in (ds / "poses2d").glob("subject=*/virtual-*.parquet"))
         row_bytes = 4 * (2 * 34 + 2 * 17 + 2 * 4 + 2 * 2 + 2 * 9 + 2 * 3 + 2 * 51)
         res = {
-            "frames_per_camera": frames, "subjects": len(subjects), "rows": rows, "shards": full["shards"],
-            "wall_s": round(full["wall_s"], 1), "cpu_s": round(full["cpu_s"], 1),
+            "frames_per_camera": frames,
+            "subjects": len(subjects),
+            "rows": rows,
+            "shards": full["shards"],
+            "wall_s": round(full["wall_s"], 1),
+            "cpu_s": round(full["cpu_s"], 1),
             "load_avg_1min": round(os.getloadavg()[0], 1),
             "rows_per_s": round(rows / full["wall_s"]),
-            "frames_per_s": round(frames / full["wall_s"]), "peak_rss_mib": round(full["peak_rss_mib"]),
-            "pairs_bytes": size_pairs, "virtual_poses2d_bytes": size_virtual,
-            "one_shard_in_memory_mib": round(min(args.shard_rows, rows) * row_bytes / 2 ** 20),
-            "one_subject": {"rows": sum(one["rows"].values()), "wall_s": round(one["wall_s"], 1),
-                            "peak_rss_mib": round(one["peak_rss_mib"])},
+            "frames_per_s": round(frames / full["wall_s"]),
+            "peak_rss_mib": round(full["peak_rss_mib"]),
+            "pairs_bytes": size_pairs,
+            "virtual_poses2d_bytes": size_virtual,
+            "one_shard_in_memory_mib": round(min(args.shard_rows, rows) * row_bytes / 2**20),
+            "one_subject": {
+                "rows": sum(one["rows"].values()),
+                "wall_s": round(one["wall_s"], 1),
+                "peak_rss_mib": round(one["peak_rss_mib"]),
+            },
             "dropped_virtual_frames": sum(sum(v.values()) for v in full["dropped"].values()),
         }
         print(json.dumps(res, indent=2))
-        print(f"\n| frames/camera | rows | wall (CPU) | rows/s | frames/s | peak RSS | one subject: rows, peak RSS | "
-              f"pairs on disk |\n|---|---|---|---|---|---|---|---|\n"
-              f"| {frames:,} | {rows:,} | {res['wall_s']} s ({res['cpu_s']} s) | {res['rows_per_s']:,} | "
-              f"{res['frames_per_s']:,} | "
-              f"{res['peak_rss_mib']} MiB | {res['one_subject']['rows']:,}, {res['one_subject']['peak_rss_mib']} MiB | "
-              f"{size_pairs / 2 ** 30:.2f} GiB |")
+        print(
+            f"\n| frames/camera | rows | wall (CPU) | rows/s | frames/s | peak RSS | one subject: rows, peak RSS | "
+            f"pairs on disk |\n|---|---|---|---|---|---|---|---|\n"
+            f"| {frames:,} | {rows:,} | {res['wall_s']} s ({res['cpu_s']} s) | {res['rows_per_s']:,} | "
+            f"{res['frames_per_s']:,} | "
+            f"{res['peak_rss_mib']} MiB | {res['one_subject']['rows']:,}, {res['one_subject']['peak_rss_mib']} MiB | "
+            f"{size_pairs / 2**30:.2f} GiB |"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(ds if args.work else work, ignore_errors=True)

@@ -14,6 +14,7 @@ supervised) and
 `mvtools evaluate RUN DS --json OUT`, on the manifest's subject split (CMU01-07 train, CMU08-09 test), and
 prints the MPJPE table. Prints markdown for docs/benchmarks.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,13 +83,20 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=10, help="main-phase training epochs per loss")
     ap.add_argument("--pretrain-epochs", type=int, default=3, help="pre-training epochs (eq. 6) per loss")
-    ap.add_argument("--extrinsics", choices=["estimated", "given"], default="estimated",
-                    help="extrinsics used by augment: from `calibrate --from-joints` or the rig's")
+    ap.add_argument(
+        "--extrinsics",
+        choices=["estimated", "given"],
+        default="estimated",
+        help="extrinsics used by augment: from `calibrate --from-joints` or the rig's",
+    )
     ap.add_argument("--virtual-views", type=int, default=8)
-    ap.add_argument("--train-args", default="--channels 256",
-                    help="extra arguments for mvtools train (quoted string). The default sets only the budget (a "
-                         "256-wide network; with --epochs / --pretrain-epochs): every other option is the trainer's "
-                         "default, as for a user who runs `mvtools train DS --out RUN`")
+    ap.add_argument(
+        "--train-args",
+        default="--channels 256",
+        help="extra arguments for mvtools train (quoted string). The default sets only the budget (a "
+        "256-wide network; with --epochs / --pretrain-epochs): every other option is the trainer's "
+        "default, as for a user who runs `mvtools train DS --out RUN`",
+    )
     ap.add_argument("--ingest-only", action="store_true", help="skip calibrate/augment/train/evaluate")
     ap.add_argument("--keep", type=Path, default=None, help="work directory to keep (default: a temporary one)")
     a = ap.parse_args()
@@ -103,18 +111,39 @@ def main() -> None:
     nbytes = sum(f.stat().st_size for f in files)
 
     fk_s, fk_frames = reader_fk_seconds(files)
-    wall = run(mv + ["ingest", "bvh", str(a.cmu), "--out", str(ds), "--rig", a.rig, "--fps", str(a.fps),
-                     "--noise", a.noise, "--seed", str(a.seed)], work / "ingest.log")
+    wall = run(
+        mv
+        + [
+            "ingest",
+            "bvh",
+            str(a.cmu),
+            "--out",
+            str(ds),
+            "--rig",
+            a.rig,
+            "--fps",
+            str(a.fps),
+            "--noise",
+            a.noise,
+            "--seed",
+            str(a.seed),
+        ],
+        work / "ingest.log",
+    )
     m = json.loads((ds / "manifest.json").read_text())
     tot = m["totals"]
     print("\n## ingest bvh\n")
-    print("| files | MB | frames read (120 Hz) | frames out (50 Hz) | kept | wall s | frames read/s | frames out/s "
-          "| read+FK only s |")
+    print(
+        "| files | MB | frames read (120 Hz) | frames out (50 Hz) | kept | wall s | frames read/s | frames out/s "
+        "| read+FK only s |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| {len(files)} | {nbytes / 1e6:.1f} | {tot['frames_read']:,} | {tot['frames_resampled']:,} | "
-          f"{tot['frames_kept']:,} ({100 * tot['frames_kept'] / tot['frames_resampled']:.1f}%) | {wall:.2f} | "
-          f"{tot['frames_read'] / wall:,.0f} | {tot['frames_kept'] / wall:,.0f} | "
-          f"{fk_s:.2f} ({fk_frames / fk_s:,.0f} frames/s) |")
+    print(
+        f"| {len(files)} | {nbytes / 1e6:.1f} | {tot['frames_read']:,} | {tot['frames_resampled']:,} | "
+        f"{tot['frames_kept']:,} ({100 * tot['frames_kept'] / tot['frames_resampled']:.1f}%) | {wall:.2f} | "
+        f"{tot['frames_read'] / wall:,.0f} | {tot['frames_kept'] / wall:,.0f} | "
+        f"{fk_s:.2f} ({fk_frames / fk_s:,.0f} frames/s) |"
+    )
     print(f"\nsplits: train {m['splits']['train']}, test {m['splits']['test']}; rig {a.rig}; noise {a.noise}")
 
     if a.ingest_only:
@@ -133,18 +162,37 @@ def main() -> None:
         run_dir = work / f"run-{loss}"
         if run_dir.exists():
             shutil.rmtree(run_dir)
-        t_tr = run(mv + ["train", str(ds), "--out", str(run_dir), "--loss", loss, "--epochs", str(a.epochs),
-                         "--pretrain-epochs", str(a.pretrain_epochs),
-                         "--seed", str(a.seed)] + a.train_args.split(), work / f"train-{loss}.log")
+        t_tr = run(
+            mv
+            + [
+                "train",
+                str(ds),
+                "--out",
+                str(run_dir),
+                "--loss",
+                loss,
+                "--epochs",
+                str(a.epochs),
+                "--pretrain-epochs",
+                str(a.pretrain_epochs),
+                "--seed",
+                str(a.seed),
+            ]
+            + a.train_args.split(),
+            work / f"train-{loss}.log",
+        )
         out_json = work / f"eval-{loss}.json"
         run(mv + ["evaluate", str(run_dir), str(ds), "--json", str(out_json)], work / f"eval-{loss}.log")
         r = json.loads(out_json.read_text())
         rows.append((loss, r.get("mpjpe"), r.get("p_mpjpe"), r.get("n_mpjpe"), r.get("pck150"), t_tr))
-    print(f"\n## pipeline on CMU (calibrate {t_cal:.1f} s, augment {t_aug:.1f} s; train: {a.epochs} epochs "
-          f"+ {a.pretrain_epochs} pre-training, {a.train_args}; extrinsics {a.extrinsics}; "
-          f"test {', '.join(m['splits']['test'])}, detected 2D)\n")
+    print(
+        f"\n## pipeline on CMU (calibrate {t_cal:.1f} s, augment {t_aug:.1f} s; train: {a.epochs} epochs "
+        f"+ {a.pretrain_epochs} pre-training, {a.train_args}; extrinsics {a.extrinsics}; "
+        f"test {', '.join(m['splits']['test'])}, detected 2D)\n"
+    )
     print("| loss | MPJPE mm | P-MPJPE mm | N-MPJPE mm | PCK@150 % | MPJPE / supervised | train s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
+
     def f(v):
         return f"{v:.1f}" if isinstance(v, (int, float)) else "n/a"
 

@@ -1,6 +1,7 @@
 """Benchmark `mvtools calibrate --from-joints` against a literal reading of the paper on a synthetic H36M tree.
 
-Builds (or reuses, ``--ds``) a synthetic H36M-like dataset with ``mvtools.synth.dataset.synth_dataset`` (default 7 subjects
+Builds (or reuses, ``--ds``) a synthetic H36M-like dataset with ``mvtools.synth.dataset.synth_dataset``
+(default 7 subjects
 x 30 sequences x 1,500 frames, realistic detections: several px, temporally correlated, outliers, left/right
 swaps), then for every subject and each of the 6 camera pairs compares against the given calibration:
 
@@ -17,6 +18,7 @@ Reports wall time and rotation / translation-direction errors (degrees) of both.
     python bench/calibrate.py --frames 4300       # Human3.6M-sized (903,000 frames per camera)
     python bench/calibrate.py --ds DS             # reuse an existing dataset
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +34,9 @@ import numpy as np
 
 from mvtools.calibration.pipeline import calibrate_from_joints
 from mvtools.calibration.views import join_views
-from mvtools.rotations import angle_between_deg, rotation_angle_deg
 from mvtools.camera import relative_transform
 from mvtools.dataset import joints_to_numpy, read_cameras, read_poses2d
+from mvtools.rotations import angle_between_deg, rotation_angle_deg
 from mvtools.skeleton import NUM_JOINTS
 
 
@@ -42,13 +44,21 @@ def literal_subject(ds, subject: str, max_frames: int, seed: int) -> list[dict]:
     """The paper's per-pair recipe on one subject; returns per-pair errors vs the given calibration."""
     cams = {c.camera: c for c in read_cameras(ds, "given", [subject])}
     ids = list(cams)
-    t = read_poses2d(ds, [subject], source="detected",
-                     columns=["action", "subaction", "frame", "camera", "joints2d", "confidence"])
+    t = read_poses2d(
+        ds, [subject], source="detected", columns=["action", "subaction", "frame", "camera", "joints2d", "confidence"]
+    )
     cam_idx = np.array([ids.index(c) for c in t.column("camera").to_pylist()])
     uv = joints_to_numpy(t.column("joints2d"), 2).astype(np.float64)
     conf = np.ones((len(uv), NUM_JOINTS))  # the literal recipe ignores confidences
-    _, U, W, _ = join_views(t.column("action").to_numpy(zero_copy_only=False), t.column("subaction").to_numpy(),
-                            t.column("frame").to_numpy(), cam_idx, uv, conf, len(ids))
+    _, U, W, _ = join_views(
+        t.column("action").to_numpy(zero_copy_only=False),
+        t.column("subaction").to_numpy(),
+        t.column("frame").to_numpy(),
+        cam_idx,
+        uv,
+        conf,
+        len(ids),
+    )
     rng = np.random.default_rng(seed)
     fr = np.sort(rng.choice(len(U), min(max_frames, len(U)), replace=False))
     U = U[fr]
@@ -66,17 +76,30 @@ def literal_subject(ds, subject: str, max_frames: int, seed: int) -> list[dict]:
         secs = time.perf_counter() - t0
         Rg, tg = relative_transform(ca.R, ca.t, cb.R, cb.t)
         t_ab = -R.T @ tv[:, 0] * np.linalg.norm(tg)  # paper: unit t times the known camera distance
-        out.append({"cam_a": ids[a], "cam_b": ids[b], "rotation_error_deg": float(rotation_angle_deg(R, Rg)),
-                    "translation_direction_error_deg": float(angle_between_deg(t_ab, tg)), "seconds": secs})
+        out.append(
+            {
+                "cam_a": ids[a],
+                "cam_b": ids[b],
+                "rotation_error_deg": float(rotation_angle_deg(R, Rg)),
+                "translation_direction_error_deg": float(angle_between_deg(t_ab, tg)),
+                "seconds": secs,
+            }
+        )
     return out
 
 
 def summarise(rows: list[dict]) -> dict:
     r = np.array([p["rotation_error_deg"] for p in rows])
     t = np.array([p["translation_direction_error_deg"] for p in rows])
-    return {"pairs": len(rows), "rot_mean": float(r.mean()), "rot_median": float(np.median(r)),
-            "rot_max": float(r.max()), "tdir_mean": float(t.mean()), "tdir_median": float(np.median(t)),
-            "tdir_max": float(t.max())}
+    return {
+        "pairs": len(rows),
+        "rot_mean": float(r.mean()),
+        "rot_median": float(np.median(r)),
+        "rot_max": float(r.max()),
+        "tdir_mean": float(t.mean()),
+        "tdir_median": float(np.median(t)),
+        "tdir_max": float(t.max()),
+    }
 
 
 def main() -> None:
@@ -94,12 +117,19 @@ def main() -> None:
 
     if args.ds is None:
         from mvtools.synth.dataset import synth_dataset
+
         work = args.work or Path(tempfile.mkdtemp(prefix="mvtools-bench-calib-"))
         ds = work / f"synth-{args.sequences}x{args.frames}"
         if not (ds / "manifest.json").exists():
             t0 = time.perf_counter()
-            synth_dataset(ds, sequences_per_subject=args.sequences, frames=args.frames, seed=args.seed,
-                          noise="realistic", command="bench/calibrate.py")
+            synth_dataset(
+                ds,
+                sequences_per_subject=args.sequences,
+                frames=args.frames,
+                seed=args.seed,
+                noise="realistic",
+                command="bench/calibrate.py",
+            )
             print(f"synthesised {ds} in {time.perf_counter() - t0:.1f} s")
     else:
         ds = args.ds
@@ -112,18 +142,30 @@ def main() -> None:
     ours_rows = [p for s in subjects for p in ours["subjects"][s]["pairs"]]
     result["ours"] = summarise(ours_rows)
     result["ours_frames_total"] = {s: ours["subjects"][s]["frames_total"] for s in subjects}
-    result["ours_ba_rms_px"] = {s: [ours["subjects"][s]["bundle_adjustment"]["rms_px_before"],
-                                    ours["subjects"][s]["bundle_adjustment"]["rms_px_after"]] for s in subjects}
+    result["ours_ba_rms_px"] = {
+        s: [
+            ours["subjects"][s]["bundle_adjustment"]["rms_px_before"],
+            ours["subjects"][s]["bundle_adjustment"]["rms_px_after"],
+        ]
+        for s in subjects
+    }
     if args.ablation:
         t0 = time.perf_counter()
-        nb = calibrate_from_joints(ds, source="detected", max_frames=args.max_frames, seed=args.seed, refine=False,
-                                   write=False)
+        nb = calibrate_from_joints(
+            ds, source="detected", max_frames=args.max_frames, seed=args.seed, refine=False, write=False
+        )
         result["ours_no_refine_wall_s"] = time.perf_counter() - t0
         result["ours_no_refine"] = summarise([p for s in subjects for p in nb["subjects"][s]["pairs"]])
-        result["pairwise_before_rig"] = summarise([
-            {"rotation_error_deg": p["pairwise_rotation_error_deg"],
-             "translation_direction_error_deg": p["pairwise_translation_direction_error_deg"]}
-            for s in subjects for p in nb["subjects"][s]["pairs"]])
+        result["pairwise_before_rig"] = summarise(
+            [
+                {
+                    "rotation_error_deg": p["pairwise_rotation_error_deg"],
+                    "translation_direction_error_deg": p["pairwise_translation_direction_error_deg"],
+                }
+                for s in subjects
+                for p in nb["subjects"][s]["pairs"]
+            ]
+        )
     t0 = time.perf_counter()
     lit_rows = [p for s in subjects for p in literal_subject(ds, s, args.max_frames, args.seed)]
     result["literal_wall_s"] = time.perf_counter() - t0
@@ -140,8 +182,10 @@ def main() -> None:
         if k not in result:
             continue
         s = result[k]
-        print(f"| {name} | {result[key]:.1f} | {s['rot_mean']:.3f} / {s['rot_median']:.3f} / {s['rot_max']:.3f} | "
-              f"{s['tdir_mean']:.3f} / {s['tdir_median']:.3f} / {s['tdir_max']:.3f} |")
+        print(
+            f"| {name} | {result[key]:.1f} | {s['rot_mean']:.3f} / {s['rot_median']:.3f} / {s['rot_max']:.3f} | "
+            f"{s['tdir_mean']:.3f} / {s['tdir_median']:.3f} / {s['tdir_max']:.3f} |"
+        )
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -18,6 +18,7 @@ For the real cameras of the test subjects (detected 2D, as `mvtools evaluate`), 
 
 Prints one Markdown row per run. CPU only, seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,18 +53,25 @@ def diagnose(run, ds, checkpoint: str = "best") -> dict:
     off = (pred[:, 1:] - gt[:, 1:]).mean(1, keepdims=True)
     det_err = np.linalg.norm(det["x2d"] - gt2["x2d"], axis=-1).max(-1)
     clean, bad = det_err < 10, det_err > 30
-    out = {"run": str(run), "loss": loaded.config.loss, "checkpoint": loaded.checkpoint["which"],
-           "mpjpe": float(e.mean()), "n_mpjpe": float(n_mpjpe_per_pose(pred, gt).mean()),
-           "p_mpjpe": float(p_mpjpe_per_pose(pred, gt).mean()), "scale_to_gt": float(scale),
-           "depth_err_mm": float(d[..., 2].mean()), "lateral_err_mm": float(np.linalg.norm(pred[..., :2] - gt[..., :2],
-                                                                                            axis=-1).mean()),
-           "pelvis_offset_mm": float(np.median(np.linalg.norm(off[:, 0], axis=-1))),
-           "pelvis_offset_z_mm": float(off[:, 0, 2].mean()),
-           "mpjpe_1_16_offset_removed": float(np.linalg.norm(pred[:, 1:] - off - gt[:, 1:], axis=-1).mean()),
-           "mirror_closer_pct": float((mpjpe_per_pose(mirror, gt) < e).mean() * 100),
-           "mpjpe_clean_2d": float(e[clean].mean()) if clean.any() else None,
-           "mpjpe_outlier_2d": float(e[bad].mean()) if bad.any() else None,
-           "outlier_share_pct": float(bad.mean() * 100), "n": int(len(e))}
+    out = {
+        "run": str(run),
+        "loss": loaded.config.loss,
+        "checkpoint": loaded.checkpoint["which"],
+        "mpjpe": float(e.mean()),
+        "n_mpjpe": float(n_mpjpe_per_pose(pred, gt).mean()),
+        "p_mpjpe": float(p_mpjpe_per_pose(pred, gt).mean()),
+        "scale_to_gt": float(scale),
+        "depth_err_mm": float(d[..., 2].mean()),
+        "lateral_err_mm": float(np.linalg.norm(pred[..., :2] - gt[..., :2], axis=-1).mean()),
+        "pelvis_offset_mm": float(np.median(np.linalg.norm(off[:, 0], axis=-1))),
+        "pelvis_offset_z_mm": float(off[:, 0, 2].mean()),
+        "mpjpe_1_16_offset_removed": float(np.linalg.norm(pred[:, 1:] - off - gt[:, 1:], axis=-1).mean()),
+        "mirror_closer_pct": float((mpjpe_per_pose(mirror, gt) < e).mean() * 100),
+        "mpjpe_clean_2d": float(e[clean].mean()) if clean.any() else None,
+        "mpjpe_outlier_2d": float(e[bad].mean()) if bad.any() else None,
+        "outlier_share_pct": float(bad.mean() * 100),
+        "n": int(len(e)),
+    }
     if loaded.config.loss != "supervised":
         ck = load_checkpoint(checkpoint_path(run, checkpoint)[0])
         model = build_model(loaded.config)
@@ -87,9 +95,23 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON lines")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    cols = ["mpjpe", "n_mpjpe", "p_mpjpe", "scale_to_gt", "depth_err_mm", "lateral_err_mm", "root_depth_err_pct",
-            "root_depth_bias_pct", "pelvis_offset_mm", "pelvis_offset_z_mm", "mpjpe_1_16_offset_removed",
-            "mirror_closer_pct", "mpjpe_clean_2d", "mpjpe_outlier_2d", "outlier_share_pct"]
+    cols = [
+        "mpjpe",
+        "n_mpjpe",
+        "p_mpjpe",
+        "scale_to_gt",
+        "depth_err_mm",
+        "lateral_err_mm",
+        "root_depth_err_pct",
+        "root_depth_bias_pct",
+        "pelvis_offset_mm",
+        "pelvis_offset_z_mm",
+        "mpjpe_1_16_offset_removed",
+        "mirror_closer_pct",
+        "mpjpe_clean_2d",
+        "mpjpe_outlier_2d",
+        "outlier_share_pct",
+    ]
     print("| run | loss | " + " | ".join(cols) + " |")
     print("|---|---|" + "---:|" * len(cols))
     rows = []

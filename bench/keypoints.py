@@ -18,6 +18,7 @@
 
 Prints markdown for docs/benchmarks.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,7 +102,7 @@ def calibration_errors(ds, rig: dict) -> dict:
     ids = list(rig)
     rot, tdir = [], []
     for i, a in enumerate(ids):
-        for b in ids[i + 1:]:
+        for b in ids[i + 1 :]:
             Re, te = relative_transform(est[a].R, est[a].t, est[b].R, est[b].t)
             Rg, tg = relative_transform(rig[a].R, rig[a].t, rig[b].R, rig[b].t)
             rot.append(rotation_angle_deg(Re, Rg))
@@ -110,8 +111,13 @@ def calibration_errors(ds, rig: dict) -> dict:
     C_g = np.array([rig[c].C for c in ids])
     i, j = np.triu_indices(len(ids), 1)
     scale = float(np.median(np.linalg.norm(C_e[i] - C_e[j], axis=1) / np.linalg.norm(C_g[i] - C_g[j], axis=1)))
-    return {"rot_mean": float(np.mean(rot)), "rot_max": float(np.max(rot)), "tdir_mean": float(np.mean(tdir)),
-            "tdir_max": float(np.max(tdir)), "scale_err_pct": 100 * (scale - 1)}
+    return {
+        "rot_mean": float(np.mean(rot)),
+        "rot_max": float(np.max(rot)),
+        "tdir_mean": float(np.mean(tdir)),
+        "tdir_max": float(np.max(tdir)),
+        "scale_err_pct": 100 * (scale - 1),
+    }
 
 
 def triangulation_error(ds, X_truth: np.ndarray, rig: dict, ref: str, estimated: bool) -> dict:
@@ -128,24 +134,46 @@ def triangulation_error(ds, X_truth: np.ndarray, rig: dict, ref: str, estimated:
     full = ok.all(1)
     rel = lambda A: A[full] - A[full, :1]  # noqa: E731
     er = np.linalg.norm(rel(tri) - rel(gt), axis=-1)
-    return {"mpjpe": float(e.mean()), "mpjpe_rel": float(er.mean()), "mpjpe_scaled": float(es.mean()),
-            "median_scaled": float(np.median(es)), "scale": s, "joints": float(ok.mean()), "frames": int(len(fr))}
+    return {
+        "mpjpe": float(e.mean()),
+        "mpjpe_rel": float(er.mean()),
+        "mpjpe_scaled": float(es.mean()),
+        "median_scaled": float(np.median(es)),
+        "scale": s,
+        "joints": float(ok.mean()),
+        "frames": int(len(fr)),
+    }
 
 
 def lift_errors(mv, work: Path, run_dir: Path, test_root: Path, X_test: np.ndarray, rig: dict) -> dict:
     preds, gts = [], []
     for cid, cam in rig.items():
         out = work / f"pred-{run_dir.name}-{cid}.npz"
-        run(mv + ["predict", str(run_dir), str(test_root / cid), "--out", str(out), "--cameras",
-                  str(work / "intrinsics" / f"{cid}.yml")], work / f"predict-{run_dir.name}-{cid}.log")
+        run(
+            mv
+            + [
+                "predict",
+                str(run_dir),
+                str(test_root / cid),
+                "--out",
+                str(out),
+                "--cameras",
+                str(work / "intrinsics" / f"{cid}.yml"),
+            ],
+            work / f"predict-{run_dir.name}-{cid}.log",
+        )
         z = np.load(out, allow_pickle=True)
         g = world_to_camera(truth(X_test)[z["frames"]], cam.R, cam.t)
         preds.append(z["joints3d"].astype(float))
         gts.append(g - g[:, :1])
     p, g = np.concatenate(preds), np.concatenate(gts)
     ok = np.isfinite(p).all((1, 2))
-    return {"mpjpe": mpjpe(p[ok], g[ok]), "p_mpjpe": float(p_mpjpe_per_pose(p[ok], g[ok]).mean()),
-            "poses": int(ok.sum()), "of": int(len(ok))}
+    return {
+        "mpjpe": mpjpe(p[ok], g[ok]),
+        "p_mpjpe": float(p_mpjpe_per_pose(p[ok], g[ok]).mean()),
+        "poses": int(ok.sum()),
+        "of": int(len(ok)),
+    }
 
 
 def main() -> None:
@@ -156,8 +184,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--pretrain-epochs", type=int, default=3)
     ap.add_argument("--pairs-per-frame", type=int, default=8)
-    ap.add_argument("--train-args", default="--channels 256 --blocks 2 --batch-size 256 --dropout 0.0 --lr 1e-3 "
-                                            "--lambda 2.0 --warmup-steps 0 --device cpu --no-plots")
+    ap.add_argument(
+        "--train-args",
+        default="--channels 256 --blocks 2 --batch-size 256 --dropout 0.0 --lr 1e-3 "
+        "--lambda 2.0 --warmup-steps 0 --device cpu --no-plots",
+    )
     ap.add_argument("--keep", type=Path, default=None, help="work directory to keep (default: a temporary one)")
     a = ap.parse_args()
     files = sorted(a.cmu.glob("*.bvh"))
@@ -168,8 +199,25 @@ def main() -> None:
     mv = [sys.executable, "-m", "mvtools"]
     t0 = time.perf_counter()
     bvh = work / "bvh"
-    run(mv + ["ingest", "bvh", str(a.cmu), "--out", str(bvh), "--rig", "h36m:S1", "--fps", str(a.fps),
-              "--detector-noise", "none", "--seed", str(a.seed)], work / "ingest-bvh.log")
+    run(
+        mv
+        + [
+            "ingest",
+            "bvh",
+            str(a.cmu),
+            "--out",
+            str(bvh),
+            "--rig",
+            "h36m:S1",
+            "--fps",
+            str(a.fps),
+            "--detector-noise",
+            "none",
+            "--seed",
+            str(a.seed),
+        ],
+        work / "ingest-bvh.log",
+    )
     m = json.loads((bvh / "manifest.json").read_text())
     t3 = read_poses3d(bvh).to_pandas().sort_values(["subject", "action", "subaction", "frame"])
     X_all = np.stack(t3["joints3d"].to_numpy()).reshape(-1, 17, 3).astype(float)
@@ -187,26 +235,72 @@ def main() -> None:
         tag = "est" if mode == "estimated" else "true"
         ds, run_dir = work / f"ds-{tag}", work / f"run-{tag}"
         times = {}
-        times["ingest"] = run(mv + ["ingest", "keypoints", str(work / "raw-train"), "--out", str(ds), "--intrinsics",
-                                    str(work / "intrinsics"), "--fps", str(a.fps)], work / f"ingest-{tag}.log")
+        times["ingest"] = run(
+            mv
+            + [
+                "ingest",
+                "keypoints",
+                str(work / "raw-train"),
+                "--out",
+                str(ds),
+                "--intrinsics",
+                str(work / "intrinsics"),
+                "--fps",
+                str(a.fps),
+            ],
+            work / f"ingest-{tag}.log",
+        )
         if mode == "estimated":
-            times["calibrate"] = run(mv + ["calibrate", "--from-joints", str(ds), "--scale", "body", "--seed",
-                                           str(a.seed)], work / f"calibrate-{tag}.log")
+            times["calibrate"] = run(
+                mv + ["calibrate", "--from-joints", str(ds), "--scale", "body", "--seed", str(a.seed)],
+                work / f"calibrate-{tag}.log",
+            )
         else:
-            times["calibrate"] = run(mv + ["calibrate", "--import-toml", str(work / "true-rig.toml"), "--subject", "S1",
-                                           str(ds)], work / f"calibrate-{tag}.log")
+            times["calibrate"] = run(
+                mv + ["calibrate", "--import-toml", str(work / "true-rig.toml"), "--subject", "S1", str(ds)],
+                work / f"calibrate-{tag}.log",
+            )
         times["triangulate"] = run(mv + ["triangulate", str(ds)], work / f"triangulate-{tag}.log")
-        times["augment"] = run(mv + ["augment", str(ds), "--virtual-views", "8", "--pairs-per-frame",
-                                     str(a.pairs_per_frame), "--seed", str(a.seed)], work / f"augment-{tag}.log")
+        times["augment"] = run(
+            mv
+            + [
+                "augment",
+                str(ds),
+                "--virtual-views",
+                "8",
+                "--pairs-per-frame",
+                str(a.pairs_per_frame),
+                "--seed",
+                str(a.seed),
+            ],
+            work / f"augment-{tag}.log",
+        )
         if run_dir.exists():
             import shutil
 
             shutil.rmtree(run_dir)
-        times["train"] = run(mv + ["train", str(ds), "--out", str(run_dir), "--epochs", str(a.epochs),
-                                   "--pretrain-epochs", str(a.pretrain_epochs), "--seed", str(a.seed)]
-                             + a.train_args.split(), work / f"train-{tag}.log")
-        res = {"times": times, "tri": triangulation_error(ds, truth(X_train), rig, ref, mode == "estimated"),
-               "lift": lift_errors(mv, work, run_dir, work / "raw-test", X_test, rig)}
+        times["train"] = run(
+            mv
+            + [
+                "train",
+                str(ds),
+                "--out",
+                str(run_dir),
+                "--epochs",
+                str(a.epochs),
+                "--pretrain-epochs",
+                str(a.pretrain_epochs),
+                "--seed",
+                str(a.seed),
+            ]
+            + a.train_args.split(),
+            work / f"train-{tag}.log",
+        )
+        res = {
+            "times": times,
+            "tri": triangulation_error(ds, truth(X_train), rig, ref, mode == "estimated"),
+            "lift": lift_errors(mv, work, run_dir, work / "raw-test", X_test, rig),
+        }
         if mode == "estimated":
             res["cal"] = calibration_errors(ds, rig)
         res["pairs"] = json.loads((ds / "pairs" / "manifest.json").read_text())["rows"]["train"]
@@ -214,21 +308,31 @@ def main() -> None:
         print(json.dumps(res, indent=1), flush=True)
     total = time.perf_counter() - t0
     c = results["estimated"]["cal"]
-    print(f"\n## keypoints pipeline on CMU (bench/keypoints.py; {len(X_train):,} train frames / {len(X_test):,} test "
-          f"frames at {a.fps:g} Hz x 4 cameras; preparation {t_prep:.0f} s, total {total:.0f} s)\n")
-    print(f"Calibration from the OpenPose JSON (`--scale body`): relative rotation error mean {c['rot_mean']:.3f} / "
-          f"max {c['rot_max']:.3f} deg, translation direction mean {c['tdir_mean']:.3f} / max {c['tdir_max']:.3f} deg, "
-          f"scale error {c['scale_err_pct']:+.1f} %.\n")
-    print("| rig | triangulation MPJPE mm: absolute / root-relative / after one global scale | joints triangulated "
-          "| train pairs | lifter MPJPE mm | lifter P-MPJPE mm | calibrate s | triangulate s | train s |")
+    print(
+        f"\n## keypoints pipeline on CMU (bench/keypoints.py; {len(X_train):,} train frames / {len(X_test):,} test "
+        f"frames at {a.fps:g} Hz x 4 cameras; preparation {t_prep:.0f} s, total {total:.0f} s)\n"
+    )
+    print(
+        f"Calibration from the OpenPose JSON (`--scale body`): relative rotation error mean {c['rot_mean']:.3f} / "
+        f"max {c['rot_max']:.3f} deg, translation direction mean {c['tdir_mean']:.3f} / max {c['tdir_max']:.3f} deg, "
+        f"scale error {c['scale_err_pct']:+.1f} %.\n"
+    )
+    print(
+        "| rig | triangulation MPJPE mm: absolute / root-relative / after one global scale | joints triangulated "
+        "| train pairs | lifter MPJPE mm | lifter P-MPJPE mm | calibrate s | triangulate s | train s |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for mode, r in results.items():
         t, lf, tm = r["tri"], r["lift"], r["times"]
-        print(f"| {mode} | {t['mpjpe']:.1f} / {t['mpjpe_rel']:.1f} / {t['mpjpe_scaled']:.1f} | "
-              f"{100 * t['joints']:.2f} % | {r['pairs']:,} | {lf['mpjpe']:.1f} | {lf['p_mpjpe']:.1f} | "
-              f"{tm['calibrate']:.1f} | {tm['triangulate']:.1f} | {tm['train']:.0f} |")
-    print(f"\nlifter evaluated on {results['estimated']['lift']['poses']:,} of {results['estimated']['lift']['of']:,} "
-          "test views (the others lack a keypoint)")
+        print(
+            f"| {mode} | {t['mpjpe']:.1f} / {t['mpjpe_rel']:.1f} / {t['mpjpe_scaled']:.1f} | "
+            f"{100 * t['joints']:.2f} % | {r['pairs']:,} | {lf['mpjpe']:.1f} | {lf['p_mpjpe']:.1f} | "
+            f"{tm['calibrate']:.1f} | {tm['triangulate']:.1f} | {tm['train']:.0f} |"
+        )
+    print(
+        f"\nlifter evaluated on {results['estimated']['lift']['poses']:,} of {results['estimated']['lift']['of']:,} "
+        "test views (the others lack a keypoint)"
+    )
     print(f"\nwork directory: {work}")
 
 

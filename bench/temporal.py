@@ -18,6 +18,7 @@ held-out TRAINING sequences, label-free for trans-reproj) on the test subjects' 
 Each run is its own ``mvtools train`` subprocess; its wall time is reported (the machine may be shared). Prints a
 Markdown table and a JSON line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,10 @@ import time
 from pathlib import Path
 
 #: the budget the docs/benchmarks.md rows ran with (--root-weight 1: the trainer's behaviour then; today's default 16)
-BUDGET = ("--batch-size 256 --dropout 0 --root-dropout 0 --lr 1e-3 --pretrain-epochs 3 --epochs 10 --lambda 2 "
-          "--warmup-steps 0 --root-weight 1")
+BUDGET = (
+    "--batch-size 256 --dropout 0 --root-dropout 0 --lr 1e-3 --pretrain-epochs 3 --epochs 10 --lambda 2 "
+    "--warmup-steps 0 --root-weight 1"
+)
 DEFAULT_RUNS = "res-tr,res-sup,tmp27-tr,tmp27-sup"
 
 
@@ -63,19 +66,39 @@ def one(ds: Path, work: Path, name: str, budget: str, threads: int) -> dict:
     env = {**os.environ, "MVTOOLS_QUIET": "1", "OMP_NUM_THREADS": str(threads)}
     mv = [sys.executable, "-m", "mvtools"]
     t = time.perf_counter()
-    subprocess.run(mv + ["train", str(ds), "--out", str(out), "--threads", str(threads), "--no-plots"]
-                   + budget.split() + run_options(name), check=True, env=env, capture_output=True)
+    subprocess.run(
+        mv
+        + ["train", str(ds), "--out", str(out), "--threads", str(threads), "--no-plots"]
+        + budget.split()
+        + run_options(name),
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     wall = time.perf_counter() - t
-    subprocess.run(mv + ["evaluate", str(out), str(ds), "--json", str(out) + ".eval.json"], check=True, env=env,
-                   capture_output=True)
+    subprocess.run(
+        mv + ["evaluate", str(out), str(ds), "--json", str(out) + ".eval.json"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     r = json.loads(Path(str(out) + ".eval.json").read_text())
     cfg = json.loads((out / "config.json").read_text())
     recs = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
-    return {"run": name, "backbone": cfg["backbone"], "receptive_field": cfg["receptive_field"]
-            if cfg["backbone"] == "temporal" else 1, "loss": cfg["loss"], "mpjpe": r["mpjpe"], "p_mpjpe": r["p_mpjpe"],
-            "mpjve": r["mpjve"], "n_poses": r["n_poses"], "best_epoch": r["checkpoint"]["epoch"],
-            "train_wall_s": wall, "train_s": sum(x["train_s"] for x in recs),
-            "pairs_per_s": sum(x["pairs_per_s"] * x["train_s"] for x in recs) / sum(x["train_s"] for x in recs)}
+    return {
+        "run": name,
+        "backbone": cfg["backbone"],
+        "receptive_field": cfg["receptive_field"] if cfg["backbone"] == "temporal" else 1,
+        "loss": cfg["loss"],
+        "mpjpe": r["mpjpe"],
+        "p_mpjpe": r["p_mpjpe"],
+        "mpjve": r["mpjve"],
+        "n_poses": r["n_poses"],
+        "best_epoch": r["checkpoint"]["epoch"],
+        "train_wall_s": wall,
+        "train_s": sum(x["train_s"] for x in recs),
+        "pairs_per_s": sum(x["pairs_per_s"] * x["train_s"] for x in recs) / sum(x["train_s"] for x in recs),
+    }
 
 
 def main() -> None:
@@ -91,12 +114,15 @@ def main() -> None:
     ds = a.ds or build(work)
     rows = [one(ds, work, name, a.budget, a.threads) for name in a.runs.split(",")]
     print(f"data: {ds}; budget: {a.budget}; {a.threads} thread(s)")
-    print("| backbone | frames | loss | MPJPE (mm) | P-MPJPE (mm) | MPJVE (mm/frame) | best epoch | train (s) | "
-          "pairs/s |")
+    print(
+        "| backbone | frames | loss | MPJPE (mm) | P-MPJPE (mm) | MPJVE (mm/frame) | best epoch | train (s) | pairs/s |"
+    )
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['backbone']} | {r['receptive_field']} | {r['loss']} | {r['mpjpe']:.1f} | {r['p_mpjpe']:.1f} | "
-              f"{r['mpjve']:.2f} | {r['best_epoch']} | {r['train_s']:.0f} | {r['pairs_per_s']:.0f} |")
+        print(
+            f"| {r['backbone']} | {r['receptive_field']} | {r['loss']} | {r['mpjpe']:.1f} | {r['p_mpjpe']:.1f} | "
+            f"{r['mpjve']:.2f} | {r['best_epoch']} | {r['train_s']:.0f} | {r['pairs_per_s']:.0f} |"
+        )
     print(json.dumps(rows))
 
 

@@ -20,6 +20,7 @@ Every figure is the best of 3 repeats of ``--steps`` steps (the machine is share
 disturbed one). Usage: ``python bench/train.py [--pairs 40000] [--channels 1024] [--blocks 4] [--batch-size 1024]
 [--steps 8] [--threads N]``. Prints a Markdown table and a JSON line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,9 +58,23 @@ def mode_loop(a) -> dict:
 
     run = Path(a.work) / f"run-{os.getpid()}"
     bs = a.batch_size
-    train(a.ds, run, epochs=REPEATS + 1, pretrain_epochs=0, channels=a.channels, blocks=a.blocks, batch_size=bs,
-          max_pairs=a.steps * bs, val_max_pairs=256, test_max_pairs=0, dropout=a.dropout, plots=False,
-          threads=a.threads, backbone=a.backbone, receptive_field=a.receptive_field)
+    train(
+        a.ds,
+        run,
+        epochs=REPEATS + 1,
+        pretrain_epochs=0,
+        channels=a.channels,
+        blocks=a.blocks,
+        batch_size=bs,
+        max_pairs=a.steps * bs,
+        val_max_pairs=256,
+        test_max_pairs=0,
+        dropout=a.dropout,
+        plots=False,
+        threads=a.threads,
+        backbone=a.backbone,
+        receptive_field=a.receptive_field,
+    )
     recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     return {"pairs_per_s": max(r["pairs_per_s"] for r in recs[1:]), "threads": torch.get_num_threads()}
 
@@ -185,7 +200,7 @@ def mode_data_only(a) -> dict:
     loader = _naive_loader(a)
     for _ in range(REPEATS):
         t = time.perf_counter()
-        batches = epoch_batches(len(pairs), a.batch_size, g)[:a.steps]
+        batches = epoch_batches(len(pairs), a.batch_size, g)[: a.steps]
         for idx, _ in batches:
             pairs.batch(idx)
         ours = max(ours, len(batches) * a.batch_size / (time.perf_counter() - t))
@@ -212,7 +227,7 @@ def mode_windows_only(a) -> dict:
     best = 0.0
     for _ in range(REPEATS):
         t = time.perf_counter()
-        batches = epoch_batches(len(pairs), a.batch_size, g)[:a.steps]
+        batches = epoch_batches(len(pairs), a.batch_size, g)[: a.steps]
         for idx, _ in batches:
             pairs.batch(idx)
         best = max(best, 2 * len(batches) * a.batch_size / (time.perf_counter() - t))
@@ -220,8 +235,13 @@ def mode_windows_only(a) -> dict:
 
 
 REPEATS = 3
-MODES = {"loop": mode_loop, "matmul": mode_matmul, "dataloader": mode_dataloader, "data-only": mode_data_only,
-         "windows-only": mode_windows_only}
+MODES = {
+    "loop": mode_loop,
+    "matmul": mode_matmul,
+    "dataloader": mode_dataloader,
+    "data-only": mode_data_only,
+    "windows-only": mode_windows_only,
+}
 
 
 def main() -> None:
@@ -234,9 +254,13 @@ def main() -> None:
     ap.add_argument("--backbone", choices=("reslinear", "temporal"), default="reslinear")
     ap.add_argument("--receptive-field", type=int, default=243, help="frames (temporal backbone)")
     ap.add_argument("--steps", type=int, default=8, help="training steps per timed repeat")
-    ap.add_argument("--threads", type=int, default=0,
-                    help="torch intra-op threads; 0 (default) = what `mvtools train` chooses by default (it measures "
-                         "1 vs all cores); the other modes then use the loop's count")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch intra-op threads; 0 (default) = what `mvtools train` chooses by default (it measures "
+        "1 vs all cores); the other modes then use the loop's count",
+    )
     ap.add_argument("--work", default=None, help="work directory (default: a temporary one)")
     ap.add_argument("--mode", choices=sorted(MODES), default=None, help=argparse.SUPPRESS)
     ap.add_argument("--ds", default=None, help=argparse.SUPPRESS)
@@ -255,10 +279,30 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     ds = build_shards(work, a.pairs)
-    base = [sys.executable, __file__, "--work", str(work), "--ds", str(ds), "--channels", str(a.channels),
-            "--blocks", str(a.blocks), "--batch-size", str(a.batch_size), "--steps", str(a.steps),
-            "--dropout", str(a.dropout), "--threads", str(a.threads), "--backbone", a.backbone,
-            "--receptive-field", str(a.receptive_field)]
+    base = [
+        sys.executable,
+        __file__,
+        "--work",
+        str(work),
+        "--ds",
+        str(ds),
+        "--channels",
+        str(a.channels),
+        "--blocks",
+        str(a.blocks),
+        "--batch-size",
+        str(a.batch_size),
+        "--steps",
+        str(a.steps),
+        "--dropout",
+        str(a.dropout),
+        "--threads",
+        str(a.threads),
+        "--backbone",
+        a.backbone,
+        "--receptive-field",
+        str(a.receptive_field),
+    ]
     if a.backbone == "temporal":
         return _main_temporal(a, base, t0)
     res = {}
@@ -274,22 +318,30 @@ def main() -> None:
         if mode not in res or r["pairs_per_s"] > res[mode]["pairs_per_s"]:
             res[mode] = r
     mm, loop, dl = res["matmul"]["pairs_per_s"], res["loop"]["pairs_per_s"], res["dataloader"]["pairs_per_s"]
-    print(f"model: {a.channels} channels, {a.blocks} blocks, batch {a.batch_size}, dropout {a.dropout}; "
-          f"{res['matmul']['flop_per_pair'] / 1e6:.0f} MFLOP per pair per step; torch threads "
-          f"{res['loop']['threads']}")
+    print(
+        f"model: {a.channels} channels, {a.blocks} blocks, batch {a.batch_size}, dropout {a.dropout}; "
+        f"{res['matmul']['flop_per_pair'] / 1e6:.0f} MFLOP per pair per step; torch threads "
+        f"{res['loop']['threads']}"
+    )
     print("| path | pairs/s | vs matmul-bound | peak RSS (MB) |")
     print("|---|---:|---:|---:|")
-    print(f"| matmul-bound (same GEMMs, {res['matmul']['gflops']:.1f} GFLOP/s) | {mm:,.0f} | 100% | "
-          f"{res['matmul']['peak_rss_mb']:.0f} |")
+    print(
+        f"| matmul-bound (same GEMMs, {res['matmul']['gflops']:.1f} GFLOP/s) | {mm:,.0f} | 100% | "
+        f"{res['matmul']['peak_rss_mb']:.0f} |"
+    )
     print(f"| `mvtools train` loop | {loop:,.0f} | {100 * loop / mm:.0f}% | {res['loop']['peak_rss_mb']:.0f} |")
-    print(f"| DataLoader + per-sample `__getitem__` | {dl:,.0f} | {100 * dl / mm:.0f}% | "
-          f"{res['dataloader']['peak_rss_mb']:.0f} |")
+    print(
+        f"| DataLoader + per-sample `__getitem__` | {dl:,.0f} | {100 * dl / mm:.0f}% | "
+        f"{res['dataloader']['peak_rss_mb']:.0f} |"
+    )
     d = res["data-only"]
     print(f"| data path only: packed index_select | {d['ours_pairs_per_s']:,.0f} | - | {d['peak_rss_mb']:.0f} |")
     print(f"| data path only: DataLoader | {d['dataloader_pairs_per_s']:,.0f} | - | |")
-    print(f"loop / DataLoader = {loop / dl:.2f}x end to end, "
-          f"{d['ours_pairs_per_s'] / d['dataloader_pairs_per_s']:.0f}x data path; "
-          f"wall {time.perf_counter() - t0:.0f} s")
+    print(
+        f"loop / DataLoader = {loop / dl:.2f}x end to end, "
+        f"{d['ours_pairs_per_s'] / d['dataloader_pairs_per_s']:.0f}x data path; "
+        f"wall {time.perf_counter() - t0:.0f} s"
+    )
     print(json.dumps(res))
 
 
@@ -301,16 +353,22 @@ def _main_temporal(a, base, t0) -> None:
         if mode not in res or r["pairs_per_s"] > res[mode]["pairs_per_s"]:
             res[mode] = r
     mm, loop, win = (2 * res[k]["pairs_per_s"] for k in ("matmul", "loop", "windows-only"))
-    print(f"temporal backbone: receptive field {a.receptive_field} frames, {a.channels} channels, batch "
-          f"{a.batch_size} pairs ({2 * a.batch_size} windows), dropout {a.dropout}; "
-          f"{res['matmul']['flop_per_pair'] / 2e6:.0f} MFLOP per window per step; torch threads "
-          f"{res['loop']['threads']}")
+    print(
+        f"temporal backbone: receptive field {a.receptive_field} frames, {a.channels} channels, batch "
+        f"{a.batch_size} pairs ({2 * a.batch_size} windows), dropout {a.dropout}; "
+        f"{res['matmul']['flop_per_pair'] / 2e6:.0f} MFLOP per window per step; torch threads "
+        f"{res['loop']['threads']}"
+    )
     print("| path | windows/s | vs same-FLOP GEMM bound | peak RSS (MB) |")
     print("|---|---:|---:|---:|")
-    print(f"| same-FLOP GEMM bound of the strided convolutions ({res['matmul']['gflops']:.1f} GFLOP/s) | {mm:,.0f} "
-          f"| 100% | {res['matmul']['peak_rss_mb']:.0f} |")
-    print(f"| `mvtools train --backbone temporal` loop | {loop:,.0f} | {100 * loop / mm:.0f}% | "
-          f"{res['loop']['peak_rss_mb']:.0f} |")
+    print(
+        f"| same-FLOP GEMM bound of the strided convolutions ({res['matmul']['gflops']:.1f} GFLOP/s) | {mm:,.0f} "
+        f"| 100% | {res['matmul']['peak_rss_mb']:.0f} |"
+    )
+    print(
+        f"| `mvtools train --backbone temporal` loop | {loop:,.0f} | {100 * loop / mm:.0f}% | "
+        f"{res['loop']['peak_rss_mb']:.0f} |"
+    )
     print(f"| data path only: window gather | {win:,.0f} | - | {res['windows-only']['peak_rss_mb']:.0f} |")
     print(f"wall {time.perf_counter() - t0:.0f} s")
     print(json.dumps(res))

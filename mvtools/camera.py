@@ -10,6 +10,7 @@ Conventions (used everywhere in mvtools):
 - Relative transform between two cameras in the paper's form (Li et al., eq. 3-4):
   ``Y_2 = R_1to2 @ (Y_1 - t_1to2)`` with ``R_1to2 = R_2 R_1^T`` and ``t_1to2 = R_1 (C_2 - C_1)`` (mm).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -92,13 +93,13 @@ def distort_normalized(xy: np.ndarray, k: np.ndarray, p: np.ndarray, model: str)
         # Human3.6M / VideoPose3D project_to_2d: clamp, radial, and its own tangential form.
         xy = np.clip(xy, -1.0, 1.0)
         r2 = xy[..., :1] * xy[..., :1] + xy[..., 1:2] * xy[..., 1:2]
-        radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
+        radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
         tan = p1 * xy[..., :1] + p2 * xy[..., 1:2]
         return xy * (radial + tan) + np.array([p1, p2]) * r2
     if model == "opencv":
         x, y = xy[..., 0], xy[..., 1]
         r2 = x * x + y * y
-        radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
+        radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
         xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
         yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
         return np.stack([xd, yd], -1)
@@ -154,7 +155,7 @@ class Camera:
     def K(self) -> np.ndarray:
         return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1.0]])
 
-    def with_extrinsics(self, R, t, source: str | None = None) -> "Camera":
+    def with_extrinsics(self, R, t, source: str | None = None) -> Camera:
         return replace(self, R=np.asarray(R, float), t=np.asarray(t, float), source=source or self.source)
 
     def opencv_distortion(self) -> np.ndarray:
@@ -210,16 +211,23 @@ def check_cameras(cams, where: str) -> list:
         R = np.asarray(c.R, float).reshape(3, 3)
         if np.abs(R @ R.T - np.eye(3)).max() > 1e-4 or np.linalg.det(R) < 0:
             raise ValueError(f"{name}: R is not a proper rotation matrix")
+
     def placeholder(c):
         return np.array_equal(np.asarray(c.R, float), np.eye(3)) and not np.any(c.t)
 
     posed = [c for c in cams if not placeholder(c)]
     for i, a in enumerate(posed):
-        for b in posed[i + 1:]:
-            if (a.subject, a.source) == (b.subject, b.source) and np.linalg.norm(a.C - b.C) < 1.0 \
-                    and np.abs(np.asarray(a.R, float) - np.asarray(b.R, float)).max() < 2e-4:
-                raise ValueError(f"{where}: cameras {a.camera!r} and {b.camera!r}"
-                                 + (f" of {a.subject}" if a.subject else "") + " have the same pose (a duplicate?)")
+        for b in posed[i + 1 :]:
+            if (
+                (a.subject, a.source) == (b.subject, b.source)
+                and np.linalg.norm(a.C - b.C) < 1.0
+                and np.abs(np.asarray(a.R, float) - np.asarray(b.R, float)).max() < 2e-4
+            ):
+                raise ValueError(
+                    f"{where}: cameras {a.camera!r} and {b.camera!r}"
+                    + (f" of {a.subject}" if a.subject else "")
+                    + " have the same pose (a duplicate?)"
+                )
     return cams
 
 

@@ -13,14 +13,15 @@ Joint arrays are fixed-size lists of float32 (flattened joint-major: x0, y0, z0,
 turns into an (N, 17, k) numpy array with no Python loop (:func:`joints_to_numpy`). Subject is a hive
 partition key (directory ``subject=S1``), which pandas, pyarrow and DuckDB all read as a column.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
 import shutil
 import sys
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -50,7 +51,8 @@ INPUT_SOURCES = ("detected", "gt")
 VIEWS = ("real", "all")
 
 CONVENTIONS = {
-    "world": "millimetres; for Human3.6M-derived data Z is up and the origin is near the floor in the middle of the capture area",
+    "world": "millimetres; for Human3.6M-derived data Z is up and the origin is near the floor in the middle of "
+    "the capture area",
     "camera": "OpenCV: x right, y down, z forward (mm); points in front have z > 0",
     "extrinsics": "world->camera: X_cam = R @ X_world + t (R row-major 3x3, t mm); camera centre C = -R^T t (world mm)",
     "image": "pixels, origin at the top-left pixel corner convention of the source dataset, x right, y down",
@@ -80,8 +82,10 @@ def safe_subject_id(subject: str) -> str:
     return subject if subject_id_is_safe(subject) else f"S{subject}"
 
 
-def fsl(array: np.ndarray, dtype=pa.float32()) -> pa.FixedSizeListArray:
-    """(N, ...) numpy array -> fixed-size list array with one flattened row per item (no Python loop)."""
+def fsl(array: np.ndarray, dtype=None) -> pa.FixedSizeListArray:
+    """(N, ...) numpy array -> fixed-size list array with one flattened row per item (no Python loop); ``dtype``
+    a pyarrow type, default float32."""
+    dtype = pa.float32() if dtype is None else dtype
     a = np.ascontiguousarray(array)
     width = int(np.prod(a.shape[1:])) if a.ndim > 1 else 1
     with np.errstate(over="ignore"):  # overflow to inf is caught by check_values
@@ -103,37 +107,49 @@ def list_to_numpy(column, width: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- schemas
-POSES3D_SCHEMA = pa.schema([
-    ("action", pa.string()),
-    ("subaction", pa.int16()),
-    ("raw_name", pa.string()),
-    ("frame", pa.int32()),
-    ("joints3d", pa.list_(pa.float32(), NUM_JOINTS * 3)),
-])
-POSES2D_SCHEMA = pa.schema([
-    ("action", pa.string()),
-    ("subaction", pa.int16()),
-    ("raw_name", pa.string()),
-    ("frame", pa.int32()),
-    ("camera", pa.string()),
-    ("joints2d", pa.list_(pa.float32(), NUM_JOINTS * 2)),
-    ("confidence", pa.list_(pa.float32(), NUM_JOINTS)),
-    ("source", pa.string()),
-])
-CAMERAS_SCHEMA = pa.schema([
-    ("subject", pa.string()),
-    ("camera", pa.string()),
-    ("source", pa.string()),
-    ("width", pa.int32()),
-    ("height", pa.int32()),
-    ("fx", pa.float64()), ("fy", pa.float64()), ("cx", pa.float64()), ("cy", pa.float64()),
-    ("k1", pa.float64()), ("k2", pa.float64()), ("k3", pa.float64()),
-    ("p1", pa.float64()), ("p2", pa.float64()),
-    ("distortion_model", pa.string()),
-    ("R", pa.list_(pa.float64(), 9)),
-    ("t", pa.list_(pa.float64(), 3)),
-    ("C", pa.list_(pa.float64(), 3)),
-])
+POSES3D_SCHEMA = pa.schema(
+    [
+        ("action", pa.string()),
+        ("subaction", pa.int16()),
+        ("raw_name", pa.string()),
+        ("frame", pa.int32()),
+        ("joints3d", pa.list_(pa.float32(), NUM_JOINTS * 3)),
+    ]
+)
+POSES2D_SCHEMA = pa.schema(
+    [
+        ("action", pa.string()),
+        ("subaction", pa.int16()),
+        ("raw_name", pa.string()),
+        ("frame", pa.int32()),
+        ("camera", pa.string()),
+        ("joints2d", pa.list_(pa.float32(), NUM_JOINTS * 2)),
+        ("confidence", pa.list_(pa.float32(), NUM_JOINTS)),
+        ("source", pa.string()),
+    ]
+)
+CAMERAS_SCHEMA = pa.schema(
+    [
+        ("subject", pa.string()),
+        ("camera", pa.string()),
+        ("source", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("fx", pa.float64()),
+        ("fy", pa.float64()),
+        ("cx", pa.float64()),
+        ("cy", pa.float64()),
+        ("k1", pa.float64()),
+        ("k2", pa.float64()),
+        ("k3", pa.float64()),
+        ("p1", pa.float64()),
+        ("p2", pa.float64()),
+        ("distortion_model", pa.string()),
+        ("R", pa.list_(pa.float64(), 9)),
+        ("t", pa.list_(pa.float64(), 3)),
+        ("C", pa.list_(pa.float64(), 3)),
+    ]
+)
 
 
 def poses3d_table(action: str, subaction: int, raw_name: str, frames: np.ndarray, joints: np.ndarray) -> pa.Table:
@@ -141,17 +157,28 @@ def poses3d_table(action: str, subaction: int, raw_name: str, frames: np.ndarray
     n = len(frames)
     if joints.shape != (n, NUM_JOINTS, 3):
         raise ValueError(f"joints must be ({n}, {NUM_JOINTS}, 3), got {joints.shape}")
-    return pa.Table.from_arrays([
-        pa.array(np.full(n, action, dtype=object), pa.string()),
-        pa.array(np.full(n, subaction, np.int16)),
-        pa.array(np.full(n, raw_name, dtype=object), pa.string()),
-        pa.array(np.asarray(frames, np.int32)),
-        fsl(np.asarray(joints)),  # cast to float32 in fsl (overflow -> inf, refused by check_values)
-    ], schema=POSES3D_SCHEMA)
+    return pa.Table.from_arrays(
+        [
+            pa.array(np.full(n, action, dtype=object), pa.string()),
+            pa.array(np.full(n, subaction, np.int16)),
+            pa.array(np.full(n, raw_name, dtype=object), pa.string()),
+            pa.array(np.asarray(frames, np.int32)),
+            fsl(np.asarray(joints)),  # cast to float32 in fsl (overflow -> inf, refused by check_values)
+        ],
+        schema=POSES3D_SCHEMA,
+    )
 
 
-def poses2d_table(action: str, subaction: int, raw_name: str, frames: np.ndarray, camera,
-                  joints2d: np.ndarray, confidence: np.ndarray | None, source: str) -> pa.Table:
+def poses2d_table(
+    action: str,
+    subaction: int,
+    raw_name: str,
+    frames: np.ndarray,
+    camera,
+    joints2d: np.ndarray,
+    confidence: np.ndarray | None,
+    source: str,
+) -> pa.Table:
     """2D joints (T, 17, 2) px and confidences (T, 17) as a poses2d table. ``camera`` is one id or (T,) ids."""
     n = len(frames)
     if joints2d.shape != (n, NUM_JOINTS, 2):
@@ -161,16 +188,19 @@ def poses2d_table(action: str, subaction: int, raw_name: str, frames: np.ndarray
     if confidence is None:
         confidence = np.ones((n, NUM_JOINTS), np.float32)
     cams = np.full(n, camera, dtype=object) if np.ndim(camera) == 0 else np.asarray(camera, dtype=object)
-    return pa.Table.from_arrays([
-        pa.array(np.full(n, action, dtype=object), pa.string()),
-        pa.array(np.full(n, subaction, np.int16)),
-        pa.array(np.full(n, raw_name, dtype=object), pa.string()),
-        pa.array(np.asarray(frames, np.int32)),
-        pa.array(cams, pa.string()),
-        fsl(np.asarray(joints2d)),
-        fsl(np.asarray(confidence, np.float32)),
-        pa.array(np.full(n, source, dtype=object), pa.string()),
-    ], schema=POSES2D_SCHEMA)
+    return pa.Table.from_arrays(
+        [
+            pa.array(np.full(n, action, dtype=object), pa.string()),
+            pa.array(np.full(n, subaction, np.int16)),
+            pa.array(np.full(n, raw_name, dtype=object), pa.string()),
+            pa.array(np.asarray(frames, np.int32)),
+            pa.array(cams, pa.string()),
+            fsl(np.asarray(joints2d)),
+            fsl(np.asarray(confidence, np.float32)),
+            pa.array(np.full(n, source, dtype=object), pa.string()),
+        ],
+        schema=POSES2D_SCHEMA,
+    )
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -195,13 +225,20 @@ def cameras_to_table(cams: Iterable[Camera], where: str = "cameras") -> pa.Table
     t = np.array([np.asarray(c.t, float).reshape(3) for c in cams]).reshape(-1, 3)
     C = np.array([c.C for c in cams]).reshape(-1, 3)
     cols = {
-        "subject": [c.subject for c in cams], "camera": [str(c.camera) for c in cams],
+        "subject": [c.subject for c in cams],
+        "camera": [str(c.camera) for c in cams],
         "source": [c.source for c in cams],
-        "width": [int(c.width) for c in cams], "height": [int(c.height) for c in cams],
-        "fx": [float(c.fx) for c in cams], "fy": [float(c.fy) for c in cams],
-        "cx": [float(c.cx) for c in cams], "cy": [float(c.cy) for c in cams],
-        "k1": [float(c.k[0]) for c in cams], "k2": [float(c.k[1]) for c in cams], "k3": [float(c.k[2]) for c in cams],
-        "p1": [float(c.p[0]) for c in cams], "p2": [float(c.p[1]) for c in cams],
+        "width": [int(c.width) for c in cams],
+        "height": [int(c.height) for c in cams],
+        "fx": [float(c.fx) for c in cams],
+        "fy": [float(c.fy) for c in cams],
+        "cx": [float(c.cx) for c in cams],
+        "cy": [float(c.cy) for c in cams],
+        "k1": [float(c.k[0]) for c in cams],
+        "k2": [float(c.k[1]) for c in cams],
+        "k3": [float(c.k[2]) for c in cams],
+        "p1": [float(c.p[0]) for c in cams],
+        "p2": [float(c.p[1]) for c in cams],
         "distortion_model": [c.distortion_model for c in cams],
     }
     arrays = [pa.array(cols[f.name], f.type) for f in CAMERAS_SCHEMA if f.name in cols]
@@ -221,13 +258,24 @@ def table_to_cameras(table: pa.Table, where: str = "cameras.parquet") -> list[Ca
     d = table.to_pydict()
     out = []
     for i in range(table.num_rows):
-        out.append(Camera(
-            camera=d["camera"][i], width=d["width"][i], height=d["height"][i],
-            fx=d["fx"][i], fy=d["fy"][i], cx=d["cx"][i], cy=d["cy"][i],
-            R=np.array(d["R"][i], float).reshape(3, 3), t=np.array(d["t"][i], float),
-            k=(d["k1"][i], d["k2"][i], d["k3"][i]), p=(d["p1"][i], d["p2"][i]),
-            distortion_model=d["distortion_model"][i], subject=d["subject"][i], source=d["source"][i],
-        ))
+        out.append(
+            Camera(
+                camera=d["camera"][i],
+                width=d["width"][i],
+                height=d["height"][i],
+                fx=d["fx"][i],
+                fy=d["fy"][i],
+                cx=d["cx"][i],
+                cy=d["cy"][i],
+                R=np.array(d["R"][i], float).reshape(3, 3),
+                t=np.array(d["t"][i], float),
+                k=(d["k1"][i], d["k2"][i], d["k3"][i]),
+                p=(d["p1"][i], d["p2"][i]),
+                distortion_model=d["distortion_model"][i],
+                subject=d["subject"][i],
+                source=d["source"][i],
+            )
+        )
     try:
         return check_cameras(out, where)
     except ValueError as e:
@@ -319,9 +367,13 @@ def base_manifest(dataset: str, splits: dict, fps: float | None, command: str | 
 
 # ----------------------------------------------------------------------------- reading poses
 def _dataset(path: Path):
-    return pads.dataset(path, format="parquet", partitioning=pads.partitioning(
-        pa.schema([("subject", pa.string())]), flavor="hive"), exclude_invalid_files=False,
-        ignore_prefixes=[".", "_"])
+    return pads.dataset(
+        path,
+        format="parquet",
+        partitioning=pads.partitioning(pa.schema([("subject", pa.string())]), flavor="hive"),
+        exclude_invalid_files=False,
+        ignore_prefixes=[".", "_"],
+    )
 
 
 def _read(ds, name: str, subjects, filters, columns) -> pa.Table:
@@ -365,16 +417,24 @@ def subjects_in(ds) -> list[str]:
 # ----------------------------------------------------------------------------- checks at the door
 #: Largest plausible magnitudes: 3D 100 m (in mm; CDF fill values are about -1e30), 2D 1e6 px.
 LIMITS = {"joints3d": 1e5, "joints3d_univ": 1e5, "joints2d": 1e6}
-_BAD_NAME_CHARS = set('/\\\0=') | {chr(i) for i in range(32)}
+_BAD_NAME_CHARS = set("/\\\0=") | {chr(i) for i in range(32)}
 
 
 def check_name(name, what: str) -> str:
     """A name from file contents that becomes part of a path (subject directory, file tag): non-empty, at most 200
     characters, no path separators, '=', control characters, no leading '.' or '_' (hidden/ignored files)."""
-    if not isinstance(name, str) or not name or len(name) > 200 or set(name) & _BAD_NAME_CHARS \
-            or name[0] in "._" or name.strip() != name:
-        raise DatasetError(f"{what} name {name!r} cannot be used in a file path (need 1-200 characters without "
-                           "'/', '\\', '=', control characters, leading '.' or '_' or surrounding spaces)")
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > 200
+        or set(name) & _BAD_NAME_CHARS
+        or name[0] in "._"
+        or name.strip() != name
+    ):
+        raise DatasetError(
+            f"{what} name {name!r} cannot be used in a file path (need 1-200 characters without "
+            "'/', '\\', '=', control characters, leading '.' or '_' or surrounding spaces)"
+        )
     return name
 
 
@@ -396,8 +456,11 @@ def check_values(table: pa.Table, where: str) -> pa.Table:
         bad = ~ok.all((1, 2)) | (np.abs(np.nan_to_num(a)) > limit).any((1, 2))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            row = {c: table.column(c)[i].as_py() for c in ("action", "raw_name", "frame", "camera")
-                   if c in table.column_names}
+            row = {
+                c: table.column(c)[i].as_py()
+                for c in ("action", "raw_name", "frame", "camera")
+                if c in table.column_names
+            }
             what = "NaN/inf values" if not np.isfinite(a[i]).all() else f"values beyond {limit:g} (fill values?)"
             raise DatasetError(f"{where}: {name} holds {what} in {int(bad.sum())} row(s), first {row}")
     if conf is not None:
@@ -498,9 +561,11 @@ class DatasetWriter:
         pq.write_table(cameras_to_table(self._cams, f"{self.out}: cameras"), self.tmp / "cameras.parquet")
         manifest = dict(manifest)
         manifest.setdefault("subjects", self.subjects)
-        manifest["rows"] = {"poses3d": self.rows["poses3d"],
-                            "poses2d": {k: v for k, v in self.rows["poses2d"].items()},
-                            "cameras": len(self._cams)}
+        manifest["rows"] = {
+            "poses3d": self.rows["poses3d"],
+            "poses2d": {k: v for k, v in self.rows["poses2d"].items()},
+            "cameras": len(self._cams),
+        }
         write_manifest(self.tmp, manifest)
         swap_into_place(self.tmp, self.out)
         self.committed = True

@@ -3,6 +3,7 @@
 synth h36m -> ingest h36m (with detections) -> calibrate --from-joints -> augment --virtual-views 8
 -> train (trans-reproj, reproj, supervised) -> evaluate on the held-out subjects (S9, S11).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,17 @@ LOSSES = ("trans-reproj", "reproj", "supervised")
 DEMO_TRAIN = dict(channels=256, epochs=10, pretrain_epochs=3)
 
 
-def run_demo(out, seed: int = 0, sequences: int = 4, frames: int = 500, virtual_views: int = 8,
-             pairs_per_frame: int = 4, train_options: dict | None = None, losses=LOSSES,
-             overwrite: bool = False) -> dict:
+def run_demo(
+    out,
+    seed: int = 0,
+    sequences: int = 4,
+    frames: int = 500,
+    virtual_views: int = 8,
+    pairs_per_frame: int = 4,
+    train_options: dict | None = None,
+    losses=LOSSES,
+    overwrite: bool = False,
+) -> dict:
     """Run every stage into ``out`` and return {loss: evaluation dict} plus the stage summaries.
 
     ``sequences`` per subject and ``frames`` per sequence (50 Hz) size the synthetic data. ``out`` is marked as a
@@ -74,8 +83,15 @@ def _run_demo(out, seed, sequences, frames, virtual_views, pairs_per_frame, trai
     stage("ingest h36m", ingest_h36m, raw, ds, detections=raw / "detections.npz")
     rep = stage("calibrate --from-joints", calibrate_from_joints, ds, scale="given", seed=seed)
     log(format_report(rep))
-    aug = stage("augment --virtual-views", augment, ds, virtual_views=virtual_views, extrinsics="estimated",
-                pairs_per_frame=pairs_per_frame, seed=seed)
+    aug = stage(
+        "augment --virtual-views",
+        augment,
+        ds,
+        virtual_views=virtual_views,
+        extrinsics="estimated",
+        pairs_per_frame=pairs_per_frame,
+        seed=seed,
+    )
     stages["augment --virtual-views"]["rows"] = aug.get("rows")
     results = {}
     for loss in losses:

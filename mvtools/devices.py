@@ -1,4 +1,5 @@
 """Where networks run: the ``--device`` vocabulary shared by train, evaluate and predict."""
+
 from __future__ import annotations
 
 #: Device names every command accepts; ``auto`` is CUDA when available, else the CPU.

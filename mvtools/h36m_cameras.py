@@ -3,18 +3,19 @@
 Intrinsics in px, H36M distortion model; extrinsics converted from VideoPose3D's camera->world quaternion
 and camera centre (mm) to mvtools' world->camera ``R``, ``t``.
 """
+
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from mvtools.camera import Camera, check_cameras, tvec_from_center
-from mvtools.rotations import quat_to_rotmat
 from mvtools.io import read_json
+from mvtools.rotations import quat_to_rotmat
 
 #: Camera ids in the H36M index order 0..3 (VideoPose3D npz lists follow it).
 H36M_CAMERA_IDS = ["54138969", "55011271", "58860488", "60457274"]
@@ -23,7 +24,7 @@ H36M_TRAIN = ["S1", "S5", "S6", "S7", "S8"]
 H36M_TEST = ["S9", "S11"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _builtin() -> dict:
     return json.loads(resources.files("mvtools").joinpath("data/h36m_cameras.json").read_text())
 
@@ -48,14 +49,24 @@ def cameras_from_json(data: dict, source_name: str = "built-in") -> list[Camera]
             try:
                 R = quat_to_rotmat(np.array(e["orientation"], float)).T  # camera->world quaternion -> world->camera
                 C = np.array(e["translation"], float)
-                out.append(Camera(
-                    camera=str(cam_id), width=int(i["res_w"]), height=int(i["res_h"]),
-                    fx=float(i["focal_length"][0]), fy=float(i["focal_length"][1]),
-                    cx=float(i["center"][0]), cy=float(i["center"][1]),
-                    R=R, t=tvec_from_center(R, C),
-                    k=tuple(float(v) for v in i["radial_distortion"]),
-                    p=tuple(float(v) for v in i["tangential_distortion"]),
-                    distortion_model="h36m", subject=subject, source="given"))
+                out.append(
+                    Camera(
+                        camera=str(cam_id),
+                        width=int(i["res_w"]),
+                        height=int(i["res_h"]),
+                        fx=float(i["focal_length"][0]),
+                        fy=float(i["focal_length"][1]),
+                        cx=float(i["center"][0]),
+                        cy=float(i["center"][1]),
+                        R=R,
+                        t=tvec_from_center(R, C),
+                        k=tuple(float(v) for v in i["radial_distortion"]),
+                        p=tuple(float(v) for v in i["tangential_distortion"]),
+                        distortion_model="h36m",
+                        subject=subject,
+                        source="given",
+                    )
+                )
             except (KeyError, IndexError, TypeError) as ex:
                 raise ValueError(f"{source_name}: camera {cam_id} of {subject} lacks field {ex}") from None
             except ValueError as ex:

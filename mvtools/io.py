@@ -4,6 +4,7 @@ the output guard every directory-writing command goes through, and the atomic di
 Every writer in mvtools goes through these so that a kill leaves either the old file or the new one
 (docs/reliability.md).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -191,8 +192,12 @@ class OutputError(ValueError):
 
 def _is_dataset(m) -> bool:
     p = m.get("producer")
-    return ("format_version" in m and isinstance(p, dict) and "mvtools_version" in p
-            and m.get("kind", "dataset") == "dataset")
+    return (
+        "format_version" in m
+        and isinstance(p, dict)
+        and "mvtools_version" in p
+        and m.get("kind", "dataset") == "dataset"
+    )
 
 
 #: Kinds of mvtools outputs: marker file -> test of its JSON content (docs/reliability.md).
@@ -217,8 +222,10 @@ def output_kind(path) -> str | None:
     return None
 
 
-OVERWRITE_HELP = ("Replace an existing output, but only one that mvtools wrote and of the same kind (an earlier "
-                  "dataset, run, ...); anything else is always refused. Without it an existing output is an error.")
+OVERWRITE_HELP = (
+    "Replace an existing output, but only one that mvtools wrote and of the same kind (an earlier "
+    "dataset, run, ...); anything else is always refused. Without it an existing output is an error."
+)
 
 
 def check_not_input(out, inputs) -> None:
@@ -228,11 +235,14 @@ def check_not_input(out, inputs) -> None:
         if i is None:
             continue
         ri = Path(os.path.realpath(i))
-        how = ("is" if real == ri else "contains" if real in ri.parents else "lies inside" if ri in real.parents
-               else None)
+        how = (
+            "is" if real == ri else "contains" if real in ri.parents else "lies inside" if ri in real.parents else None
+        )
         if how:
-            raise OutputError(f"{out}: the output {how} the input {i}; writing it would destroy the input. "
-                              "Choose another output path.")
+            raise OutputError(
+                f"{out}: the output {how} the input {i}; writing it would destroy the input. "
+                "Choose another output path."
+            )
 
 
 class OutputClaim:
@@ -273,8 +283,9 @@ def lock_output(out) -> OutputClaim:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise OutputError(f"{out}: another mvtools process is writing this output (lock {lock} is held); "
-                              "wait for it to finish") from None
+            raise OutputError(
+                f"{out}: another mvtools process is writing this output (lock {lock} is held); wait for it to finish"
+            ) from None
         try:
             same = os.stat(lock).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
@@ -285,8 +296,9 @@ def lock_output(out) -> OutputClaim:
     raise OutputError(f"{out}: cannot take the lock {lock}")
 
 
-def claim_output(out, kind: str, inputs=(), overwrite: bool = False, in_place: bool = False,
-                 file: bool = False) -> OutputClaim:
+def claim_output(
+    out, kind: str, inputs=(), overwrite: bool = False, in_place: bool = False, file: bool = False
+) -> OutputClaim:
     """The one guard of every command that writes ``out``. Checks, then locks, then cleans up; returns the lock.
 
     - ``out`` must not equal, contain or lie inside any of ``inputs``;
@@ -335,10 +347,14 @@ def _check_existing(out: Path, kind: str, overwrite: bool, in_place: bool, file:
     if not any(out.iterdir()):
         return
     if found != kind:
-        what = (f"an mvtools {found}" if found
-                else f"not written by mvtools (no {OUTPUT_KINDS[kind][0]} of an mvtools {kind})")
-        raise OutputError(f"{out}: exists and is {what}; refusing to replace it. Choose another output path, "
-                          "or remove it yourself.")
+        what = (
+            f"an mvtools {found}"
+            if found
+            else f"not written by mvtools (no {OUTPUT_KINDS[kind][0]} of an mvtools {kind})"
+        )
+        raise OutputError(
+            f"{out}: exists and is {what}; refusing to replace it. Choose another output path, or remove it yourself."
+        )
     if not overwrite:
         raise OutputError(f"{out}: holds an earlier mvtools {kind}; pass --overwrite to replace it")
 
@@ -424,7 +440,8 @@ def _link_tree(src: Path, dst: Path, drop: set, copy: set) -> None:
 SAFE_PICKLE_GLOBALS = frozenset(
     [(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")]
     + [(m, "_frombuffer") for m in ("numpy.core.numeric", "numpy._core.numeric")]
-    + [("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict")])
+    + [("numpy", "ndarray"), ("numpy", "dtype"), ("collections", "OrderedDict")]
+)
 
 
 class UnsafePickleError(ValueError):
@@ -465,7 +482,9 @@ def load_npz_restricted(path, keys) -> dict:
                 try:
                     out[key] = _RestrictedUnpickler(f, encoding="latin1").load()
                 except UnsafePickleError as e:
-                    raise UnsafePickleError(f"{path}: {key!r} holds a pickled reference to {e}, which a "
-                                            "VideoPose3D file never contains; refusing to load it (mvtools runs "
-                                            "no code from data files)") from None
+                    raise UnsafePickleError(
+                        f"{path}: {key!r} holds a pickled reference to {e}, which a "
+                        "VideoPose3D file never contains; refusing to load it (mvtools runs "
+                        "no code from data files)"
+                    ) from None
     return out

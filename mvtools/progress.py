@@ -1,4 +1,5 @@
 """Progress bars on stderr, quiet when stderr is not a TTY or with ``mvtools --quiet``."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,7 @@ def progress(iterable=None, length: int | None = None, label: str = ""):
     """A click progress bar on stderr (use as a context manager); a no-op wrapper when quiet."""
     if quiet():
         return _Silent(iterable, length)
-    return click.progressbar(iterable, length=length, label=label, file=sys.stderr, show_pos=True,
-                             show_eta=True)
+    return click.progressbar(iterable, length=length, label=label, file=sys.stderr, show_pos=True, show_eta=True)
 
 
 class _Silent:

@@ -6,6 +6,7 @@
   of channels listed left to right).
 All functions take and return float64 arrays with any leading batch shape.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,11 +21,14 @@ def quat_to_rotmat(q: np.ndarray) -> np.ndarray:
     q = np.asarray(q, dtype=np.float64)
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
     w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack([
-        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-    ], -2)
+    return np.stack(
+        [
+            np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            np.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )
 
 
 def rodrigues(rvec: np.ndarray) -> np.ndarray:
@@ -34,8 +38,7 @@ def rodrigues(rvec: np.ndarray) -> np.ndarray:
     k = np.where(theta > 1e-12, rvec / np.maximum(theta, 1e-300), 0.0)
     kx, ky, kz = np.moveaxis(k, -1, 0)
     zero = np.zeros_like(kx)
-    K = np.stack([np.stack([zero, -kz, ky], -1), np.stack([kz, zero, -kx], -1),
-                  np.stack([-ky, kx, zero], -1)], -2)
+    K = np.stack([np.stack([zero, -kz, ky], -1), np.stack([kz, zero, -kx], -1), np.stack([-ky, kx, zero], -1)], -2)
     th = theta[..., None]
     eye = np.broadcast_to(np.eye(3), K.shape)
     return eye + np.sin(th) * K + (1 - np.cos(th)) * (K @ K)
@@ -128,10 +131,15 @@ def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Hamilton product a * b of quaternions (..., 4) [w, x, y, z]: the rotation R(a) @ R(b)."""
     aw, ax, ay, az = np.moveaxis(a, -1, 0)
     bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack([aw * bw - ax * bx - ay * by - az * bz,
-                     aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx,
-                     aw * bz + ax * by - ay * bx + az * bw], -1)
+    return np.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        -1,
+    )
 
 
 def rotmat_to_quat(R: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ Every command that draws random numbers per subject, sequence, file or camera ta
 :func:`stable_rng`, so a file's noise does not change when other files are added, removed or processed in another
 order, and the same seed gives byte-identical output.
 """
+
 from __future__ import annotations
 
 import zlib

@@ -2,31 +2,103 @@
 
 All mvtools tables use the 17-joint H36M order below (VideoPose3D / 3d-pose-baseline order).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 H36M32_NAMES = [
-    "Hips", "RightUpLeg", "RightLeg", "RightFoot", "RightToeBase", "RightToeSite",
-    "LeftUpLeg", "LeftLeg", "LeftFoot", "LeftToeBase", "LeftToeSite",
-    "Spine", "Spine1", "Neck", "Head", "HeadSite",
-    "LeftShoulder", "LeftArm", "LeftForeArm", "LeftHand", "LeftHandThumb", "LeftThumbSite",
-    "L_Wrist_End", "LeftWristSite",
-    "RightShoulder", "RightArm", "RightForeArm", "RightHand", "RightHandThumb", "RightThumbSite",
-    "R_Wrist_End", "RightWristSite",
+    "Hips",
+    "RightUpLeg",
+    "RightLeg",
+    "RightFoot",
+    "RightToeBase",
+    "RightToeSite",
+    "LeftUpLeg",
+    "LeftLeg",
+    "LeftFoot",
+    "LeftToeBase",
+    "LeftToeSite",
+    "Spine",
+    "Spine1",
+    "Neck",
+    "Head",
+    "HeadSite",
+    "LeftShoulder",
+    "LeftArm",
+    "LeftForeArm",
+    "LeftHand",
+    "LeftHandThumb",
+    "LeftThumbSite",
+    "L_Wrist_End",
+    "LeftWristSite",
+    "RightShoulder",
+    "RightArm",
+    "RightForeArm",
+    "RightHand",
+    "RightHandThumb",
+    "RightThumbSite",
+    "R_Wrist_End",
+    "RightWristSite",
 ]
-H36M32_PARENTS = np.array([
-    -1, 0, 1, 2, 3, 4, 0, 6, 7, 8, 9, 0, 11, 12, 13, 14, 12, 16, 17, 18, 19, 20, 19, 22,
-    12, 24, 25, 26, 27, 28, 27, 30,
-])
+H36M32_PARENTS = np.array(
+    [
+        -1,
+        0,
+        1,
+        2,
+        3,
+        4,
+        0,
+        6,
+        7,
+        8,
+        9,
+        0,
+        11,
+        12,
+        13,
+        14,
+        12,
+        16,
+        17,
+        18,
+        19,
+        20,
+        19,
+        22,
+        12,
+        24,
+        25,
+        26,
+        27,
+        28,
+        27,
+        30,
+    ]
+)
 
 #: Raw 32-joint indices kept in the 17-joint layout (VideoPose3D, mmpose, 3d-pose-baseline).
 H36M32_TO_17 = np.array([0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27])
 
 H36M17_NAMES = [
-    "pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "spine", "thorax", "neck", "head", "left_shoulder", "left_elbow", "left_wrist",
-    "right_shoulder", "right_elbow", "right_wrist",
+    "pelvis",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "spine",
+    "thorax",
+    "neck",
+    "head",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
 ]
 #: Parents in the 17-joint layout, shoulders hanging off the thorax (VideoPose3D).
 H36M17_PARENTS = np.array([-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 9, 8, 11, 12, 8, 14, 15])

@@ -5,6 +5,7 @@ Built here from the data-model and pair-shard contract (docs/architecture.md) wi
 functions, so these tests do not depend on the synth / augment modules (only the format version comes from
 mvtools.augment.pairs, the pair-shard format's owner).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,19 +16,53 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mvtools.augment.pairs import PAIRS_FORMAT_VERSION
-from mvtools.camera import (Camera, look_at, project, project_pinhole, relative_transform, tvec_from_center, world_to_camera)
-from mvtools.rotations import rodrigues
+from mvtools.camera import (
+    Camera,
+    look_at,
+    project,
+    project_pinhole,
+    relative_transform,
+    tvec_from_center,
+    world_to_camera,
+)
 from mvtools.dataset import DatasetWriter, base_manifest, fsl, poses2d_table, poses3d_table
+from mvtools.rotations import rodrigues
 
 # 17-joint rest pose, pelvis at the origin, Z up, mm
-REST = np.array([
-    [0, 0, 0], [-130, 0, 0], [-130, 0, -450], [-130, 0, -900], [130, 0, 0], [130, 0, -450], [130, 0, -900],
-    [0, 0, 230], [0, 0, 480], [0, 0, 580], [0, 0, 680], [170, 0, 450], [190, 0, 170], [200, 0, -80],
-    [-170, 0, 450], [-190, 0, 170], [-200, 0, -80]], float)
+REST = np.array(
+    [
+        [0, 0, 0],
+        [-130, 0, 0],
+        [-130, 0, -450],
+        [-130, 0, -900],
+        [130, 0, 0],
+        [130, 0, -450],
+        [130, 0, -900],
+        [0, 0, 230],
+        [0, 0, 480],
+        [0, 0, 580],
+        [0, 0, 680],
+        [170, 0, 450],
+        [190, 0, 170],
+        [200, 0, -80],
+        [-170, 0, 450],
+        [-190, 0, 170],
+        [-200, 0, -80],
+    ],
+    float,
+)
 # (joint indices moved, pivot joint, angle range degrees) rotations about the body's x axis
-LIMBS = [([12, 13], 11, (-120, 40)), ([13], 12, (-100, 0)), ([15, 16], 14, (-120, 40)), ([16], 15, (-100, 0)),
-         ([2, 3], 1, (-60, 40)), ([3], 2, (0, 90)), ([5, 6], 4, (-60, 40)), ([6], 5, (0, 90)),
-         ([8, 9, 10, 11, 12, 13, 14, 15, 16], 7, (-30, 30))]
+LIMBS = [
+    ([12, 13], 11, (-120, 40)),
+    ([13], 12, (-100, 0)),
+    ([15, 16], 14, (-120, 40)),
+    ([16], 15, (-100, 0)),
+    ([2, 3], 1, (-60, 40)),
+    ([3], 2, (0, 90)),
+    ([5, 6], 4, (-60, 40)),
+    ([6], 5, (0, 90)),
+    ([8, 9, 10, 11, 12, 13, 14, 15, 16], 7, (-30, 30)),
+]
 
 
 def make_poses(n: int, rng, spread_mm: float = 800.0) -> np.ndarray:
@@ -37,7 +72,7 @@ def make_poses(n: int, rng, spread_mm: float = 800.0) -> np.ndarray:
     for joints, pivot, (lo, hi) in LIMBS:
         ang = np.radians(rng.uniform(lo, hi, n))
         R = rodrigues(np.stack([ang, np.zeros(n), np.zeros(n)], -1))
-        piv = P[:, pivot:pivot + 1]
+        piv = P[:, pivot : pivot + 1]
         P[:, joints] = np.einsum("nij,nkj->nki", R, P[:, joints] - piv) + piv
     yaw = rng.uniform(-np.pi, np.pi, n)
     Rz = rodrigues(np.stack([np.zeros(n), np.zeros(n), yaw], -1))
@@ -53,16 +88,30 @@ def make_cameras(subject: str, n_cams: int = 4, distortion: bool = True) -> list
     out = []
     for i in range(n_cams):
         R = look_at(C[i], np.array([0.0, 0.0, 900.0]))
-        out.append(Camera(
-            camera=f"cam{i}", width=1000, height=1000, fx=1100.0 + 20 * i, fy=1100.0 + 20 * i,
-            cx=500.0 + 5 * i, cy=505.0 - 3 * i, R=R, t=tvec_from_center(R, C[i]),
-            k=(-0.2, 0.2, -0.01) if distortion else (0.0, 0.0, 0.0), p=(-0.001, -0.001) if distortion else (0.0, 0.0),
-            distortion_model="h36m" if distortion else "none", subject=subject, source="given"))
+        out.append(
+            Camera(
+                camera=f"cam{i}",
+                width=1000,
+                height=1000,
+                fx=1100.0 + 20 * i,
+                fy=1100.0 + 20 * i,
+                cx=500.0 + 5 * i,
+                cy=505.0 - 3 * i,
+                R=R,
+                t=tvec_from_center(R, C[i]),
+                k=(-0.2, 0.2, -0.01) if distortion else (0.0, 0.0, 0.0),
+                p=(-0.001, -0.001) if distortion else (0.0, 0.0),
+                distortion_model="h36m" if distortion else "none",
+                subject=subject,
+                source="given",
+            )
+        )
     return out
 
 
-def make_dataset(out, subjects=("S1", "S2", "S9"), test=("S9",), frames=40, n_cams=4, seed=0,
-                 detected_noise=0.0, extras=False) -> Path:
+def make_dataset(
+    out, subjects=("S1", "S2", "S9"), test=("S9",), frames=40, n_cams=4, seed=0, detected_noise=0.0, extras=False
+) -> Path:
     """A dataset directory with poses3d, poses2d (gt and detected) and given cameras (H36M distortion).
 
     ``extras``: MPI-INF-3DHP-style hooks: poses3d columns ``valid`` (every third frame False), ``scene``
@@ -74,15 +123,17 @@ def make_dataset(out, subjects=("S1", "S2", "S9"), test=("S9",), frames=40, n_ca
         for s in subjects:
             rigcams = make_cameras(s, n_cams)
             cams += rigcams
-            for a, action in enumerate(["Walk", "Sit"]):
+            for _a, action in enumerate(["Walk", "Sit"]):
                 P = make_poses(frames, rng)
                 fr = np.arange(frames)
                 t3 = poses3d_table(action, 1, f"{action} 1", fr, P.astype(np.float32))
                 if extras:
                     univ = P[:, :1] + 0.9 * (P - P[:, :1])
-                    t3 = (t3.append_column("valid", pa.array(fr % 3 != 0))
-                          .append_column("scene", pa.array(np.where(fr % 2 == 0, "studio", "outdoor")))
-                          .append_column("joints3d_univ", fsl(univ)))
+                    t3 = (
+                        t3.append_column("valid", pa.array(fr % 3 != 0))
+                        .append_column("scene", pa.array(np.where(fr % 2 == 0, "studio", "outdoor")))
+                        .append_column("joints3d_univ", fsl(univ))
+                    )
                 w.add_poses3d(s, t3)
                 for cam in rigcams:
                     uv = project(P, cam)
@@ -93,15 +144,15 @@ def make_dataset(out, subjects=("S1", "S2", "S9"), test=("S9",), frames=40, n_ca
         w.set_cameras(cams)
         train = [s for s in subjects if s not in test]
         extra = {"evaluation": {"reference_column": "joints3d_univ", "root_joint": 0}} if extras else {}
-        w.commit(base_manifest("synthetic-test", {"train": train, "test": list(test)}, 50.0, command="test",
-                               **extra))
+        w.commit(base_manifest("synthetic-test", {"train": train, "test": list(test)}, 50.0, command="test", **extra))
     return Path(out)
 
 
-def make_shards(ds, pairs_per_frame: int | None = None, seed: int = 0, extrinsics: str = "given",
-                noise_px: float = 0.0) -> Path:
+def make_shards(
+    ds, pairs_per_frame: int | None = None, seed: int = 0, extrinsics: str = "given", noise_px: float = 0.0
+) -> Path:
     """pairs/ for ``ds`` built from its poses3d and given cameras (exact pinhole 2D, optional noise)."""
-    from mvtools.dataset import read_cameras, read_manifest, read_poses3d, joints_to_numpy, rig
+    from mvtools.dataset import joints_to_numpy, read_cameras, read_manifest, read_poses3d, rig
 
     ds = Path(ds)
     man = read_manifest(ds)
@@ -137,14 +188,20 @@ def make_shards(ds, pairs_per_frame: int | None = None, seed: int = 0, extrinsic
                     "cam_b": pa.array(np.full(n, b, object), pa.string()),
                     "kind_a": pa.array(np.full(n, "real", object), pa.string()),
                     "kind_b": pa.array(np.full(n, "real", object), pa.string()),
-                    "x2d_a": fsl(xa), "x2d_b": fsl(xb),
-                    "conf_a": fsl(np.ones((n, 17))), "conf_b": fsl(np.ones((n, 17))),
-                    "K_a": fsl(np.tile(ca.intrinsics, (n, 1))), "K_b": fsl(np.tile(cb.intrinsics, (n, 1))),
+                    "x2d_a": fsl(xa),
+                    "x2d_b": fsl(xb),
+                    "conf_a": fsl(np.ones((n, 17))),
+                    "conf_b": fsl(np.ones((n, 17))),
+                    "K_a": fsl(np.tile(ca.intrinsics, (n, 1))),
+                    "K_b": fsl(np.tile(cb.intrinsics, (n, 1))),
                     "size_a": fsl(np.tile([ca.width, ca.height], (n, 1))),
                     "size_b": fsl(np.tile([cb.width, cb.height], (n, 1))),
-                    "R_ab": fsl(np.tile(Rab.reshape(9), (n, 1))), "R_ba": fsl(np.tile(Rba.reshape(9), (n, 1))),
-                    "t_ab": fsl(np.tile(tab, (n, 1))), "t_ba": fsl(np.tile(tba, (n, 1))),
-                    "y3d_a": fsl(Ya), "y3d_b": fsl(Yb),
+                    "R_ab": fsl(np.tile(Rab.reshape(9), (n, 1))),
+                    "R_ba": fsl(np.tile(Rba.reshape(9), (n, 1))),
+                    "t_ab": fsl(np.tile(tab, (n, 1))),
+                    "t_ba": fsl(np.tile(tba, (n, 1))),
+                    "y3d_a": fsl(Ya),
+                    "y3d_b": fsl(Yb),
                 }
                 for k, v in add.items():
                     cols.setdefault(k, []).append(v)
@@ -156,8 +213,17 @@ def make_shards(ds, pairs_per_frame: int | None = None, seed: int = 0, extrinsic
         pq.write_table(table, pdir / rel)
         shards.append({"path": rel, "split": split, "rows": table.num_rows})
         rows[split] = table.num_rows
-    manifest = {"format_version": PAIRS_FORMAT_VERSION, "extrinsics": extrinsics, "views": "real", "virtual_views": 0,
-                "pairs_per_frame": pairs_per_frame, "source2d": "gt", "seed": seed, "splits": man["splits"],
-                "shards": shards, "rows": rows}
+    manifest = {
+        "format_version": PAIRS_FORMAT_VERSION,
+        "extrinsics": extrinsics,
+        "views": "real",
+        "virtual_views": 0,
+        "pairs_per_frame": pairs_per_frame,
+        "source2d": "gt",
+        "seed": seed,
+        "splits": man["splits"],
+        "shards": shards,
+        "rows": rows,
+    }
     (pdir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return pdir

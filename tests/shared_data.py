@@ -1,4 +1,5 @@
 """Where the tests find ../shared (real CMU BVH files); tests that need it skip with the reason when it is absent."""
+
 import os
 from pathlib import Path
 
@@ -12,5 +13,6 @@ def cmu_dir() -> Path:
 
 
 CMU = cmu_dir()
-needs_cmu = pytest.mark.skipif(not (CMU / "02_01.bvh").exists(),
-                               reason=f"CMU BVH files not found at {CMU} (set MVTOOLS_SHARED)")
+needs_cmu = pytest.mark.skipif(
+    not (CMU / "02_01.bvh").exists(), reason=f"CMU BVH files not found at {CMU} (set MVTOOLS_SHARED)"
+)

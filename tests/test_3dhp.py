@@ -1,6 +1,7 @@
 """MPI-INF-3DHP ingest: fixture files in the real formats (MAT v5 annot.mat, MATLAB v7.3 / HDF5 annot_data.mat,
 camera.calibration text) built from a known 3D body and known cameras; checks against independent references
 (joint names, OpenCV projection, hand-computed transforms)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,12 +30,25 @@ from mvtools.synth.mpi3dhp import (
 
 # ----------------------------------------------------------------------------- independent references
 #: H36M-17 joint -> 3DHP joint, by meaning.
-H36M_TO_3DHP = {"pelvis": "pelvis", "right_hip": "right_hip", "right_knee": "right_knee",
-                "right_ankle": "right_ankle", "left_hip": "left_hip", "left_knee": "left_knee",
-                "left_ankle": "left_ankle", "spine": "spine", "thorax": "neck", "neck": "head",
-                "head": "head_top", "left_shoulder": "left_shoulder", "left_elbow": "left_elbow",
-                "left_wrist": "left_wrist", "right_shoulder": "right_shoulder", "right_elbow": "right_elbow",
-                "right_wrist": "right_wrist"}
+H36M_TO_3DHP = {
+    "pelvis": "pelvis",
+    "right_hip": "right_hip",
+    "right_knee": "right_knee",
+    "right_ankle": "right_ankle",
+    "left_hip": "left_hip",
+    "left_knee": "left_knee",
+    "left_ankle": "left_ankle",
+    "spine": "spine",
+    "thorax": "neck",
+    "neck": "head",
+    "head": "head_top",
+    "left_shoulder": "left_shoulder",
+    "left_elbow": "left_elbow",
+    "left_wrist": "left_wrist",
+    "right_shoulder": "right_shoulder",
+    "right_elbow": "right_elbow",
+    "right_wrist": "right_wrist",
+}
 ACTIVITY_NAMES = ["Stand/Walk", "Exercise", "Sit on Chair", "Reach/Crouch", "On Floor", "Sports", "Misc."]
 
 
@@ -50,10 +64,12 @@ def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("3dhp")
     rng = np.random.default_rng(0)
     cams = rig14(rng)
-    info = {"S1/Seq1": write_train_sequence(root / "S1" / "Seq1", 23, rng, cams),
-            "S1/Seq2": write_train_sequence(root / "S1" / "Seq2", 25, rng, cams),
-            "S2/Seq1": write_train_sequence(root / "S2" / "Seq1", 12, rng, cams),
-            "S2/Seq2": write_train_sequence(root / "S2" / "Seq2", 12, rng, cams)}
+    info = {
+        "S1/Seq1": write_train_sequence(root / "S1" / "Seq1", 23, rng, cams),
+        "S1/Seq2": write_train_sequence(root / "S1" / "Seq2", 25, rng, cams),
+        "S2/Seq1": write_train_sequence(root / "S2" / "Seq1", 12, rng, cams),
+        "S2/Seq2": write_train_sequence(root / "S2" / "Seq2", 12, rng, cams),
+    }
     ts = root / "mpi_inf_3dhp_test_set"
     act = np.repeat(np.arange(1, 8), 6)[:40]
     info["TS1"] = write_test_sequence(ts / "TS1", 40, rng, activity=act)
@@ -83,6 +99,7 @@ def test_calibration_round_trip_and_opencv(tree):
         np.testing.assert_allclose(c.C, cams[i].C, atol=1e-4)
         # the parsed camera projects like OpenCV with the original parameters
         from mvtools.camera import project
+
         np.testing.assert_allclose(project(X, c), cv_project(X, cams[i]), atol=1e-4)
 
 
@@ -218,8 +235,9 @@ def test_test_cameras_known_intrinsics(tree, both):
     assert rep["TS1"]["reprojection_rms_px_known"] < 1e-6 and rep["TS5"]["reprojection_rms_px_known"] < 1e-6
     assert rep["TS1"]["reprojection_rms_px_fit"] < 1e-6  # no distortion: the pinhole fit is exact
     assert rep["TS5"]["reprojection_rms_px_fit"] > 0.1  # distortion is not a pinhole
-    np.testing.assert_allclose(rep["TS1"]["fitted_intrinsics_px"], [TS1_K[k] for k in ("fx", "fy", "cx", "cy")],
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        rep["TS1"]["fitted_intrinsics_px"], [TS1_K[k] for k in ("fx", "fy", "cx", "cy")], atol=1e-3
+    )
 
 
 def test_test_activity_codes(tmp_path):
@@ -232,14 +250,18 @@ def test_test_activity_codes(tmp_path):
     assert t["action"].to_pylist() == ["Stand/Walk", "Unknown", "Misc.", "Sit on Chair", "Unknown", "Exercise"]
     assert set(t["scene"].to_pylist()) == {"studio"}
     write_test_sequence(ts, 6, rng, valid=[1, 0, 1, 1, 1, 1], activity=[1, 0, 7, 3, 9, 2])
-    _expect_error(r"TS4/annot_data\.mat: activity_annotation 9 at frame 4", tmp_path, tmp_path / "ds2",
-                  split="test", frame_counts={"TS4": 6})
+    _expect_error(
+        r"TS4/annot_data\.mat: activity_annotation 9 at frame 4",
+        tmp_path,
+        tmp_path / "ds2",
+        split="test",
+        frame_counts={"TS4": 6},
+    )
 
 
 def test_test_intrinsics_fit(tree, tmp_path):
     root, info, counts, cams = tree
-    ingest_3dhp(root, tmp_path / "fit", split="test", subjects=["TS1"], test_intrinsics="fit",
-                frame_counts=counts)
+    ingest_3dhp(root, tmp_path / "fit", split="test", subjects=["TS1"], test_intrinsics="fit", frame_counts=counts)
     (c,) = read_cameras(tmp_path / "fit")
     np.testing.assert_allclose([c.fx, c.fy, c.cx, c.cy], [TS1_K[k] for k in ("fx", "fy", "cx", "cy")], atol=1e-3)
     assert c.distortion_model == "none"
@@ -254,7 +276,8 @@ def test_manifest_and_one_schema(tree, both):
     assert ev["reference_column"] == "joints3d_univ" and ev["metrics"] == ["pck150", "auc"]
     # the 14 joints of the official PCK: everything but pelvis, spine and neck/nose (= 3DHP's head)
     assert [H36M17_NAMES[i] for i in ev["pck_joints"]] == [
-        n for n in H36M17_NAMES if n not in ("pelvis", "spine", "neck")]
+        n for n in H36M17_NAMES if n not in ("pelvis", "spine", "neck")
+    ]
     assert m["sequence_fps"]["S1/Seq2"] == 50 and m["sequence_fps"]["S2/Seq1"] == 25
     schemas = {str(pq.read_schema(p)) for p in (out / "poses3d").rglob("*.parquet")}
     assert len(schemas) == 1
@@ -294,8 +317,7 @@ def test_bad_missing_annot(tmp_path):
     rng = np.random.default_rng(2)
     write_train_sequence(tmp_path / "S4" / "Seq1", 5, rng)
     (tmp_path / "S4" / "Seq2").mkdir(parents=True)
-    _expect_error(r"S4/Seq2/annot\.mat: missing", tmp_path, tmp_path / "out",
-                  frame_counts={"S4/Seq1": 5, "S4/Seq2": 5})
+    _expect_error(r"S4/Seq2/annot\.mat: missing", tmp_path, tmp_path / "out", frame_counts={"S4/Seq1": 5, "S4/Seq2": 5})
     _expect_error(r"S7: missing", tmp_path, tmp_path / "out", subjects=["S7"])
     _expect_error(r"nothing to ingest: no train subjects among TS1", tmp_path, tmp_path / "out", subjects=["TS1"])
     _expect_error(r"unknown 3DHP subject\(s\) S9", tmp_path, tmp_path / "out", subjects=["S9"])
@@ -306,24 +328,31 @@ def test_bad_mat_versions(tmp_path):
     rng = np.random.default_rng(3)
     for q in (1, 2):
         write_train_sequence(tmp_path / "S5" / f"Seq{q}", 5, rng, mat="v7.3" if q == 2 else "v5")
-    _expect_error(r"S5/Seq2/annot\.mat: is a MATLAB v7\.3 \(HDF5\) file", tmp_path, tmp_path / "out",
-                  frame_counts={"S5/Seq1": 5, "S5/Seq2": 5})
+    _expect_error(
+        r"S5/Seq2/annot\.mat: is a MATLAB v7\.3 \(HDF5\) file",
+        tmp_path,
+        tmp_path / "out",
+        frame_counts={"S5/Seq1": 5, "S5/Seq2": 5},
+    )
     write_test_sequence(tmp_path / "mpi_inf_3dhp_test_set" / "TS2", 8, rng, mat="v5")
-    _expect_error(r"TS2/annot_data\.mat: is a MAT v5 file", tmp_path, tmp_path / "out", split="test",
-                  frame_counts={"TS2": 8})
+    _expect_error(
+        r"TS2/annot_data\.mat: is a MAT v5 file", tmp_path, tmp_path / "out", split="test", frame_counts={"TS2": 8}
+    )
 
 
 def test_bad_camera_index(tree, tmp_path):
     root, info, counts, cams = tree
-    _expect_error(r"S1/Seq1/camera\.calibration: no camera 14", root, tmp_path / "out", cameras=(0, 14),
-                  frame_counts=counts)
+    _expect_error(
+        r"S1/Seq1/camera\.calibration: no camera 14", root, tmp_path / "out", cameras=(0, 14), frame_counts=counts
+    )
 
 
 def test_bad_lengths(tmp_path, tree):
     root, info, counts, cams = tree
     rng = np.random.default_rng(4)
-    _expect_error(r"S1/Seq1/annot\.mat: 23 annotated frames, fewer than the 6416", root, tmp_path / "out",
-                  subjects=["S1"])
+    _expect_error(
+        r"S1/Seq1/annot\.mat: 23 annotated frames, fewer than the 6416", root, tmp_path / "out", subjects=["S1"]
+    )
     d = tmp_path / "r1"
     body, c = write_train_sequence(d / "S6" / "Seq1", 6, rng)
     write_train_sequence(d / "S6" / "Seq2", 6, rng)
@@ -332,18 +361,31 @@ def test_bad_lengths(tmp_path, tree):
     m = loadmat(d / "S6" / "Seq1" / "annot.mat")
     m["annot3"][2, 0] = m["annot3"][2, 0][:4]  # camera 2: fewer 3D rows than 2D rows
     savemat(d / "S6" / "Seq1" / "annot.mat", {k: v for k, v in m.items() if not k.startswith("__")})
-    _expect_error(r"S6/Seq1/annot\.mat: annot3 of camera 2 has 4 rows but annot2 of camera 0 has 6",
-                  d, tmp_path / "out", frame_counts={"S6/Seq1": 6, "S6/Seq2": 6})
+    _expect_error(
+        r"S6/Seq1/annot\.mat: annot3 of camera 2 has 4 rows but annot2 of camera 0 has 6",
+        d,
+        tmp_path / "out",
+        frame_counts={"S6/Seq1": 6, "S6/Seq2": 6},
+    )
     d = tmp_path / "r2"
     write_test_sequence(d / "mpi_inf_3dhp_test_set" / "TS3", 10, rng, lengths={"valid_frame": 9})
-    _expect_error(r"TS3/annot_data\.mat: valid_frame has 9 entries but annot2 has 10 frames", d,
-                  tmp_path / "out", split="test", frame_counts={"TS3": 10})
+    _expect_error(
+        r"TS3/annot_data\.mat: valid_frame has 9 entries but annot2 has 10 frames",
+        d,
+        tmp_path / "out",
+        split="test",
+        frame_counts={"TS3": 10},
+    )
     write_test_sequence(d / "mpi_inf_3dhp_test_set" / "TS3", 10, rng, lengths={"univ_annot3": 8})
-    _expect_error(r"TS3/annot_data\.mat: univ_annot3 has 8 frames but annot2 has 10", d, tmp_path / "out",
-                  split="test", frame_counts={"TS3": 10})
+    _expect_error(
+        r"TS3/annot_data\.mat: univ_annot3 has 8 frames but annot2 has 10",
+        d,
+        tmp_path / "out",
+        split="test",
+        frame_counts={"TS3": 10},
+    )
     write_test_sequence(d / "mpi_inf_3dhp_test_set" / "TS3", 10, rng)
-    _expect_error(r"TS3/annot_data\.mat: 10 annotated frames, fewer than the 5838", d, tmp_path / "out",
-                  split="test")
+    _expect_error(r"TS3/annot_data\.mat: 10 annotated frames, fewer than the 5838", d, tmp_path / "out", split="test")
 
 
 def test_failure_keeps_previous_dataset(tree, both, tmp_path):
@@ -411,10 +453,21 @@ def test_test_camera_auto_follows_the_annotations(tmp_path):
     assert cams["TS5"].distortion_model == "opencv" and cams["TS6"].distortion_model == "none"
     assert cams["TS6"].cy == pytest.approx(560.14, abs=0.01) and cams["TS6"].fy == pytest.approx(1672.59, abs=0.01)
     write_test_sequence(ts / "TS6", 20, rng, outdoor=True, pinhole=True, shift_px=12.0)  # matches neither
-    _expect_error(r"TS6/annot_data\.mat: neither the published camera .* nor its pinhole .* within 3 px",
-                  tmp_path, tmp_path / "ds2", split="test", frame_counts={"TS5": 20, "TS6": 20})
-    s = ingest_3dhp(tmp_path, _outside(tmp_path, "ds3"), split="test", subjects=["TS6"], test_intrinsics="fit",
-                    frame_counts={"TS6": 20})
+    _expect_error(
+        r"TS6/annot_data\.mat: neither the published camera .* nor its pinhole .* within 3 px",
+        tmp_path,
+        tmp_path / "ds2",
+        split="test",
+        frame_counts={"TS5": 20, "TS6": 20},
+    )
+    s = ingest_3dhp(
+        tmp_path,
+        _outside(tmp_path, "ds3"),
+        split="test",
+        subjects=["TS6"],
+        test_intrinsics="fit",
+        frame_counts={"TS6": 20},
+    )
     assert s["test"][0]["reprojection_rms_px_fit"] < 1e-3
 
 
@@ -423,5 +476,6 @@ def test_train_camera_sets(tree, tmp_path):
     s = ingest_3dhp(root, tmp_path / "v", split="train", subjects=["S2"], cameras="vnect", frame_counts=counts)
     assert s["cameras"] == [0, 1, 2, 4, 5, 6, 7, 8]
     from mvtools.cli.ingest_3dhp import _camera_list
+
     assert _camera_list("all") == list(range(14)) and _camera_list("chest") == [0, 2, 4, 7, 8]
     assert _camera_list("vnect") == [0, 1, 2, 4, 5, 6, 7, 8] and _camera_list("3,5") == [3, 5]

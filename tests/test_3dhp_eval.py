@@ -1,13 +1,14 @@
 """The 3DHP protocol on an ingested fixture dataset: the manifest's reference column, valid-frame filtering,
 scene / activity grouping, and PCK@150 mm / AUC (mvtools.evaluate.metrics) against hand-computed values."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_3dhp import H36M17_NAMES, H36M_TO_3DHP, NAMES_TEST, both, tree  # noqa: F401  (fixtures)
 
 from mvtools.dataset import joints_to_numpy, read_manifest, read_poses3d
 from mvtools.evaluate.metrics import auc, pck, root_relative
-from test_3dhp import H36M17_NAMES, H36M_TO_3DHP, NAMES_TEST, both, tree  # noqa: F401  (fixtures)
 
 ORDER = [NAMES_TEST.index(H36M_TO_3DHP[n]) for n in H36M17_NAMES]
 

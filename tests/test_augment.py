@@ -1,4 +1,5 @@
 """mvtools augment: virtual cameras, their 2D, and the pair shards (issue 4)."""
+
 import json
 import shutil
 
@@ -13,17 +14,34 @@ from scipy.optimize import minimize
 from mvtools import dataset as d
 from mvtools.augment import augment
 from mvtools.augment import pairs as pairs_mod
-from mvtools.augment.virtual import (azimuth_range, place_virtual_cameras, rig_geometry, similarity_to,
-                                     world_up)
+from mvtools.augment.virtual import azimuth_range, place_virtual_cameras, rig_geometry, similarity_to, world_up
 from mvtools.camera import apply_relative, project, project_pinhole, tvec_from_center, world_to_camera
 from mvtools.cli.main import cli
 from mvtools.h36m_cameras import h36m_cameras, h36m_rig
 
 # A standing person (17 joints, world mm, Z up, facing +X); sequences walk it on a circle round the capture area.
-TEMPLATE = np.array([
-    [0, 0, 950], [0, -130, 950], [0, -130, 520], [0, -130, 90], [0, 130, 950], [0, 130, 520], [0, 130, 90],
-    [0, 0, 1180], [0, 0, 1430], [0, 0, 1520], [0, 0, 1650], [0, 180, 1420], [0, 200, 1150], [0, 210, 900],
-    [0, -180, 1420], [0, -200, 1150], [0, -210, 900]], float)
+TEMPLATE = np.array(
+    [
+        [0, 0, 950],
+        [0, -130, 950],
+        [0, -130, 520],
+        [0, -130, 90],
+        [0, 130, 950],
+        [0, 130, 520],
+        [0, 130, 90],
+        [0, 0, 1180],
+        [0, 0, 1430],
+        [0, 0, 1520],
+        [0, 0, 1650],
+        [0, 180, 1420],
+        [0, 200, 1150],
+        [0, 210, 900],
+        [0, -180, 1420],
+        [0, -200, 1150],
+        [0, -210, 900],
+    ],
+    float,
+)
 ACTIONS = ["Walking", "Eating", "Posing", "Sitting"]
 
 
@@ -66,8 +84,17 @@ def make_ds(out, subjects=("S1", "S9"), seqs=2, T=40, detected=True, seed=0, far
                         det = uv + rng.normal(0, 3, uv.shape)
                         w.add_poses2d(s, d.poses2d_table(a, 1, f"{a} 1", fr, c.camera, det, cf, "detected"))
         w.set_cameras(cams)
-        w.commit(d.base_manifest("unit", {"train": [s for s in subjects if s not in ("S9", "S11")],
-                                          "test": [s for s in subjects if s in ("S9", "S11")]}, 50.0, command="test"))
+        w.commit(
+            d.base_manifest(
+                "unit",
+                {
+                    "train": [s for s in subjects if s not in ("S9", "S11")],
+                    "test": [s for s in subjects if s in ("S9", "S11")],
+                },
+                50.0,
+                command="test",
+            )
+        )
     return truth
 
 
@@ -104,7 +131,7 @@ def test_virtual_cameras_look_at_centre_keep_rig_ranges_no_roll(layout):
         virt, info = place_virtual_cameras(real, 8, layout, np.random.default_rng(7), None, subject)
         centre = np.array(info["capture_centre_mm"])
         # independent reference: the point minimising the summed squared distances to the real optical axes
-        ref = minimize(lambda p: sum(_axis_distance(c, p) ** 2 for c in real), np.zeros(3), tol=1e-12).x
+        ref = minimize(lambda p, real=real: sum(_axis_distance(c, p) ** 2 for c in real), np.zeros(3), tol=1e-12).x
         assert info["capture_centre_from"] == "optical-axes" and np.linalg.norm(centre - ref) < 1.0
         assert np.allclose(world_up(real), [0, 0, 1])  # H36M world is Z up
         hr = [c.C[2] for c in real]
@@ -121,16 +148,26 @@ def test_virtual_cameras_look_at_centre_keep_rig_ranges_no_roll(layout):
             e = np.degrees(np.arctan2(c.C[2] - centre[2], np.hypot(*(c.C - centre)[:2])))
             assert min(el) - 1e-6 <= e <= max(el) + 1e-6
             src = real[i % len(real)]
-            assert (c.fx, c.fy, c.cx, c.cy, c.width, c.height) == (src.fx, src.fy, src.cx, src.cy, src.width,
-                                                                   src.height)
+            assert (c.fx, c.fy, c.cx, c.cy, c.width, c.height) == (
+                src.fx,
+                src.fy,
+                src.cx,
+                src.cy,
+                src.width,
+                src.height,
+            )
             assert c.distortion_model == "none" and c.source == "virtual" and c.subject == subject
 
 
 def test_ring_layout_closes_the_gaps_between_real_cameras():
     real = list(h36m_rig("S1").values())
     virt, info = place_virtual_cameras(real, 8, "ring")
-    az = np.sort(np.concatenate([rig_geometry(real + virt, np.array(info["capture_centre_mm"]),
-                                              np.array([0, 0, 1.0]))["azimuth"]]) % 360)
+    az = np.sort(
+        np.concatenate(
+            [rig_geometry(real + virt, np.array(info["capture_centre_mm"]), np.array([0, 0, 1.0]))["azimuth"]]
+        )
+        % 360
+    )
     gaps = np.diff(np.r_[az, az[0] + 360])
     raz = np.sort(np.array(info["real_azimuth_deg"]) % 360)
     real_gaps = np.diff(np.r_[raz, raz[0] + 360])
@@ -382,8 +419,10 @@ def test_failure_midway_leaves_previous_pairs_and_cameras(tmp_path, monkeypatch)
     ds = tmp_path / "ds"
     make_ds(ds, subjects=("S1", "S9"), seqs=1, T=10)
     augment(ds, virtual_views=2)
-    before = {p: p.read_bytes() for p in [ds / "cameras.parquet", ds / "pairs/manifest.json",
-                                          ds / "poses2d/subject=S1/virtual-0.parquet"]}
+    before = {
+        p: p.read_bytes()
+        for p in [ds / "cameras.parquet", ds / "pairs/manifest.json", ds / "poses2d/subject=S1/virtual-0.parquet"]
+    }
     calls = []
 
     def boom(*a, **k):
@@ -417,18 +456,46 @@ def test_cli_prints_summary_and_pandas_duckdb_read_shards(tmp_path):
     duckdb = pytest.importorskip("duckdb")
     ds = tmp_path / "ds"
     make_ds(ds, subjects=("S1", "S9"), seqs=1, T=10)
-    r = CliRunner().invoke(cli, ["augment", str(ds), "--virtual-views", "4", "--pairs-per-frame", "3",
-                                 "--shard-rows", "25", "--layout", "random", "--seed", "2"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "augment",
+            str(ds),
+            "--virtual-views",
+            "4",
+            "--pairs-per-frame",
+            "3",
+            "--shard-rows",
+            "25",
+            "--layout",
+            "random",
+            "--seed",
+            "2",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "train" in r.output and "30 rows" in r.output and "dropped" in r.output
     df = pd.read_parquet(ds / "pairs" / "train")
     assert len(df) == 30 and len(df.x2d_a.iloc[0]) == 34 and len(df.y3d_b.iloc[0]) == 51
-    n, subj, w = duckdb.sql(f"select count(*), min(subject), min(len(R_ab)) from "
-                            f"read_parquet('{ds}/pairs/test/*.parquet')").fetchall()[0]
+    n, subj, w = duckdb.sql(
+        f"select count(*), min(subject), min(len(R_ab)) from read_parquet('{ds}/pairs/test/*.parquet')"
+    ).fetchall()[0]
     assert n == 30 and subj == "S9" and w == 9
     help_text = CliRunner().invoke(cli, ["augment", "--help"]).output
-    for opt in ("--virtual-views", "--layout", "--seed", "--extrinsics", "--pairs-per-frame", "--views",
-                "--subjects", "--shard-rows", "--source", "mm", "px", "degrees"):
+    for opt in (
+        "--virtual-views",
+        "--layout",
+        "--seed",
+        "--extrinsics",
+        "--pairs-per-frame",
+        "--views",
+        "--subjects",
+        "--shard-rows",
+        "--source",
+        "mm",
+        "px",
+        "degrees",
+    ):
         assert opt in help_text
 
 
@@ -444,8 +511,9 @@ def test_on_synthetic_detections_end_to_end(synth_ds, tmp_path):
     ya, yb = _arr(df.y3d_a, (17, 3)), _arr(df.y3d_b, (17, 3))
     assert np.abs(apply_relative(ya, _arr(df.R_ab, (3, 3)), _arr(df.t_ab, (3,))) - yb).max() < 0.01
     # real views: re-distorting the stored x2d gives back the raw detections (px)
-    det = d.read_poses2d(ds, ["S1"], source="detected").to_pandas().set_index(["action", "subaction", "frame",
-                                                                                 "camera"])
+    det = (
+        d.read_poses2d(ds, ["S1"], source="detected").to_pandas().set_index(["action", "subaction", "frame", "camera"])
+    )
     cams = {c.camera: c for c in d.read_cameras(ds, source="given", subjects=["S1"])}
     real = df[(df.kind_a == "real") & (df.subject == "S1")]
     raw = _arr(det.loc[list(zip(real.action, real.subaction, real.frame, real.cam_a)), "joints2d"], (17, 2))
@@ -469,8 +537,10 @@ def test_after_calibrate_from_joints(synth_ds_clean, tmp_path):
     s = augment(ds, subjects=["S1"], extrinsics="estimated", pairs_per_frame=6)
     assert s["source2d"] == "gt" and abs(s["subjects"]["S1"]["estimated_alignment"]["scale"] - 1) < 1e-3
     df, _ = _pairs(ds, "train")
-    err = np.linalg.norm(apply_relative(_arr(df.y3d_a, (17, 3)), _arr(df.R_ab, (3, 3)), _arr(df.t_ab, (3,)))
-                         - _arr(df.y3d_b, (17, 3)), axis=-1)
+    err = np.linalg.norm(
+        apply_relative(_arr(df.y3d_a, (17, 3)), _arr(df.R_ab, (3, 3)), _arr(df.t_ab, (3,))) - _arr(df.y3d_b, (17, 3)),
+        axis=-1,
+    )
     assert len(set(zip(df.kind_a, df.kind_b))) == 4 and err.max() < 2.0  # mm: estimated from exact 2D
 
 

@@ -1,22 +1,18 @@
 """BVH reader, forward kinematics, units, resampling and the CMU joint map (mvtools/ingest/bvh/)."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
-
-from mvtools.ingest.bvh.reader import UNITS, detect_units, has_tpose_frame, parse_bvh, read_bvh, to_z_up
-from mvtools.ingest.bvh.joint_maps import apply_joint_map, joint_map_matrix, load_joint_map
-from mvtools.skeleton import chain_kinematics
-from mvtools.rotations import euler_to_quat, euler_to_rotmat
-from mvtools.ingest.bvh.kinematics import forward_kinematics, resample_bvh, resample_times
-from mvtools.rotations import quat_to_rotmat
-from mvtools.dataset import DatasetError
-from mvtools.skeleton import H36M17_NAMES
-
-
 from shared_data import CMU, needs_cmu
+
+from mvtools.dataset import DatasetError
+from mvtools.ingest.bvh.joint_maps import apply_joint_map, joint_map_matrix, load_joint_map
+from mvtools.ingest.bvh.kinematics import forward_kinematics, resample_bvh, resample_times
+from mvtools.ingest.bvh.reader import UNITS, detect_units, has_tpose_frame, parse_bvh, read_bvh, to_z_up
+from mvtools.rotations import euler_to_quat, euler_to_rotmat, quat_to_rotmat
+from mvtools.skeleton import H36M17_NAMES, chain_kinematics
 
 
 def one_joint_bvh(order: str, angles, pos=(0.0, 0.0, 0.0), offset=(1, 2, 3)) -> str:
@@ -41,11 +37,14 @@ Frame Time: 0.01
 
 
 # 90-degree rotations written out by hand: Rx v = (x, -z, y), Ry v = (z, y, -x), Rz v = (-y, x, z).
-@pytest.mark.parametrize("order,expected", [
-    ("ZXY", (-1, 3, 2)),   # Rz Rx Ry (1,2,3): Ry->(3,2,-1), Rx->(3,1,2), Rz->(-1,3,2)
-    ("ZYX", (3, 2, -1)),   # Rx->(1,-3,2), Ry->(2,-3,-1), Rz->(3,2,-1)
-    ("XYZ", (3, -2, 1)),   # Rz->(-2,1,3), Ry->(3,1,2), Rx->(3,-2,1)
-])
+@pytest.mark.parametrize(
+    "order,expected",
+    [
+        ("ZXY", (-1, 3, 2)),  # Rz Rx Ry (1,2,3): Ry->(3,2,-1), Rx->(3,1,2), Rz->(-1,3,2)
+        ("ZYX", (3, 2, -1)),  # Rx->(1,-3,2), Ry->(2,-3,-1), Rz->(3,2,-1)
+        ("XYZ", (3, -2, 1)),  # Rz->(-2,1,3), Ry->(3,1,2), Rx->(3,-2,1)
+    ],
+)
 def test_fk_rotation_orders_hand_computed(order, expected):
     b = parse_bvh(one_joint_bvh(order, (90, 90, 90), pos=(10, 20, 30)))
     P = forward_kinematics(b)
@@ -157,8 +156,10 @@ def test_bone_lengths_constant_over_time():
 
 def human_bvh(scale: float, hint: str = "") -> str:
     """A 1.75 m standing skeleton (lengths given in mm, divided by ``scale`` mm/unit)."""
+
     def o(*v):
         return " ".join(f"{x / scale:.6f}" for x in v)
+
     return f"""{hint}HIERARCHY
 ROOT Hips
 {{

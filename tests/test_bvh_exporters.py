@@ -2,6 +2,7 @@
 files): Bandai Namco (6 channels on every joint), PyMO/bvh-toolbox (root OFFSET = rest height), Mixamo
 (``mixamorig:`` names, HeadTop_End joint), Biovision/mocapbank, LAFAN1 (no head End Site), Z-up and X-up files,
 delta position channels; plus the plausibility checks, outlier frames and header edge cases."""
+
 from __future__ import annotations
 
 import json
@@ -22,29 +23,56 @@ IDX = {n: i for i, n in enumerate(H36M17_NAMES)}
 # role, parent, offset (cm, Y up, facing +Z, left = +X), End Site offset or None
 SKEL = [
     ("Hips", None, (0, 0, 0), None),
-    ("LeftUpLeg", "Hips", (9, -6, 0), None), ("LeftLeg", "LeftUpLeg", (0, -43, 0), None),
-    ("LeftFoot", "LeftLeg", (0, -42, 0), None), ("LeftToe", "LeftFoot", (0, -6, 13), (0, 0, 5)),
-    ("RightUpLeg", "Hips", (-9, -6, 0), None), ("RightLeg", "RightUpLeg", (0, -43, 0), None),
-    ("RightFoot", "RightLeg", (0, -42, 0), None), ("RightToe", "RightFoot", (0, -6, 13), (0, 0, 5)),
-    ("Spine", "Hips", (0, 10, 0), None), ("Spine1", "Spine", (0, 12, 0), None),
-    ("Neck", "Spine1", (0, 28, 0), None), ("Head", "Neck", (0, 10, 2), (0, 18, 0)),
-    ("LeftShoulder", "Spine1", (4, 24, 0), None), ("LeftArm", "LeftShoulder", (14, 0, 0), None),
-    ("LeftForeArm", "LeftArm", (29, 0, 0), None), ("LeftHand", "LeftForeArm", (25, 0, 0), (8, 0, 0)),
-    ("RightShoulder", "Spine1", (-4, 24, 0), None), ("RightArm", "RightShoulder", (-14, 0, 0), None),
-    ("RightForeArm", "RightArm", (-29, 0, 0), None), ("RightHand", "RightForeArm", (-25, 0, 0), (-8, 0, 0)),
+    ("LeftUpLeg", "Hips", (9, -6, 0), None),
+    ("LeftLeg", "LeftUpLeg", (0, -43, 0), None),
+    ("LeftFoot", "LeftLeg", (0, -42, 0), None),
+    ("LeftToe", "LeftFoot", (0, -6, 13), (0, 0, 5)),
+    ("RightUpLeg", "Hips", (-9, -6, 0), None),
+    ("RightLeg", "RightUpLeg", (0, -43, 0), None),
+    ("RightFoot", "RightLeg", (0, -42, 0), None),
+    ("RightToe", "RightFoot", (0, -6, 13), (0, 0, 5)),
+    ("Spine", "Hips", (0, 10, 0), None),
+    ("Spine1", "Spine", (0, 12, 0), None),
+    ("Neck", "Spine1", (0, 28, 0), None),
+    ("Head", "Neck", (0, 10, 2), (0, 18, 0)),
+    ("LeftShoulder", "Spine1", (4, 24, 0), None),
+    ("LeftArm", "LeftShoulder", (14, 0, 0), None),
+    ("LeftForeArm", "LeftArm", (29, 0, 0), None),
+    ("LeftHand", "LeftForeArm", (25, 0, 0), (8, 0, 0)),
+    ("RightShoulder", "Spine1", (-4, 24, 0), None),
+    ("RightArm", "RightShoulder", (-14, 0, 0), None),
+    ("RightForeArm", "RightArm", (-29, 0, 0), None),
+    ("RightHand", "RightForeArm", (-25, 0, 0), (-8, 0, 0)),
 ]
 REST_HEIGHT = 98.0  # cm: root above the floor; the toes touch it (lowest point y = 1 cm)
 FEMUR, TIBIA, HUMERUS = 430.0, 420.0, 290.0  # mm
 
-BANDAI = {"Spine1": "Chest", "LeftShoulder": "Shoulder_L", "LeftArm": "UpperArm_L", "LeftForeArm": "LowerArm_L",
-          "LeftHand": "Hand_L", "LeftUpLeg": "UpperLeg_L", "LeftLeg": "LowerLeg_L", "LeftFoot": "Foot_L",
-          "LeftToe": "Toes_L"}
+BANDAI = {
+    "Spine1": "Chest",
+    "LeftShoulder": "Shoulder_L",
+    "LeftArm": "UpperArm_L",
+    "LeftForeArm": "LowerArm_L",
+    "LeftHand": "Hand_L",
+    "LeftUpLeg": "UpperLeg_L",
+    "LeftLeg": "LowerLeg_L",
+    "LeftFoot": "Foot_L",
+    "LeftToe": "Toes_L",
+}
 BANDAI.update({k.replace("Left", "Right"): v[:-1] + "R" for k, v in list(BANDAI.items()) if k.startswith("Left")})
-BIOVISION = {"LeftUpLeg": "LeftHip", "LeftLeg": "LeftKnee", "LeftFoot": "LeftAnkle", "Spine": "Chest",
-             "Spine1": "Chest2", "LeftShoulder": "LeftCollar", "LeftArm": "LeftShoulder", "LeftForeArm": "LeftElbow",
-             "LeftHand": "LeftWrist"}
-BIOVISION.update({k.replace("Left", "Right"): v.replace("Left", "Right") for k, v in list(BIOVISION.items())
-                  if k.startswith("Left")})
+BIOVISION = {
+    "LeftUpLeg": "LeftHip",
+    "LeftLeg": "LeftKnee",
+    "LeftFoot": "LeftAnkle",
+    "Spine": "Chest",
+    "Spine1": "Chest2",
+    "LeftShoulder": "LeftCollar",
+    "LeftArm": "LeftShoulder",
+    "LeftForeArm": "LeftElbow",
+    "LeftHand": "LeftWrist",
+}
+BIOVISION.update(
+    {k.replace("Left", "Right"): v.replace("Left", "Right") for k, v in list(BIOVISION.items()) if k.startswith("Left")}
+)
 ROT = "Zrotation Yrotation Xrotation"
 
 
@@ -53,9 +81,23 @@ def _to_file_axes(v, up):
     return {"y": (x, y, z), "z": (x, -z, y), "x": (y, x, -z)}[up]
 
 
-def export(names=None, *, T=60, six_all=False, pos_value="offset", root_offset_height=False, up="y",
-           scale=1.0, head_top_joint=False, head_end=True, prefix="", knee_deg=25.0, frame_time=1 / 30,
-           zero_offsets=False, header=""):
+def export(
+    names=None,
+    *,
+    T=60,
+    six_all=False,
+    pos_value="offset",
+    root_offset_height=False,
+    up="y",
+    scale=1.0,
+    head_top_joint=False,
+    head_end=True,
+    prefix="",
+    knee_deg=25.0,
+    frame_time=1 / 30,
+    zero_offsets=False,
+    header="",
+):
     """A walking-in-place-and-translating person as BVH text in a given exporter's convention.
 
     six_all: 6 channels (positions first) on every joint, values ``pos_value`` = ``offset`` (Bandai: the local
@@ -90,9 +132,19 @@ def export(names=None, *, T=60, six_all=False, pos_value="offset", root_offset_h
         for c in kids[r]:
             emit(c, depth + 1)
         if r == "Head" and head_top_joint:
-            out.extend([f"{ind}  JOINT {prefix}HeadTop_End", f"{ind}  {{", f"{ind}    OFFSET {vec(e)}",
-                        f"{ind}    CHANNELS 3 {ROT}", f"{ind}    End Site", f"{ind}    {{",
-                        f"{ind}      OFFSET 0 0 0", f"{ind}    }}", f"{ind}  }}"])
+            out.extend(
+                [
+                    f"{ind}  JOINT {prefix}HeadTop_End",
+                    f"{ind}  {{",
+                    f"{ind}    OFFSET {vec(e)}",
+                    f"{ind}    CHANNELS 3 {ROT}",
+                    f"{ind}    End Site",
+                    f"{ind}    {{",
+                    f"{ind}      OFFSET 0 0 0",
+                    f"{ind}    }}",
+                    f"{ind}  }}",
+                ]
+            )
             order.append(("HeadTop", False))
         elif e is not None and (r != "Head" or head_end):
             out.extend([f"{ind}  End Site", f"{ind}  {{", f"{ind}    OFFSET {vec(e)}", f"{ind}  }}"])
@@ -220,8 +272,18 @@ def test_humanik_map_and_documented_json_format_still_work(tmp_path):
     assert choose_joint_map(parse_bvh(f.read_text()).names)["name"] == "lafan1"  # has LeftToe, Spine... but
     jm = tmp_path / "map.json"  # a map in the documented format, with an explicit up_axis, as before
     j = {k: v for k, v in load_joint_map("humanik")["joints"].items()}
-    jm.write_text(json.dumps({"name": "mine", "up_axis": "y", "joints": {
-        k: (next(iter(v)) if len(v) == 1 else (list(v) if len(set(v.values())) == 1 else v)) for k, v in j.items()}}))
+    jm.write_text(
+        json.dumps(
+            {
+                "name": "mine",
+                "up_axis": "y",
+                "joints": {
+                    k: (next(iter(v)) if len(v) == 1 else (list(v) if len(set(v.values())) == 1 else v))
+                    for k, v in j.items()
+                },
+            }
+        )
+    )
     X, _, rep = bvh_to_h36m17(f, fps=0, joint_map=str(jm))
     assert rep["joint_map"] == "mine" and rep["up_axis_how"] == "given by joint map mine"
     _check_person(X, rep)
@@ -294,13 +356,30 @@ def test_implausible_height_surfaced_and_cli_message(tmp_path, monkeypatch):
     d.mkdir()
     _file(d, export(BANDAI, six_all=True))
     out = tmp_path / "ds"
-    r = CliRunner().invoke(cli, ["ingest", "bvh", str(d), "--out", str(out), "--position-channels", "add",
-                                 "--detector-noise", "none"])
+    r = CliRunner().invoke(
+        cli, ["ingest", "bvh", str(d), "--out", str(out), "--position-channels", "add", "--detector-noise", "none"]
+    )
     assert r.exit_code == 1 and "implausible person" in r.output and "stature 3" in r.output
     assert "Traceback" not in r.output and not out.exists()
-    r = CliRunner().invoke(cli, ["ingest", "bvh", str(d), "--out", str(out), "--position-channels", "add",
-                                 "--detector-noise", "none", "--no-check-plausibility", "--min-views", "1",
-                                 "--floor", "lowest"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "ingest",
+            "bvh",
+            str(d),
+            "--out",
+            str(out),
+            "--position-channels",
+            "add",
+            "--detector-noise",
+            "none",
+            "--no-check-plausibility",
+            "--min-views",
+            "1",
+            "--floor",
+            "lowest",
+        ],
+    )
     assert "warning:" in r.output and "implausible: femur 860 mm" in r.output
 
 
@@ -317,6 +396,7 @@ def test_subject_grouping_by_folder_and_regex(tmp_path):
         (tmp_path / "in" / actor).mkdir(parents=True)
         for clip in ("walk", "run"):
             _file(tmp_path / "in" / actor, export(T=20), f"{clip}.bvh")
-    s = ingest_bvh(tmp_path / "in", tmp_path / "ds", subject_from="folder", detector_noise="none", min_views=1,
-                   split="none")
+    s = ingest_bvh(
+        tmp_path / "in", tmp_path / "ds", subject_from="folder", detector_noise="none", min_views=1, split="none"
+    )
     assert s["subjects"] == ["a", "b"]

@@ -1,4 +1,6 @@
-"""``ingest bvh``: placement, visibility and dropped frames, subject maps, splits, the CLI (mvtools/ingest/bvh/ingest.py)."""
+"""``ingest bvh``: placement, visibility and dropped frames, subject maps, splits, the CLI
+(mvtools/ingest/bvh/ingest.py)."""
+
 from __future__ import annotations
 
 import json
@@ -9,41 +11,93 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from shared_data import CMU, needs_cmu
 
-from mvtools.ingest.bvh.ingest import (capture_centre, default_subject, ingest_bvh, load_subject_map, make_splits, place_on_stage, stage_frame, subject_of, visible)
 from mvtools.camera import Camera, look_at, tvec_from_center
 from mvtools.cli.main import cli
 from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_manifest, read_poses2d, read_poses3d
+from mvtools.ingest.bvh.ingest import (
+    capture_centre,
+    default_subject,
+    ingest_bvh,
+    load_subject_map,
+    make_splits,
+    place_on_stage,
+    stage_frame,
+    subject_of,
+    visible,
+)
 from mvtools.skeleton import H36M17_NAMES, bone_lengths
-
-
-from shared_data import CMU, needs_cmu
 
 
 def cam_at(name, C, target, w=1400, h=1000, f=1000.0, dist=(0, 0, 0, 0, 0)) -> Camera:
     R = look_at(np.asarray(C, float), np.asarray(target, float))
-    return Camera(camera=name, width=w, height=h, fx=f, fy=f, cx=w / 2, cy=h / 2, R=R,
-                  t=tvec_from_center(R, np.asarray(C, float)), k=(dist[0], dist[1], dist[4]),
-                  p=(dist[2], dist[3]), distortion_model="opencv")
+    return Camera(
+        camera=name,
+        width=w,
+        height=h,
+        fx=f,
+        fy=f,
+        cx=w / 2,
+        cy=h / 2,
+        R=R,
+        t=tvec_from_center(R, np.asarray(C, float)),
+        k=(dist[0], dist[1], dist[4]),
+        p=(dist[2], dist[3]),
+        distortion_model="opencv",
+    )
 
 
 # ----------------------------------------------------------------------------- a synthetic walker
 # Joint name, parent, offset (cm, Y up, facing +Z so the left side is +X), one per line.
 SKELETON = [
     ("Root", None, (0, 0, 0)),
-    ("LHip", "Root", (10, -5, 0)), ("LKnee", "LHip", (0, -42, 0)), ("LAnkle", "LKnee", (0, -43, 0)),
-    ("RHip", "Root", (-10, -5, 0)), ("RKnee", "RHip", (0, -42, 0)), ("RAnkle", "RKnee", (0, -43, 0)),
-    ("Chest", "Root", (0, 25, 0)), ("Throat", "Chest", (0, 25, 0)), ("Nose", "Throat", (0, 12, 2)),
-    ("LShoulder", "Throat", (18, 0, 0)), ("LElbow", "LShoulder", (0, -28, 0)), ("LWrist", "LElbow", (0, -25, 0)),
-    ("RShoulder", "Throat", (-18, 0, 0)), ("RElbow", "RShoulder", (0, -28, 0)), ("RWrist", "RElbow", (0, -25, 0)),
+    ("LHip", "Root", (10, -5, 0)),
+    ("LKnee", "LHip", (0, -42, 0)),
+    ("LAnkle", "LKnee", (0, -43, 0)),
+    ("RHip", "Root", (-10, -5, 0)),
+    ("RKnee", "RHip", (0, -42, 0)),
+    ("RAnkle", "RKnee", (0, -43, 0)),
+    ("Chest", "Root", (0, 25, 0)),
+    ("Throat", "Chest", (0, 25, 0)),
+    ("Nose", "Throat", (0, 12, 2)),
+    ("LShoulder", "Throat", (18, 0, 0)),
+    ("LElbow", "LShoulder", (0, -28, 0)),
+    ("LWrist", "LElbow", (0, -25, 0)),
+    ("RShoulder", "Throat", (-18, 0, 0)),
+    ("RElbow", "RShoulder", (0, -28, 0)),
+    ("RWrist", "RElbow", (0, -25, 0)),
 ]
-END_SITES = {"LAnkle": (0, -5, 12), "RAnkle": (0, -5, 12), "Nose": (0, 12, -2), "LWrist": (0, -8, 0),
-             "RWrist": (0, -8, 0)}
-WALKER_MAP = {"name": "walker", "up_axis": "y", "joints": {
-    "pelvis": "Root", "right_hip": "RHip", "right_knee": "RKnee", "right_ankle": "RAnkle", "left_hip": "LHip",
-    "left_knee": "LKnee", "left_ankle": "LAnkle", "spine": "Chest", "thorax": "Throat", "neck": "Nose",
-    "head": "Nose_End", "left_shoulder": "LShoulder", "left_elbow": "LElbow", "left_wrist": "LWrist",
-    "right_shoulder": "RShoulder", "right_elbow": "RElbow", "right_wrist": "RWrist"}}
+END_SITES = {
+    "LAnkle": (0, -5, 12),
+    "RAnkle": (0, -5, 12),
+    "Nose": (0, 12, -2),
+    "LWrist": (0, -8, 0),
+    "RWrist": (0, -8, 0),
+}
+WALKER_MAP = {
+    "name": "walker",
+    "up_axis": "y",
+    "joints": {
+        "pelvis": "Root",
+        "right_hip": "RHip",
+        "right_knee": "RKnee",
+        "right_ankle": "RAnkle",
+        "left_hip": "LHip",
+        "left_knee": "LKnee",
+        "left_ankle": "LAnkle",
+        "spine": "Chest",
+        "thorax": "Throat",
+        "neck": "Nose",
+        "head": "Nose_End",
+        "left_shoulder": "LShoulder",
+        "left_elbow": "LElbow",
+        "left_wrist": "LWrist",
+        "right_shoulder": "RShoulder",
+        "right_elbow": "RElbow",
+        "right_wrist": "RWrist",
+    },
+}
 
 
 def walker_bvh(T: int = 101, x_from: float = -200.0, x_to: float = 200.0, frame_time: float = 0.02) -> str:
@@ -57,8 +111,11 @@ def walker_bvh(T: int = 101, x_from: float = -200.0, x_to: float = 200.0, frame_
         out.append(f"{ind}{'ROOT' if depth == 0 else 'JOINT'} {name}")
         out.append(f"{ind}{{")
         out.append(f"{ind}  OFFSET {offs[name][0]} {offs[name][1]} {offs[name][2]}")
-        out.append(f"{ind}  CHANNELS " + ("6 Xposition Yposition Zposition " if depth == 0 else "3 ")
-                   + "Zrotation Xrotation Yrotation")
+        out.append(
+            f"{ind}  CHANNELS "
+            + ("6 Xposition Yposition Zposition " if depth == 0 else "3 ")
+            + "Zrotation Xrotation Yrotation"
+        )
         for c in children[name]:
             emit(c, depth + 1)
         if name in END_SITES:
@@ -96,10 +153,10 @@ def walker_world(T=101, x_from=-200.0, x_to=200.0) -> np.ndarray:
 def walker_rig() -> list[Camera]:
     target = (0, 0, 900)
     return [
-        cam_at("A", (0, -4000, 1200), target),                 # sees the whole walk
+        cam_at("A", (0, -4000, 1200), target),  # sees the whole walk
         cam_at("B", (300, 4200, 1300), target, dist=(-0.05, 0.01, 0.001, -0.001, 0)),
         cam_at("C", (0, -2500, 1000), target, w=800, h=1000),  # narrow: loses the ends of the walk
-        cam_at("D", (1500, 0, 1000), target),                  # the walker walks into it: too close, then behind
+        cam_at("D", (1500, 0, 1000), target),  # the walker walks into it: too close, then behind
     ]
 
 
@@ -147,6 +204,7 @@ def test_capture_centre_of_cameras_aimed_at_one_point():
 
 def test_h36m_rig_capture_centre_is_inside_the_cameras():
     from mvtools.h36m_cameras import h36m_rig
+
     cams = list(h36m_rig("S1").values())
     c = capture_centre(cams)
     Cs = np.array([k.C for k in cams])
@@ -217,8 +275,9 @@ def test_ingest_walker_drops_and_reports_frames(walker_files, tmp_path):
     d, jm = walker_files
     cams = walker_rig()
     out = tmp_path / "ds"
-    s = ingest_bvh([d / "walk_a.bvh"], out, rig=cams, fps=50, joint_map=jm, random_yaw=False,
-                   detector_noise="none", min_views=3)
+    s = ingest_bvh(
+        [d / "walk_a.bvh"], out, rig=cams, fps=50, joint_map=jm, random_yaw=False, detector_noise="none", min_views=3
+    )
     X = walker_world()
     vis = expected_visibility(X, cams)
     keep = vis.sum(0) >= 3
@@ -240,8 +299,9 @@ def test_ingest_walker_drops_and_reports_frames(walker_files, tmp_path):
     for c, v in zip(cams, vis):
         sel = cam_col == c.camera
         np.testing.assert_array_equal(np.sort(frames[sel]), np.flatnonzero(v & keep))
-        ref = cv2.projectPoints(X[frames[sel]].reshape(-1, 1, 3), cv2.Rodrigues(c.R)[0], c.t, c.K,
-                                c.opencv_distortion())[0].reshape(-1, 17, 2)
+        ref = cv2.projectPoints(
+            X[frames[sel]].reshape(-1, 1, 3), cv2.Rodrigues(c.R)[0], c.t, c.K, c.opencv_distortion()
+        )[0].reshape(-1, 17, 2)
         np.testing.assert_allclose(uv[sel], ref, atol=0.02)
     det = read_poses2d(out, source="detected")
     assert det.num_rows == t2.num_rows
@@ -250,8 +310,9 @@ def test_ingest_walker_drops_and_reports_frames(walker_files, tmp_path):
     assert {(c.subject, c.camera, c.source) for c in cams_t} == {("walk_a", k.camera, "given") for k in cams}
     assert m["splits"] == {"train": ["walk_a"], "test": []}
     # all cameras required (the default): only frames every camera sees
-    s2 = ingest_bvh([d / "walk_a.bvh"], tmp_path / "ds2", rig=cams[:3], joint_map=jm, random_yaw=False,
-                    detector_noise="none")
+    s2 = ingest_bvh(
+        [d / "walk_a.bvh"], tmp_path / "ds2", rig=cams[:3], joint_map=jm, random_yaw=False, detector_noise="none"
+    )
     assert s2["frames_kept"] == vis[:3].all(0).sum() > 0
     away = cam_at("E", (0, -4000, 1200), (0, -8000, 1200))  # faces away from the walker
     with pytest.raises(DatasetError, match="walk_a.bvh: no frame is seen by 3 of the 3 cameras"):
@@ -313,11 +374,22 @@ def test_ingest_errors_leave_nothing_behind(walker_files, tmp_path):
 
 def test_cli_errors(walker_files, tmp_path):
     d, jm = walker_files
-    r = CliRunner().invoke(cli, ["ingest", "bvh", str(d / "walk_a.bvh"), "--out", str(tmp_path / "o"),
-                                 "--rig", str(tmp_path / "rig.toml")])
+    r = CliRunner().invoke(
+        cli, ["ingest", "bvh", str(d / "walk_a.bvh"), "--out", str(tmp_path / "o"), "--rig", str(tmp_path / "rig.toml")]
+    )
     assert r.exit_code == 1 and "Error:" in r.output and "rig.toml: rig file not found" in r.output
-    r = CliRunner().invoke(cli, ["ingest", "bvh", str(d / "walk_a.bvh"), "--out", str(tmp_path / "o"),
-                                 "--joint-map", str(tmp_path / "none.json")])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "ingest",
+            "bvh",
+            str(d / "walk_a.bvh"),
+            "--out",
+            str(tmp_path / "o"),
+            "--joint-map",
+            str(tmp_path / "none.json"),
+        ],
+    )
     assert r.exit_code == 1 and "none.json: joint map not found" in r.output
     r = CliRunner().invoke(cli, ["ingest", "bvh", "--help"])
     assert r.exit_code == 0 and "mm" in r.output and "Hz" in r.output and "degrees" in r.output
@@ -327,8 +399,21 @@ def test_cli_errors(walker_files, tmp_path):
 @needs_cmu
 def test_cli_end_to_end_on_cmu(tmp_path):
     out = tmp_path / "cmu_ds"
-    r = CliRunner().invoke(cli, ["ingest", "bvh", str(CMU / "02_01.bvh"), str(CMU / "09_01.bvh"),
-                                 "--out", str(out), "--rig", "h36m:S9", "--seed", "1"])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "ingest",
+            "bvh",
+            str(CMU / "02_01.bvh"),
+            str(CMU / "09_01.bvh"),
+            "--out",
+            str(out),
+            "--rig",
+            "h36m:S9",
+            "--seed",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     m = json.loads((out / "manifest.json").read_text())
     assert m["dataset"] == "bvh" and m["splits"] == {"train": ["CMU02"], "test": ["CMU09"]} and m["fps"] == 50
@@ -365,10 +450,12 @@ def test_toml_rig_in_a_y_down_world_gives_the_same_views(walker_files, tmp_path)
     cams_q = [c.with_extrinsics(c.R @ Q.T, c.t) for c in cams]
     toml = write_aniposelib_toml(tmp_path / "rig.toml", cams_q)
     kw = ["--joint-map", str(jm), "--no-random-yaw", "--detector-noise", "none", "--min-views", "2"]
-    ingest_bvh(d / "walk_a.bvh", tmp_path / "z", rig=cams, joint_map=jm, random_yaw=False,
-               detector_noise="none", min_views=2)
-    r = CliRunner().invoke(cli, ["ingest", "bvh", str(d / "walk_a.bvh"), "--out", str(tmp_path / "q"),
-                                 "--rig", str(toml)] + kw)
+    ingest_bvh(
+        d / "walk_a.bvh", tmp_path / "z", rig=cams, joint_map=jm, random_yaw=False, detector_noise="none", min_views=2
+    )
+    r = CliRunner().invoke(
+        cli, ["ingest", "bvh", str(d / "walk_a.bvh"), "--out", str(tmp_path / "q"), "--rig", str(toml)] + kw
+    )
     assert r.exit_code == 0, r.output
     assert "not Z-up" in read_manifest(tmp_path / "q")["source"]["placement"]
     z3 = read_poses3d(tmp_path / "z").to_pandas().sort_values("frame")

@@ -1,24 +1,23 @@
 """Calibration from joints: geometry, two-view pose, cheirality, rig consistency, bundle adjustment, scale,
 degenerate inputs. Independent references: OpenCV (triangulatePoints, sampsonDistance, Rodrigues), the built-in
 H36M calibration, finite differences, hand-built configurations."""
+
 import cv2
 import numpy as np
 import pytest
+from helpers import make_poses
 from scipy.optimize._numdiff import approx_derivative
 
 from mvtools.calibration.bundle import ba_problem, bundle_adjust
 from mvtools.calibration.geometry import planarity, sampson_distance, triangulate
 from mvtools.calibration.rig import RigOptions, build_rig, estimate_pairs, motion_spread
-from mvtools.calibration.scale import BODY_SIZE_CV, bone_prior, body_scale, given_scale
-from mvtools.calibration.twoview import (essential_from_pose, pose_candidates, relative_pose,
-                                         third_view_consistency)
+from mvtools.calibration.scale import BODY_SIZE_CV, body_scale, bone_prior, given_scale
+from mvtools.calibration.twoview import essential_from_pose, pose_candidates, relative_pose, third_view_consistency
 from mvtools.calibration.views import CalibrationError, Views, join_views
-from mvtools.rotations import angle_between_deg, rodrigues, rotation_angle_deg
 from mvtools.camera import camera_center, look_at, project, relative_transform, world_to_camera
 from mvtools.h36m_cameras import h36m_rig
+from mvtools.rotations import angle_between_deg, rodrigues, rotation_angle_deg
 from mvtools.skeleton import H36M17_FLIP, bones
-from helpers import make_poses
-
 
 
 def random_poses(n, rng, spread_mm=1500.0):
@@ -180,8 +179,9 @@ def test_join_views_matches_a_dict_reference():
     rows = [rows[i] for i in perm]
     uv = rng.normal(size=(len(rows), 17, 2))
     conf = rng.random((len(rows), 17))
-    keys, U, W, dup = join_views([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-                                 [r[3] for r in rows], uv, conf, 3)
+    keys, U, W, dup = join_views(
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows], uv, conf, 3
+    )
     assert dup == 0
     ref = {(r[0], r[1], r[2]): {} for r in rows}
     for i, r in enumerate(rows):
@@ -223,8 +223,9 @@ def test_bundle_adjustment_jacobian_matches_finite_differences(cams):
     X = (random_poses(4, rng).reshape(-1, 3) - camera_center(cams[0].R, cams[0].t)) @ cams[0].R.T / 1000.0
     pt, cam = np.nonzero(np.ones((len(X), 4)))
     uv = np.stack([c.intrinsics for c in cams])[cam, 2:] + rng.normal(0, 50, (len(pt), 2))
-    fun, jac, p0, _ = ba_problem(R, t, X, pt, cam, uv, rng.random(len(pt)) + 0.5,
-                                 np.stack([c.intrinsics for c in cams]), 0, 2)
+    fun, jac, p0, _ = ba_problem(
+        R, t, X, pt, cam, uv, rng.random(len(pt)) + 0.5, np.stack([c.intrinsics for c in cams]), 0, 2
+    )
     p = p0 + rng.normal(0, 0.05, p0.shape)
     J = jac(p).toarray()
     Jn = approx_derivative(fun, p, method="3-point")
@@ -247,8 +248,9 @@ def test_bundle_adjustment_restores_perturbed_cameras(cams):
         Rp[v] = rodrigues(rng.normal(0, np.radians(1), 3)) @ R[v]
         tp[v] = t[v] + rng.normal(0, 50, 3)
     tp[1] *= np.linalg.norm(t[1]) / np.linalg.norm(tp[1])  # the gauge keeps |t_partner|
-    res = bundle_adjust(Rp, tp, Xr + rng.normal(0, 20, Xr.shape), pt, cam, uv, np.ones(len(pt)), intr, 0, 1,
-                        max_nfev=200)
+    res = bundle_adjust(
+        Rp, tp, Xr + rng.normal(0, 20, Xr.shape), pt, cam, uv, np.ones(len(pt)), intr, 0, 1, max_nfev=200
+    )
     rot, tdir = rig_errors(res.R, res.t, [c.with_extrinsics(R[k], t[k]) for k, c in enumerate(cams)])
     assert rot < 1e-3 and tdir < 1e-3
     assert res.rms_after < 1e-3 < res.rms_before

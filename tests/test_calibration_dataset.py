@@ -1,4 +1,5 @@
 """calibrate --from-joints end to end on synthetic datasets, the CLI, aniposelib TOML I/O, bad input."""
+
 import json
 import shutil
 from dataclasses import replace
@@ -13,11 +14,20 @@ from mvtools.calibration.pipeline import calibrate_from_joints, import_toml
 from mvtools.calibration.toml_io import read_aniposelib_toml, write_aniposelib_toml
 from mvtools.calibration.views import CalibrationError
 from mvtools.camera import Camera, camera_center, project
-from mvtools.rotations import rodrigues, rotmat_to_rodrigues
 from mvtools.cli.main import cli
-from mvtools.dataset import (DatasetWriter, base_manifest, joints_to_numpy, poses2d_table, poses3d_table,
-                             read_cameras, read_manifest, read_poses2d, read_poses3d)
+from mvtools.dataset import (
+    DatasetWriter,
+    base_manifest,
+    joints_to_numpy,
+    poses2d_table,
+    poses3d_table,
+    read_cameras,
+    read_manifest,
+    read_poses2d,
+    read_poses3d,
+)
 from mvtools.h36m_cameras import h36m_rig
+from mvtools.rotations import rodrigues, rotmat_to_rodrigues
 
 
 @pytest.fixture
@@ -31,8 +41,15 @@ def noisy_ds(tmp_path_factory):
     """One subject, 3000 frames, realistic detector noise (several px, outliers, left/right swaps)."""
     from mvtools.synth.dataset import synth_dataset
 
-    return synth_dataset(tmp_path_factory.mktemp("calib") / "noisy", subjects=["S1"], sequences_per_subject=6,
-                         frames=500, seed=3, noise="realistic", command="pytest noisy")
+    return synth_dataset(
+        tmp_path_factory.mktemp("calib") / "noisy",
+        subjects=["S1"],
+        sequences_per_subject=6,
+        frames=500,
+        seed=3,
+        noise="realistic",
+        command="pytest noisy",
+    )
 
 
 def _pairs(report):
@@ -76,8 +93,9 @@ def test_detector_noise_few_thousand_frames(noisy_ds):
     report = calibrate_from_joints(noisy_ds, write=False)
     e = report["subjects"]["S1"]
     assert e["source2d"] == "detected" and e["frames_total"] == 3000
-    print({(p["cam_a"], p["cam_b"]): (p["rotation_error_deg"], p["translation_direction_error_deg"])
-           for p in e["pairs"]})
+    print(
+        {(p["cam_a"], p["cam_b"]): (p["rotation_error_deg"], p["translation_direction_error_deg"]) for p in e["pairs"]}
+    )
     for p in e["pairs"]:
         assert p["rotation_error_deg"] < 0.5, p
         assert p["translation_direction_error_deg"] < 1.0, p
@@ -88,11 +106,25 @@ def test_scale_baseline_and_body(clean_ds):
     rig = h36m_rig("S9")
     ids = list(rig)
     d_given = float(np.linalg.norm(rig[ids[0]].C - rig[ids[2]].C))
-    report = calibrate_from_joints(clean_ds, subjects=["S9"], source="gt", scale="baseline",
-                                   baseline_mm=1234.5, baseline_camera=ids[2], write=False)
+    report = calibrate_from_joints(
+        clean_ds,
+        subjects=["S9"],
+        source="gt",
+        scale="baseline",
+        baseline_mm=1234.5,
+        baseline_camera=ids[2],
+        write=False,
+    )
     assert report["subjects"]["S9"]["scale"]["cameras"] == [ids[0], ids[2]]
-    calibrate_from_joints(clean_ds, subjects=["S9"], source="gt", scale="baseline", baseline_mm=1234.5,
-                          baseline_camera=ids[2], overwrite=True)
+    calibrate_from_joints(
+        clean_ds,
+        subjects=["S9"],
+        source="gt",
+        scale="baseline",
+        baseline_mm=1234.5,
+        baseline_camera=ids[2],
+        overwrite=True,
+    )
     est = {c.camera: c for c in read_cameras(clean_ds, "estimated", ["S9"])}
     assert np.linalg.norm(est[ids[0]].C - est[ids[2]].C) == pytest.approx(1234.5, rel=1e-9)
     # relative geometry is unaffected by the scale choice
@@ -110,15 +142,29 @@ def test_scale_baseline_and_body(clean_ds):
 
 def test_toml_round_trip_and_opencv_projection(tmp_path):
     rig = list(h36m_rig("S1").values())
-    ocv = [Camera(camera=f"c{i}", width=1000, height=1000, fx=1100.0 + i, fy=1102.0, cx=500.0, cy=505.0,
-                  R=c.R, t=c.t + [100.0 * (i // 4), 0, 0], k=(-0.2, 0.1, 0.01), p=(0.001, -0.002),
-                  distortion_model="opencv")
-           for i, c in enumerate(rig * 3)]  # 12 cameras (no two at one pose): cam_10 must stay after cam_2
+    ocv = [
+        Camera(
+            camera=f"c{i}",
+            width=1000,
+            height=1000,
+            fx=1100.0 + i,
+            fy=1102.0,
+            cx=500.0,
+            cy=505.0,
+            R=c.R,
+            t=c.t + [100.0 * (i // 4), 0, 0],
+            k=(-0.2, 0.1, 0.01),
+            p=(0.001, -0.002),
+            distortion_model="opencv",
+        )
+        for i, c in enumerate(rig * 3)
+    ]  # 12 cameras (no two at one pose): cam_10 must stay after cam_2
     path = write_aniposelib_toml(tmp_path / "rig.toml", ocv, {"subject": "S1"})
     back = read_aniposelib_toml(path, subject="S1")
     assert [c.camera for c in back] == [c.camera for c in ocv]
     X = np.random.default_rng(0).uniform([-800, -800, 0], [800, 800, 1800], (40, 3))
     import tomllib
+
     data = tomllib.loads(path.read_text())
     for i, (a, b) in enumerate(zip(ocv, back)):
         np.testing.assert_allclose(b.R, a.R, atol=1e-12)
@@ -126,14 +172,16 @@ def test_toml_round_trip_and_opencv_projection(tmp_path):
         assert (b.fx, b.fy, b.cx, b.cy, b.k, b.p) == (a.fx, a.fy, a.cx, a.cy, a.k, a.p)
         # OpenCV with the file's numbers reproduces mvtools' projection
         d = data[f"cam_{i}"]
-        uv, _ = cv2.projectPoints(X, np.array(d["rotation"]), np.array(d["translation"]), np.array(d["matrix"]),
-                                  np.array(d["distortions"]))
+        uv, _ = cv2.projectPoints(
+            X, np.array(d["rotation"]), np.array(d["translation"]), np.array(d["matrix"]), np.array(d["distortions"])
+        )
         np.testing.assert_allclose(uv[:, 0], project(X, a), atol=1e-6)
     # H36M lens model: written as the closest OpenCV vector (documented approximation, well under a pixel here)
     write_aniposelib_toml(tmp_path / "h36m.toml", rig)
     d = tomllib.loads((tmp_path / "h36m.toml").read_text())["cam_0"]
-    uv, _ = cv2.projectPoints(X, np.array(d["rotation"]), np.array(d["translation"]), np.array(d["matrix"]),
-                              np.array(d["distortions"]))
+    uv, _ = cv2.projectPoints(
+        X, np.array(d["rotation"]), np.array(d["translation"]), np.array(d["matrix"]), np.array(d["distortions"])
+    )
     assert np.abs(uv[:, 0] - project(X, rig[0])).max() < 1.0
     np.testing.assert_allclose(np.array(d["rotation"]), rotmat_to_rodrigues(rig[0].R), atol=1e-12)
     np.testing.assert_allclose(rodrigues(np.array(d["rotation"])), rig[0].R, atol=1e-12)
@@ -183,8 +231,22 @@ def test_toml_bad_files_name_the_file(tmp_path):
 def test_cli_end_to_end_export_and_import(clean_ds, tmp_path):
     runner = CliRunner()
     toml = tmp_path / "rig.toml"
-    r = runner.invoke(cli, ["calibrate", "--from-joints", str(clean_ds), "--subjects", "S1,S9", "--source", "gt",
-                            "--export-toml", str(toml), "--seed", "1"])
+    r = runner.invoke(
+        cli,
+        [
+            "calibrate",
+            "--from-joints",
+            str(clean_ds),
+            "--subjects",
+            "S1,S9",
+            "--source",
+            "gt",
+            "--export-toml",
+            str(toml),
+            "--seed",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "rot err" in r.output and "54138969" in r.output and "BA rms px" in r.output
     files = [tmp_path / "rig_S1.toml", tmp_path / "rig_S9.toml"]
@@ -212,8 +274,9 @@ def test_cli_end_to_end_export_and_import(clean_ds, tmp_path):
     for args in ([str(clean_ds), "--from-joints"], [str(clean_ds)]):
         r = runner.invoke(cli, ["calibrate", *args, "--reference-camera", "nope", "--overwrite"])
         assert r.exit_code == 1 and "reference camera 'nope'" in r.output, args
-    r = runner.invoke(cli, ["calibrate", "--from-joints", "--import-toml", str(files[0]), "--subject", "S5",
-                            str(clean_ds)])
+    r = runner.invoke(
+        cli, ["calibrate", "--from-joints", "--import-toml", str(files[0]), "--subject", "S5", str(clean_ds)]
+    )
     assert r.exit_code == 2 and "not both" in r.output
 
 
@@ -222,9 +285,15 @@ def _write_ds(path, X, subject="S1", confidence=None):
     fr = np.arange(len(X))
     with DatasetWriter(path) as w:
         w.add_poses3d(subject, poses3d_table("Walk", 1, "Walk", fr, X.astype(np.float32)))
-        w.add_poses2d(subject, pa.concat_tables([
-            poses2d_table("Walk", 1, "Walk", fr, c.camera, project(X, c), confidence, "detected")
-            for c in rig.values()]))
+        w.add_poses2d(
+            subject,
+            pa.concat_tables(
+                [
+                    poses2d_table("Walk", 1, "Walk", fr, c.camera, project(X, c), confidence, "detected")
+                    for c in rig.values()
+                ]
+            ),
+        )
         w.set_cameras(rig.values())
         w.commit(base_manifest("test", {"train": [subject], "test": []}, 50.0))
     return path
@@ -259,6 +328,7 @@ def test_no_given_extrinsics_body_scale_in_the_reference_frame(clean_ds, tmp_pat
     X = joints_to_numpy(read_poses3d(clean_ds, ["S1"], columns=["joints3d"]).column("joints3d"), 3)
     ds = _write_ds(tmp_path / "nocal", X)
     from mvtools.dataset import write_cameras
+
     write_cameras(ds, [c.with_extrinsics(np.eye(3), np.zeros(3)) for c in read_cameras(ds)])
     with pytest.raises(CalibrationError, match="--scale given needs a given calibration"):
         calibrate_from_joints(ds)
@@ -283,6 +353,7 @@ def test_no_given_extrinsics_body_scale_in_the_reference_frame(clean_ds, tmp_pat
 def test_import_refuses_unknown_camera_names(clean_ds, tmp_path):
     cams = [c.with_extrinsics(c.R, c.t) for c in h36m_rig("S1").values()]
     from dataclasses import replace
+
     f = write_aniposelib_toml(tmp_path / "x.toml", [replace(cams[0], camera="foo")])
     with pytest.raises(ValueError, match="'foo'"):
         import_toml(clean_ds, f, "S1")
@@ -299,8 +370,9 @@ def test_import_toml_in_metres_taken_as_mm_fails_loudly(clean_ds, tmp_path):
     with pytest.raises(ValueError, match=r"camera distances do not fit S1's 2D joints: .*--toml-units"):
         import_toml(clean_ds, f_cm, "S1", units="mm")
     assert len(import_toml(clean_ds, f_cm, "S1", units="cm")) == 4
-    r = CliRunner().invoke(cli, ["calibrate", "--import-toml", str(f_m), "--subject", "S1", "--toml-units", "mm",
-                                 str(clean_ds)])
+    r = CliRunner().invoke(
+        cli, ["calibrate", "--import-toml", str(f_m), "--subject", "S1", "--toml-units", "mm", str(clean_ds)]
+    )
     assert r.exit_code == 1 and "--toml-units m" in r.output
 
 

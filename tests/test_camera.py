@@ -1,4 +1,5 @@
 """Camera geometry against OpenCV and identities."""
+
 import cv2
 import numpy as np
 import pytest
@@ -65,7 +66,7 @@ def test_h36m_distortion_is_videopose3d_formula():
     r2 = x * x + y * y
     k1, k2, k3 = cam.k
     t0, t1 = cam.p
-    radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
+    radial = 1 + k1 * r2 + k2 * r2**2 + k3 * r2**3
     tan = t0 * x + t1 * y
     u = cam.fx * (x * (radial + tan) + t0 * r2) + cam.cx
     v = cam.fy * (y * (radial + tan) + t1 * r2) + cam.cy

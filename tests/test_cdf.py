@@ -1,12 +1,13 @@
 """CDF pose files: round trip in the raw layout and clear errors for damaged files."""
+
 import numpy as np
 import pytest
 
 cdflib = pytest.importorskip("cdflib")
 from cdflib.cdfwrite import CDF  # noqa: E402
 
-from mvtools.ingest.h36m.cdf import read_pose_cdf, write_pose_cdf  # noqa: E402
 from mvtools.dataset import DatasetError  # noqa: E402
+from mvtools.ingest.h36m.cdf import read_pose_cdf, write_pose_cdf  # noqa: E402
 
 
 def test_round_trip_known_values(tmp_path):
@@ -37,8 +38,17 @@ def test_no_stray_files(tmp_path):
 
 def _write_var(path, name, data):
     w = CDF(str(path))
-    w.write_var({"Variable": name, "Data_Type": CDF.CDF_DOUBLE, "Num_Elements": 1, "Rec_Vary": True,
-                 "Dim_Sizes": list(data.shape[1:]), "Compress": 0}, var_data=data)
+    w.write_var(
+        {
+            "Variable": name,
+            "Data_Type": CDF.CDF_DOUBLE,
+            "Num_Elements": 1,
+            "Rec_Vary": True,
+            "Dim_Sizes": list(data.shape[1:]),
+            "Compress": 0,
+        },
+        var_data=data,
+    )
     w.close()
 
 
@@ -81,7 +91,9 @@ def test_nan(tmp_path):
     a = np.zeros((6, 96))
     a[4, 7] = np.nan
     p = write_pose_cdf(tmp_path / "n.cdf", a)
-    with pytest.raises(DatasetError, match=r"n\.cdf: 'Pose' holds NaN/inf values in 1 of 6 frames \(first at frame 4\)"):
+    with pytest.raises(
+        DatasetError, match=r"n\.cdf: 'Pose' holds NaN/inf values in 1 of 6 frames \(first at frame 4\)"
+    ):
         read_pose_cdf(p)
 
 

@@ -1,4 +1,5 @@
 """The CLI surface: every command loads lazily, and every option of every command explains itself."""
+
 import click
 import numpy as np
 import pytest
@@ -49,8 +50,10 @@ def test_synth_dataset_command_writes_a_readable_dataset(tmp_path):
     from mvtools.dataset import joints_to_numpy, read_cameras, read_manifest, read_poses2d, read_poses3d
 
     out = tmp_path / "ds"
-    res = CliRunner().invoke(cli, ["--quiet", "synth", "dataset", "--out", str(out), "--subjects", "S1,S9",
-                                   "--sequences", "1", "--frames", "30"])
+    res = CliRunner().invoke(
+        cli,
+        ["--quiet", "synth", "dataset", "--out", str(out), "--subjects", "S1,S9", "--sequences", "1", "--frames", "30"],
+    )
     assert res.exit_code == 0, res.output
     m = read_manifest(out)
     assert m["splits"] == {"train": ["S1"], "test": ["S9"]}
@@ -62,13 +65,16 @@ def test_synth_dataset_command_writes_a_readable_dataset(tmp_path):
     assert 0.5 < np.median(np.linalg.norm(err, axis=-1)) < 20  # detector-like noise of a few px
 
 
-@pytest.mark.parametrize("cmd, old, new, value", [
-    (["evaluate", "RUN", "DS"], "--cameras", "--views", "all"),
-    (["predict", "RUN", "IN", "--out", "o.parquet"], "--cameras", "--calibration", "h36m"),
-    (["ingest", "bvh", "IN", "--out", "o"], "--detector-noise", "--noise", "none"),
-    (["ingest", "bvh", "IN", "--out", "o"], "--split", "--test-subjects", "none"),
-    (["ingest", "h36m", "RAW", "--out", "o"], "--cameras", "--calibration", "IN"),
-])
+@pytest.mark.parametrize(
+    "cmd, old, new, value",
+    [
+        (["evaluate", "RUN", "DS"], "--cameras", "--views", "all"),
+        (["predict", "RUN", "IN", "--out", "o.parquet"], "--cameras", "--calibration", "h36m"),
+        (["ingest", "bvh", "IN", "--out", "o"], "--detector-noise", "--noise", "none"),
+        (["ingest", "bvh", "IN", "--out", "o"], "--split", "--test-subjects", "none"),
+        (["ingest", "h36m", "RAW", "--out", "o"], "--cameras", "--calibration", "IN"),
+    ],
+)
 def test_old_spellings_are_hidden_deprecated_aliases(tmp_path, cmd, old, new, value):
     (tmp_path / "RUN").mkdir()
     (tmp_path / "DS").mkdir()
@@ -77,7 +83,7 @@ def test_old_spellings_are_hidden_deprecated_aliases(tmp_path, cmd, old, new, va
     args = [str(tmp_path / a) if a in ("RUN", "DS", "RAW", "IN") else a for a in cmd]
     value = str(tmp_path / value) if value == "IN" else value
     runner = CliRunner()
-    helptext = runner.invoke(cli, cmd[:2 if cmd[0] == "ingest" else 1] + ["--help"]).output
+    helptext = runner.invoke(cli, cmd[: 2 if cmd[0] == "ingest" else 1] + ["--help"]).output
     assert new in helptext and f"{old} " not in helptext
     res = runner.invoke(cli, args + [old, value])
     assert f"{old} is deprecated" in res.output and f"use {new}" in res.output  # then runs (and fails on dummy input)

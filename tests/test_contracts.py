@@ -1,5 +1,6 @@
 """One owner per contract: the pair-shard format is defined in mvtools.augment.pairs and the trainer reads
 exactly that; the CLI takes its option defaults and choice lists from the library functions it calls."""
+
 from __future__ import annotations
 
 import json
@@ -40,22 +41,25 @@ def test_trainer_checks_the_owners_version(tmp_path):
 def _commands():
     from mvtools.augment.pipeline import augment
     from mvtools.calibration.pipeline import calibrate_from_joints, import_toml
+    from mvtools.calibration.triangulate import triangulate_dataset
     from mvtools.demo import run_demo
     from mvtools.evaluate.evaluation import evaluate_run
     from mvtools.evaluate.predict import predict
     from mvtools.ingest.bvh.ingest import ingest_bvh
     from mvtools.ingest.h36m.reader import ingest_h36m
+    from mvtools.ingest.keypoints.ingest import ingest_keypoints
     from mvtools.ingest.mpi3dhp import ingest_3dhp
     from mvtools.synth.dataset import synth_dataset
     from mvtools.synth.h36m import synth_h36m
-    from mvtools.calibration.triangulate import triangulate_dataset
-    from mvtools.ingest.keypoints.ingest import ingest_keypoints
 
     # command -> (library functions, {cli parameter: library parameter} where the names differ, CLI-only options)
     return {
         "augment": ([augment], {}, set()),
-        "calibrate": ([calibrate_from_joints, import_toml], {"toml_units": "units"},
-                      {"from_joints", "import_toml", "subject", "as_given"}),
+        "calibrate": (
+            [calibrate_from_joints, import_toml],
+            {"toml_units": "units"},
+            {"from_joints", "import_toml", "subject", "as_given"},
+        ),
         "demo": ([run_demo], {}, {"out", "epochs", "channels"}),
         "evaluate": ([evaluate_run], {"views": "cameras"}, {"json_out"}),
         "predict": ([predict], {"calibration": "cameras"}, {"out"}),
@@ -74,30 +78,43 @@ def _choices():
     from mvtools.augment.virtual import LAYOUTS
     from mvtools.calibration.pipeline import SCALES
     from mvtools.calibration.toml_io import UNITS_MM
+    from mvtools.calibration.triangulate import EXTRINSICS as TRI_EXTRINSICS
+    from mvtools.calibration.triangulate import SOURCES2D
     from mvtools.calibration.twoview import METHODS
     from mvtools.dataset import INPUT_SOURCES, VIEWS
     from mvtools.devices import DEVICES
     from mvtools.ingest.bvh.ingest import FLOOR_MODES
     from mvtools.ingest.bvh.kinematics import POSITION_MODES, RESAMPLE_METHODS
     from mvtools.ingest.bvh.reader import UNITS, UP_AXES
-    from mvtools.calibration.triangulate import EXTRINSICS as TRI_EXTRINSICS
-    from mvtools.calibration.triangulate import SOURCES2D
     from mvtools.ingest.keypoints.formats import FORMATS
     from mvtools.ingest.keypoints.layouts import LAYOUTS as KP_LAYOUTS
     from mvtools.ingest.mpi3dhp import SPLITS, TEST_INTRINSICS
 
     return {
-        ("augment", "layout"): LAYOUTS, ("augment", "extrinsics"): EXTRINSICS, ("augment", "views"): VIEWS,
+        ("augment", "layout"): LAYOUTS,
+        ("augment", "extrinsics"): EXTRINSICS,
+        ("augment", "views"): VIEWS,
         ("augment", "source"): INPUT_SOURCES,
-        ("calibrate", "source"): INPUT_SOURCES, ("calibrate", "scale"): SCALES,
-        ("calibrate", "method"): sorted(METHODS), ("calibrate", "toml_units"): list(UNITS_MM),
-        ("evaluate", "source"): INPUT_SOURCES, ("evaluate", "views"): VIEWS, ("evaluate", "device"): DEVICES,
-        ("predict", "device"): DEVICES, ("predict", "fmt"): ("auto", *FORMATS), ("predict", "layout"): ("auto", *KP_LAYOUTS),
-        ("ingest keypoints", "fmt"): ("auto", *FORMATS), ("ingest keypoints", "layout"): ("auto", *KP_LAYOUTS),
-        ("triangulate", "extrinsics"): TRI_EXTRINSICS, ("triangulate", "source"): SOURCES2D,
-        ("ingest 3dhp", "split"): SPLITS, ("ingest 3dhp", "test_intrinsics"): TEST_INTRINSICS,
-        ("ingest bvh", "units"): ("auto", *UNITS), ("ingest bvh", "floor"): FLOOR_MODES,
-        ("ingest bvh", "resample"): RESAMPLE_METHODS, ("ingest bvh", "position_channels"): POSITION_MODES,
+        ("calibrate", "source"): INPUT_SOURCES,
+        ("calibrate", "scale"): SCALES,
+        ("calibrate", "method"): sorted(METHODS),
+        ("calibrate", "toml_units"): list(UNITS_MM),
+        ("evaluate", "source"): INPUT_SOURCES,
+        ("evaluate", "views"): VIEWS,
+        ("evaluate", "device"): DEVICES,
+        ("predict", "device"): DEVICES,
+        ("predict", "fmt"): ("auto", *FORMATS),
+        ("predict", "layout"): ("auto", *KP_LAYOUTS),
+        ("ingest keypoints", "fmt"): ("auto", *FORMATS),
+        ("ingest keypoints", "layout"): ("auto", *KP_LAYOUTS),
+        ("triangulate", "extrinsics"): TRI_EXTRINSICS,
+        ("triangulate", "source"): SOURCES2D,
+        ("ingest 3dhp", "split"): SPLITS,
+        ("ingest 3dhp", "test_intrinsics"): TEST_INTRINSICS,
+        ("ingest bvh", "units"): ("auto", *UNITS),
+        ("ingest bvh", "floor"): FLOOR_MODES,
+        ("ingest bvh", "resample"): RESAMPLE_METHODS,
+        ("ingest bvh", "position_channels"): POSITION_MODES,
         ("ingest bvh", "up_axis"): ("auto", *UP_AXES),
         ("ingest bvh", "drop_tpose"): ("auto", "yes", "no"),  # CLI words for the library's "auto" / True / False
     }

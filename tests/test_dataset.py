@@ -1,4 +1,5 @@
 """The data model: schemas, fixed-size-list round trips, atomic writes, readers in pandas and DuckDB."""
+
 import json
 
 import numpy as np
@@ -7,8 +8,8 @@ import pyarrow as pa
 import pytest
 
 from mvtools import dataset as d
-from mvtools.io import read_json
 from mvtools.h36m_cameras import h36m_cameras
+from mvtools.io import read_json
 
 
 def _write(out, rng, fail_after=None):
@@ -61,7 +62,8 @@ def test_pandas_and_duckdb_read_every_table(tmp_path):
     assert len(cams) == 8 and len(cams["R"].iloc[0]) == 9
     n, first = duckdb.sql(
         f"select count(*), min(joints2d[1]) from read_parquet('{out}/poses2d/**/*.parquet', hive_partitioning=true) "
-        "where subject = 'S9'").fetchall()[0]
+        "where subject = 'S9'"
+    ).fetchall()[0]
     assert n == 9 and np.isclose(first, truth[("S9", "Walking")][1][:, 0, 0].min())
 
 

@@ -1,4 +1,5 @@
 """evaluate: single-view protocol on a constructed dataset with a lifter whose output is known."""
+
 import json
 
 import cv2
@@ -6,13 +7,12 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import REST, make_dataset
 
 from mvtools.cli.main import cli
 from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_poses3d
 from mvtools.evaluate.evaluation import evaluate_run, evaluation_views
 from mvtools.train.model import OUTPUT_SCALE_MM, TwoBranch
-
-from helpers import REST, make_dataset
 
 torch.set_num_threads(1)
 CONST = REST - REST[0]  # the constant pose the fake run predicts, root-relative mm
@@ -39,7 +39,7 @@ def _expected(ds, subjects, valid_only=False, column="joints3d", scale=None):
     subj = np.array(t3.column("subject").to_pylist())
     keep = np.array(t3.column("valid").to_pylist()) if valid_only else np.ones(len(P), bool)
     errs, acts = [], []
-    for (s, cid), c in cams.items():
+    for (s, _cid), c in cams.items():
         sel = (subj == s) & keep
         if not sel.any():
             continue
@@ -59,8 +59,9 @@ def test_views_are_undistorted_and_in_camera_frame(tmp_path):
     # GT 2D were projected WITH lens distortion; after undistortion they are the pinhole projection of the GT
     for i in range(0, len(v["x2d"]), 17):
         fx, fy, cx, cy = v["K"][i]
-        ref, _ = cv2.projectPoints(v["gt"][i], np.zeros(3), np.zeros(3),
-                                   np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), None)
+        ref, _ = cv2.projectPoints(
+            v["gt"][i], np.zeros(3), np.zeros(3), np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), None
+        )
         np.testing.assert_allclose(v["x2d"][i], ref[:, 0], atol=1e-3)
 
 
@@ -100,6 +101,7 @@ def test_evaluate_3dhp_hooks(tmp_path):
     assert res["n_invalid_frames"] == 4 * 2 * 4 and res["n_unmatched_2d"] == 0  # 4 invalid frames x 2 actions x 4 cams
     # both joint sets: the manifest's pck_joints (default figure) and all 17, from the same prediction
     from mvtools.evaluate.evaluation import format_table
+
     assert 0 <= res["auc_all_joints"] <= res["pck150_all_joints"] <= 100
     if len(res["pck_joints"]) == 17:
         assert (res["pck150_all_joints"], res["auc_all_joints"]) == (res["pck150"], res["auc"])
@@ -111,8 +113,9 @@ def test_cli_evaluate_json_and_errors(tmp_path):
     ds = make_dataset(tmp_path / "ds", frames=6)
     run = _constant_run(tmp_path / "run")
     out = tmp_path / "res.json"
-    r = CliRunner().invoke(cli, ["evaluate", str(run), str(ds), "--subjects", "S1,S9", "--source", "detected",
-                                 "--json", str(out)])
+    r = CliRunner().invoke(
+        cli, ["evaluate", str(run), str(ds), "--subjects", "S1,S9", "--source", "detected", "--json", str(out)]
+    )
     assert r.exit_code == 0, r.output
     assert "Walk" in r.output and "mean over poses" in r.output
     res = json.loads(out.read_text())
@@ -123,6 +126,7 @@ def test_cli_evaluate_json_and_errors(tmp_path):
     assert r.exit_code != 0 and "S77" in r.output
     with pytest.raises(DatasetError, match="no 'test' split"):
         import json as _j
+
         m = _j.loads((ds / "manifest.json").read_text())
         m["splits"] = {"train": ["S1"]}
         (ds / "manifest.json").write_text(_j.dumps(m))

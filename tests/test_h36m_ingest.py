@@ -1,4 +1,5 @@
 """`ingest_h36m` on small hand-built raw trees: layout, names, quirks, detections, VideoPose3D input, errors."""
+
 import json
 
 import numpy as np
@@ -7,18 +8,39 @@ import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
 
-from mvtools.ingest.h36m.cdf import write_pose_cdf
 from mvtools.cli.main import cli
-from mvtools.dataset import (DatasetError, joints_to_numpy, read_cameras, read_manifest, read_poses2d,
-                             read_poses3d)
-from mvtools.ingest.h36m.reader import (ingest_h36m, load_videopose3d_2d, parse_sequence_name, write_videopose3d_2d, write_videopose3d_3d)
+from mvtools.dataset import DatasetError, joints_to_numpy, read_cameras, read_manifest, read_poses2d, read_poses3d
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, h36m_rig
+from mvtools.ingest.h36m.cdf import write_pose_cdf
+from mvtools.ingest.h36m.reader import (
+    ingest_h36m,
+    load_videopose3d_2d,
+    parse_sequence_name,
+    write_videopose3d_2d,
+    write_videopose3d_3d,
+)
 from mvtools.synth.h36m import write_raw_sequence
 
 #: Hand-copied from h36m_facts.md section 2.2 (raw index and raw name of each of the 17 joints).
-EXPECTED_17 = [(0, "Hips"), (1, "RightUpLeg"), (2, "RightLeg"), (3, "RightFoot"), (6, "LeftUpLeg"), (7, "LeftLeg"),
-               (8, "LeftFoot"), (12, "Spine1"), (13, "Neck"), (14, "Head"), (15, "HeadSite"), (17, "LeftArm"),
-               (18, "LeftForeArm"), (19, "LeftHand"), (25, "RightArm"), (26, "RightForeArm"), (27, "RightHand")]
+EXPECTED_17 = [
+    (0, "Hips"),
+    (1, "RightUpLeg"),
+    (2, "RightLeg"),
+    (3, "RightFoot"),
+    (6, "LeftUpLeg"),
+    (7, "LeftLeg"),
+    (8, "LeftFoot"),
+    (12, "Spine1"),
+    (13, "Neck"),
+    (14, "Head"),
+    (15, "HeadSite"),
+    (17, "LeftArm"),
+    (18, "LeftForeArm"),
+    (19, "LeftHand"),
+    (25, "RightArm"),
+    (26, "RightForeArm"),
+    (27, "RightHand"),
+]
 
 
 def motion(T, seed=0):
@@ -82,8 +104,11 @@ def test_names_and_subactions():
 
 def test_ingest_release_tree(tmp_path):
     raw, ds = tmp_path / "raw", tmp_path / "ds"
-    names = {"S1": ["TakingPhoto 1", "TakingPhoto", "WalkingDog 1", "_ALL 1"], "S5": ["Discussion 2", "Photo"],
-             "S9": ["Greeting"]}
+    names = {
+        "S1": ["TakingPhoto 1", "TakingPhoto", "WalkingDog 1", "_ALL 1"],
+        "S5": ["Discussion 2", "Photo"],
+        "S9": ["Greeting"],
+    }
     motions = make_tree(raw, names, T=25)
     s = ingest_h36m(raw, ds)
     assert s["sequences"] == 6 and s["frames"] == 6 * 25
@@ -95,15 +120,21 @@ def test_ingest_release_tree(tmp_path):
     assert m["gt2d"]["d2_max_deviation_px"] < 1e-3
     df = pd.read_parquet(ds / "poses3d")
     got = set(map(tuple, df[["subject", "action", "subaction", "raw_name"]].drop_duplicates().astype(str).values))
-    assert got == {("S1", "Photo", "1", "TakingPhoto 1"), ("S1", "Photo", "2", "TakingPhoto"),
-                   ("S1", "WalkDog", "1", "WalkingDog 1"), ("S5", "Discussion", "1", "Discussion 2"),
-                   ("S5", "Photo", "1", "Photo"), ("S9", "Greeting", "2", "Greeting")}
+    assert got == {
+        ("S1", "Photo", "1", "TakingPhoto 1"),
+        ("S1", "Photo", "2", "TakingPhoto"),
+        ("S1", "WalkDog", "1", "WalkingDog 1"),
+        ("S5", "Discussion", "1", "Discussion 2"),
+        ("S5", "Photo", "1", "Photo"),
+        ("S9", "Greeting", "2", "Greeting"),
+    }
     # 3D equals the file's 17 joints; 2D gt equals each D2 file (float32 storage)
     t3, t2 = table_arrays(ds, "S5", "Photo")
     idx = [i for i, _ in EXPECTED_17]
     np.testing.assert_allclose(joints_to_numpy(t3.column("joints3d"), 3), motions["S5", "Photo"][:, idx], atol=1e-3)
     rig = h36m_rig("S5")
     from mvtools.camera import project
+
     for cam in H36M_CAMERA_IDS:
         sub = t2.filter(pc.equal(t2.column("camera"), cam)).sort_by("frame")
         uv = joints_to_numpy(sub.column("joints2d"), 2)
@@ -127,8 +158,7 @@ def test_length_mismatch_trimmed_and_reported(tmp_path):
     raw, ds = tmp_path / "raw", tmp_path / "ds"
     j = motion(40)
     rig = h36m_rig("S6")
-    write_raw_sequence(raw, "S6", "Posing 2", j, rig, d3_frames=30,
-                       d2_frames={"55011271": 34, "58860488": 27})
+    write_raw_sequence(raw, "S6", "Posing 2", j, rig, d3_frames=30, d2_frames={"55011271": 34, "58860488": 27})
     s = ingest_h36m(raw, ds)
     assert s["frames"] == 27
     lengths = [n for n in s["notes"] if n["issue"] == "length"]
@@ -144,6 +174,7 @@ def test_length_mismatch_trimmed_and_reported(tmp_path):
     df = t2.to_pandas()
     assert df.groupby("camera").frame.max().tolist() == [26] * 4
     from mvtools.camera import project
+
     long = df[df.camera == "55011271"].sort_values("frame")
     uv = np.stack(long.joints2d.to_numpy()).reshape(-1, 17, 2)
     np.testing.assert_allclose(uv, project(j[:27, idx], rig["55011271"]), atol=1e-3)
@@ -165,6 +196,7 @@ def test_filters(tmp_path):
 def _detections(motions, cams_of, extra=3, conf=True, seed=0):
     rng = np.random.default_rng(seed)
     from mvtools.camera import project
+
     out = {}
     idx = [i for i, _ in EXPECTED_17]
     for (subject, raw), j in motions.items():
@@ -179,6 +211,7 @@ def _detections(motions, cams_of, extra=3, conf=True, seed=0):
             a = np.concatenate([uv, rng.uniform(0.2, 1, (len(jj), 17, 1))], -1) if conf else uv
             lst.append(a.astype(np.float32))
         from mvtools.ingest.h36m.reader import videopose3d_key
+
         out.setdefault(subject, {})[videopose3d_key(raw)] = lst
     return out
 
@@ -210,8 +243,11 @@ def test_detections_too_short_or_bad(tmp_path):
     dets = _detections(motions, lambda s, r: H36M_CAMERA_IDS, extra=0)
     dets["S1"]["Walking 1"][3] = dets["S1"]["Walking 1"][3][:18]
     write_videopose3d_2d(tmp_path / "short.npz", dets)
-    with pytest.raises(DatasetError, match=r"short\.npz: detections of S1 'Walking 1' camera 60457274 have 18 "
-                                           r"frames, fewer than the 20"):
+    with pytest.raises(
+        DatasetError,
+        match=r"short\.npz: detections of S1 'Walking 1' camera 60457274 have 18 "
+        r"frames, fewer than the 20",
+    ):
         ingest_h36m(raw, tmp_path / "ds", detections=tmp_path / "short.npz")
     dets["S1"]["Walking 1"][3] = np.zeros((20, 16, 2), np.float32)
     write_videopose3d_2d(tmp_path / "j16.npz", dets)
@@ -247,8 +283,10 @@ def test_pandas_and_duckdb_read(tmp_path):
     df = pd.read_parquet(ds / "poses2d")
     assert len(df) == 2 * 10 * 4 and set(df.subject) == {"S1", "S9"}
     con = duckdb.connect()
-    rows = con.execute(f"select subject, count(*), min(len(joints3d)) from read_parquet('{ds}/poses3d/*/*.parquet', "
-                       "hive_partitioning=true) group by subject order by subject").fetchall()
+    rows = con.execute(
+        f"select subject, count(*), min(len(joints3d)) from read_parquet('{ds}/poses3d/*/*.parquet', "
+        "hive_partitioning=true) group by subject order by subject"
+    ).fetchall()
     assert rows == [("S1", 10, 51), ("S9", 10, 51)]
     n = con.execute(f"select count(*) from read_parquet('{ds}/cameras.parquet')").fetchone()[0]
     assert n == 8
@@ -287,10 +325,19 @@ def _bad_tree(tmp_path, kind):
     args = [str(raw)]
     if kind == "missing_variable":
         from cdflib.cdfwrite import CDF
+
         d3.unlink()
         w = CDF(str(d3))
-        w.write_var({"Variable": "Positions", "Data_Type": CDF.CDF_DOUBLE, "Num_Elements": 1, "Rec_Vary": True,
-                     "Dim_Sizes": [10, 96]}, var_data=np.zeros((1, 10, 96)))
+        w.write_var(
+            {
+                "Variable": "Positions",
+                "Data_Type": CDF.CDF_DOUBLE,
+                "Num_Elements": 1,
+                "Rec_Vary": True,
+                "Dim_Sizes": [10, 96],
+            },
+            var_data=np.zeros((1, 10, 96)),
+        )
         w.close()
         return args, r"Walking\.cdf: no variable 'Pose'"
     if kind == "wrong_shape":
@@ -306,6 +353,7 @@ def _bad_tree(tmp_path, kind):
         return args, r"Walking\.55011271\.cdf: 'Pose' holds NaN/inf"
     if kind == "unknown_camera_file":
         from importlib import resources
+
         data = json.loads(resources.files("mvtools").joinpath("data/h36m_cameras.json").read_text())
         data["intrinsics"]["12345678"] = data["intrinsics"]["54138969"]
         moved = dict(data["extrinsics"]["S1"]["54138969"])  # another pose (a copy is refused as a duplicate)
@@ -324,8 +372,19 @@ def _bad_tree(tmp_path, kind):
     raise AssertionError(kind)
 
 
-@pytest.mark.parametrize("kind", ["missing_variable", "wrong_shape", "truncated", "nan", "unknown_camera_file",
-                                  "unknown_camera_d2", "no_poses", "bad_npz"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "missing_variable",
+        "wrong_shape",
+        "truncated",
+        "nan",
+        "unknown_camera_file",
+        "unknown_camera_d2",
+        "no_poses",
+        "bad_npz",
+    ],
+)
 def test_bad_input_cli(tmp_path, kind):
     import re
 
@@ -350,6 +409,7 @@ def test_cli_ok(tmp_path):
 
 def _camera_json():
     from importlib import resources
+
     return json.loads(resources.files("mvtools").joinpath("data/h36m_cameras.json").read_text())
 
 
@@ -375,13 +435,17 @@ def test_cameras_override(tmp_path):
 
 def test_videopose3d_bad_files(tmp_path):
     write_videopose3d_3d(tmp_path / "mm.npz", {"S1": {"Walking 1": motion(5) * 1000}})  # mm written as "metres"
-    with pytest.raises(DatasetError, match=r"mm\.npz: positions_3d\['S1'\]\['Walking 1'\] has coordinates beyond 100 m"):
+    with pytest.raises(
+        DatasetError, match=r"mm\.npz: positions_3d\['S1'\]\['Walking 1'\] has coordinates beyond 100 m"
+    ):
         ingest_h36m(None, tmp_path / "ds", from_videopose3d=tmp_path / "mm.npz")
     np.savez(tmp_path / "other.npz", positions=np.zeros(3))
     with pytest.raises(DatasetError, match=r"other\.npz: no 'positions_3d' array \(found: positions\)"):
         ingest_h36m(None, tmp_path / "ds", from_videopose3d=tmp_path / "other.npz")
     write_videopose3d_3d(tmp_path / "shape.npz", {"S1": {"Walking 1": np.zeros((5, 32, 2))}})
-    with pytest.raises(DatasetError, match=r"shape\.npz: positions_3d\['S1'\]\['Walking 1'\] must be a float \(T, 32, 3\)"):
+    with pytest.raises(
+        DatasetError, match=r"shape\.npz: positions_3d\['S1'\]\['Walking 1'\] must be a float \(T, 32, 3\)"
+    ):
         ingest_h36m(None, tmp_path / "ds", from_videopose3d=tmp_path / "shape.npz")
     with pytest.raises(ValueError, match="exactly one"):
         ingest_h36m(tmp_path, tmp_path / "ds", from_videopose3d=tmp_path / "shape.npz")
@@ -396,8 +460,10 @@ def test_mmpose_extracted_tree_reads_mono_files(tmp_path):
     rig = h36m_rig("S9")
     for name, j in ((n, motions["S9", n]) for n in ("Walking 1", "Greeting")):
         for cam, c in rig.items():
-            write_pose_cdf(mm / "S9" / "MyPoseFeatures" / "D3_Positions_mono" / f"{name}.{cam}.cdf",
-                           (j @ c.R.T + c.t).reshape(len(j), 96))
+            write_pose_cdf(
+                mm / "S9" / "MyPoseFeatures" / "D3_Positions_mono" / f"{name}.{cam}.cdf",
+                (j @ c.R.T + c.t).reshape(len(j), 96),
+            )
         for f in (raw / "S9" / "MyPoseFeatures" / "D2_Positions").glob(f"{name}.*.cdf"):
             (mm / "S9" / "MyPoseFeatures" / "D2_Positions").mkdir(parents=True, exist_ok=True)
             (mm / "S9" / "MyPoseFeatures" / "D2_Positions" / f.name).write_bytes(f.read_bytes())
@@ -425,6 +491,7 @@ def test_drop_s11_directions_and_no_release_notes_for_synthetic(tmp_path):
     assert set(read_poses3d(tmp_path / "c", ["S11"])["action"].to_pylist()) == {"Walking"}
     # a tree written by `mvtools synth h36m` is not the release: no "damaged" notes for its S9 sequences
     from mvtools.synth.h36m import raw_plan, synth_h36m
+
     k = [raw for _, _, raw in raw_plan("S9", 30)].index("Greeting") + 1
     synth_h36m(tmp_path / "syn", subjects=["S9"], sequences=k, frames=10, detections=False)
     s = ingest_h36m(tmp_path / "syn", tmp_path / "d")

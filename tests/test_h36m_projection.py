@@ -1,4 +1,5 @@
 """The H36M camera model used by ingest and synth, against OpenCV and an independent VideoPose3D-formula port."""
+
 import json
 from importlib import resources
 
@@ -7,9 +8,9 @@ import numpy as np
 import pytest
 
 from mvtools.camera import project
+from mvtools.h36m_cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, h36m_rig
 from mvtools.ingest.h36m.cdf import read_pose_cdf
 from mvtools.ingest.h36m.reader import ingest_h36m
-from mvtools.h36m_cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, h36m_rig
 from mvtools.synth.h36m import write_raw_sequence
 
 JSON = json.loads(resources.files("mvtools").joinpath("data/h36m_cameras.json").read_text())
@@ -36,9 +37,9 @@ def vp3d_project(X, subject, cam_id):
     q_inv = q * np.array([1, -1, -1, -1])
     Xc = qrot(q_inv, X - np.array(e["translation"]))
     xx = np.clip(Xc[:, :2] / Xc[:, 2:], -1, 1)
-    r2 = (xx ** 2).sum(1, keepdims=True)
+    r2 = (xx**2).sum(1, keepdims=True)
     k, p = i["radial_distortion"], np.array(i["tangential_distortion"])
-    radial = 1 + k[0] * r2 + k[1] * r2 ** 2 + k[2] * r2 ** 3
+    radial = 1 + k[0] * r2 + k[1] * r2**2 + k[2] * r2**3
     tan = (xx * p).sum(1, keepdims=True)
     xxx = xx * (radial + tan) + p * r2
     return xxx * np.array(i["focal_length"]) + np.array(i["center"])
@@ -69,8 +70,9 @@ def test_tangential_terms_matter():
     X = points(seed=2)
     cam = h36m_rig("S5")["55011271"]
     rvec = cv2.Rodrigues(np.ascontiguousarray(cam.R))[0]
-    ref = cv2.projectPoints(X.reshape(-1, 1, 3), rvec, cam.t.reshape(3, 1), cam.K,
-                            cam.opencv_distortion())[0].reshape(-1, 2)
+    ref = cv2.projectPoints(X.reshape(-1, 1, 3), rvec, cam.t.reshape(3, 1), cam.K, cam.opencv_distortion())[0].reshape(
+        -1, 2
+    )
     d = np.abs(project(X, cam) - ref).max()
     assert 1e-4 < d < 1.0
 

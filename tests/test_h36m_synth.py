@@ -1,18 +1,19 @@
 """`synth h36m`: a raw tree in the real layout and format, deterministic, and ingestible end to end."""
+
 import json
 
 import cdflib
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_h36m_projection import vp3d_project
 
-from mvtools.ingest.h36m.cdf import read_pose_cdf
 from mvtools.cli.main import cli
 from mvtools.dataset import joints_to_numpy, read_manifest, read_poses2d, read_poses3d
-from mvtools.ingest.h36m.reader import SUBACTIONS, ingest_h36m, load_videopose3d_2d, videopose3d_key
 from mvtools.h36m_cameras import H36M_CAMERA_IDS
+from mvtools.ingest.h36m.cdf import read_pose_cdf
+from mvtools.ingest.h36m.reader import SUBACTIONS, ingest_h36m, load_videopose3d_2d, videopose3d_key
 from mvtools.synth.h36m import raw_plan, synth_h36m
-from test_h36m_projection import vp3d_project
 
 SMALL = dict(subjects=["S1", "S11"], sequences=3, frames=40)
 
@@ -35,7 +36,9 @@ def test_layout_and_format(tree):
         d2 = sorted(p.name for p in (tree / subject / "MyPoseFeatures/D2_Positions").iterdir())
         assert d2 == sorted(f"{n}.{c}.cdf" for n in names for c in H36M_CAMERA_IDS)
     # S1 files carry the long prefixes of the release
-    assert any(p.name.startswith(("TakingPhoto", "WalkingDog")) for p in (tree / "S1/MyPoseFeatures/D3_Positions").iterdir())
+    assert any(
+        p.name.startswith(("TakingPhoto", "WalkingDog")) for p in (tree / "S1/MyPoseFeatures/D3_Positions").iterdir()
+    )
     f = cdflib.CDF(str(next((tree / "S11/MyPoseFeatures/D3_Positions").glob("*.cdf"))))
     assert f.cdf_info().zVariables == ["Pose"] and f["Pose"].shape == (1, 40, 96)
     g = cdflib.CDF(str(next((tree / "S11/MyPoseFeatures/D2_Positions").glob("*.cdf"))))
@@ -71,7 +74,7 @@ def test_detections_layout(tree):
     pos, meta = load_videopose3d_2d(tree / "detections.npz")
     assert meta["layout_name"] == "h36m" and meta["num_joints"] == 17
     for subject in SMALL["subjects"]:
-        for key, lst in pos[subject].items():
+        for _key, lst in pos[subject].items():
             assert len(lst) == 4
             for a in lst:
                 assert a.dtype == np.float32 and a.shape[1:] == (17, 3) and 40 <= len(a) <= 48
@@ -92,22 +95,24 @@ def test_deterministic(tree, tmp_path):
             assert not np.array_equal(read_pose_cdf(p), read_pose_cdf(q))
             compared += 1
     assert {p.name for p in (tree / "S1/MyPoseFeatures/D3_Positions").iterdir()} != {
-        p.name for p in (tmp_path / "other/S1/MyPoseFeatures/D3_Positions").iterdir()} or compared
+        p.name for p in (tmp_path / "other/S1/MyPoseFeatures/D3_Positions").iterdir()
+    } or compared
     a, _ = load_videopose3d_2d(tree / "detections.npz")
     b, _ = load_videopose3d_2d(tmp_path / "again/detections.npz")
     for key in a["S1"]:
         for x, y in zip(a["S1"][key], b["S1"][key]):
             np.testing.assert_array_equal(x, y)
-    assert (json.loads((tree / "synth.json").read_text())["length_quirks"]
-            == json.loads((tmp_path / "again/synth.json").read_text())["length_quirks"])
+    assert (
+        json.loads((tree / "synth.json").read_text())["length_quirks"]
+        == json.loads((tmp_path / "again/synth.json").read_text())["length_quirks"]
+    )
 
 
 def test_same_motion_as_direct_synth_dataset(tmp_path):
     """synth h36m -> CDF -> ingest gives the 3D and ground-truth 2D that synth_dataset writes directly."""
     from mvtools.synth.dataset import synth_dataset
 
-    synth_h36m(tmp_path / "raw", subjects=["S5"], sequences=2, frames=30, seed=1, detections=False,
-               length_quirks=False)
+    synth_h36m(tmp_path / "raw", subjects=["S5"], sequences=2, frames=30, seed=1, detections=False, length_quirks=False)
     ingest_h36m(tmp_path / "raw", tmp_path / "a")
     synth_dataset(tmp_path / "b", subjects=["S5"], sequences_per_subject=2, frames=30, seed=1, noise=None)
     ta = read_poses3d(tmp_path / "a").to_pandas()
@@ -119,10 +124,12 @@ def test_same_motion_as_direct_synth_dataset(tmp_path):
         b = tb[(tb.action == action) & (tb.subaction == sub)].sort_values("frame")
         np.testing.assert_allclose(np.stack(a.joints3d.to_numpy()), np.stack(b.joints3d.to_numpy()), atol=1e-3)
         ga = read_poses2d(tmp_path / "a", ["S5"], action=action, subaction=sub, camera="60457274").sort_by("frame")
-        gb = read_poses2d(tmp_path / "b", ["S5"], action=action, subaction=sub, camera="60457274",
-                          source="gt").sort_by("frame")
-        np.testing.assert_allclose(joints_to_numpy(ga.column("joints2d"), 2),
-                                   joints_to_numpy(gb.column("joints2d"), 2), atol=1e-3)
+        gb = read_poses2d(tmp_path / "b", ["S5"], action=action, subaction=sub, camera="60457274", source="gt").sort_by(
+            "frame"
+        )
+        np.testing.assert_allclose(
+            joints_to_numpy(ga.column("joints2d"), 2), joints_to_numpy(gb.column("joints2d"), 2), atol=1e-3
+        )
 
 
 def test_s11_directions_has_no_detections(tmp_path):
@@ -139,11 +146,14 @@ def test_s11_directions_has_no_detections(tmp_path):
 
 def test_cli_synth_then_ingest(tmp_path):
     raw, ds = tmp_path / "raw", tmp_path / "ds"
-    r = CliRunner().invoke(cli, ["synth", "h36m", "--out", str(raw), "--subjects", "S9", "--sequences", "2",
-                                 "--frames", "25", "--seed", "5"])
+    r = CliRunner().invoke(
+        cli,
+        ["synth", "h36m", "--out", str(raw), "--subjects", "S9", "--sequences", "2", "--frames", "25", "--seed", "5"],
+    )
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(cli, ["ingest", "h36m", str(raw), "--out", str(ds), "--detections",
-                                 str(raw / "detections.npz")])
+    r = CliRunner().invoke(
+        cli, ["ingest", "h36m", str(raw), "--out", str(ds), "--detections", str(raw / "detections.npz")]
+    )
     assert r.exit_code == 0, r.output
     m = read_manifest(ds)
     assert m["splits"] == {"train": [], "test": ["S9"]} and m["sequences"] == 2

@@ -1,5 +1,6 @@
 """ingest keypoints: readers (fixtures in the producing tools' own layouts), joint mapping, person selection,
 intrinsics, robust triangulation, CLI errors."""
+
 import json
 
 import cv2
@@ -40,11 +41,23 @@ def _body25_person(dx=0.0, scale=1.0):
 
 
 def _openpose_frame(people):
-    return {"version": 1.3, "people": [{"person_id": [-1], "pose_keypoints_2d": p.reshape(-1).tolist(),
-                                        "face_keypoints_2d": [], "hand_left_keypoints_2d": [],
-                                        "hand_right_keypoints_2d": [], "pose_keypoints_3d": [],
-                                        "face_keypoints_3d": [], "hand_left_keypoints_3d": [],
-                                        "hand_right_keypoints_3d": []} for p in people]}
+    return {
+        "version": 1.3,
+        "people": [
+            {
+                "person_id": [-1],
+                "pose_keypoints_2d": p.reshape(-1).tolist(),
+                "face_keypoints_2d": [],
+                "hand_left_keypoints_2d": [],
+                "hand_right_keypoints_2d": [],
+                "pose_keypoints_3d": [],
+                "face_keypoints_3d": [],
+                "hand_left_keypoints_3d": [],
+                "hand_right_keypoints_3d": [],
+            }
+            for p in people
+        ],
+    }
 
 
 def _coco_kp(rng, n=17):
@@ -107,8 +120,9 @@ def test_openpose_coco18_and_old_key(tmp_path):
     d = tmp_path / "v"
     d.mkdir()
     kp = np.random.default_rng(0).uniform(100, 400, (18, 3))
-    (d / "img_a_keypoints.json").write_text(json.dumps({"version": 1.0, "people": [
-        {"pose_keypoints": kp.reshape(-1).tolist()}]}))
+    (d / "img_a_keypoints.json").write_text(
+        json.dumps({"version": 1.0, "people": [{"pose_keypoints": kp.reshape(-1).tolist()}]})
+    )
     v = read_openpose(d)
     assert v.layout == "coco18" and v.frames.tolist() == [0]
 
@@ -119,8 +133,9 @@ def test_coco_results_with_annotation_images_and_regex(tmp_path):
     for i, (cam, fr) in enumerate([(c, f) for c in ("camA", "camB") for f in range(4)]):
         images.append({"id": 100 + i, "file_name": f"{cam}/frame_{fr:06d}.jpg", "width": 1280, "height": 720})
         # Detectron2 instances_to_coco_json / mmpose CocoMetric results layout
-        res.append({"image_id": 100 + i, "category_id": 1, "keypoints": _coco_kp(rng).reshape(-1).tolist(),
-                    "score": 0.9})
+        res.append(
+            {"image_id": 100 + i, "category_id": 1, "keypoints": _coco_kp(rng).reshape(-1).tolist(), "score": 0.9}
+        )
     (tmp_path / "ann.json").write_text(json.dumps({"images": images, "annotations": [], "categories": []}))
     (tmp_path / "res.json").write_text(json.dumps(res))
     views = read_coco_results(tmp_path / "res.json", tmp_path / "ann.json")
@@ -138,8 +153,10 @@ def test_coco_results_with_annotation_images_and_regex(tmp_path):
 
 def test_coco_results_without_images_is_one_view(tmp_path):
     rng = np.random.default_rng(1)
-    res = [{"image_id": f, "category_id": 1, "keypoints": _coco_kp(rng, 26).reshape(-1).tolist(), "score": 0.8}
-           for f in (5, 3, 4)]
+    res = [
+        {"image_id": f, "category_id": 1, "keypoints": _coco_kp(rng, 26).reshape(-1).tolist(), "score": 0.8}
+        for f in (5, 3, 4)
+    ]
     (tmp_path / "left.json").write_text(json.dumps(res))
     (v,) = read_view(tmp_path / "left.json")
     assert v.name == "left" and v.layout == "halpe26" and v.frames.tolist() == [3, 4, 5]
@@ -150,8 +167,12 @@ def test_mmpose_image_folder_and_video_file(tmp_path):
 
     def inst():  # mmpose split_instances(): keypoints [[x, y]], keypoint_scores, bbox as a 1-tuple, bbox_score
         k = _coco_kp(rng)
-        return {"keypoints": k[:, :2].tolist(), "keypoint_scores": k[:, 2].tolist(),
-                "bbox": [[300.0, 200.0, 700.0, 800.0]], "bbox_score": 0.95}
+        return {
+            "keypoints": k[:, :2].tolist(),
+            "keypoint_scores": k[:, 2].tolist(),
+            "bbox": [[300.0, 200.0, 700.0, 800.0]],
+            "bbox_score": 0.95,
+        }
 
     d = tmp_path / "cam1"
     d.mkdir()
@@ -208,14 +229,32 @@ def test_intrinsics_from_opencv_yaml_xml_toml_json_and_guess(tmp_path):
     K = np.array([[1000.0, 0, 640], [0, 1001.0, 360], [0, 0, 1]])
     _write_yaml(tmp_path / "a.yml", K, [-0.1, 0.01, 0.001, -0.002, 0.0], (1280, 720))
     _write_yaml(tmp_path / "b.xml", K * [[1.1], [1.1], [1]], [0, 0, 0, 0, 0], (1280, 720))
-    cam = Camera("c", 1920, 1080, 1500.0, 1500.0, 960.0, 540.0, np.eye(3), np.zeros(3), k=(0.05, 0, 0),
-                 p=(0, 0), distortion_model="opencv")
+    cam = Camera(
+        "c",
+        1920,
+        1080,
+        1500.0,
+        1500.0,
+        960.0,
+        540.0,
+        np.eye(3),
+        np.zeros(3),
+        k=(0.05, 0, 0),
+        p=(0, 0),
+        distortion_model="opencv",
+    )
     write_aniposelib_toml(tmp_path / "rig.toml", [cam])
-    (tmp_path / "d.json").write_text(json.dumps({"d": {"fx": 900, "fy": 900, "cx": 320, "cy": 240, "width": 640,
-                                                       "height": 480, "dist": [0.1, 0, 0, 0]}}))
-    cams, warns = load_intrinsics([f"a={tmp_path / 'a.yml'}", f"b={tmp_path / 'b.xml'}", str(tmp_path / "rig.toml"),
-                                   str(tmp_path / "d.json")], ["a", "b", "c", "d", "e"], focal_px=800,
-                                  image_size=(640, 480))
+    (tmp_path / "d.json").write_text(
+        json.dumps(
+            {"d": {"fx": 900, "fy": 900, "cx": 320, "cy": 240, "width": 640, "height": 480, "dist": [0.1, 0, 0, 0]}}
+        )
+    )
+    cams, warns = load_intrinsics(
+        [f"a={tmp_path / 'a.yml'}", f"b={tmp_path / 'b.xml'}", str(tmp_path / "rig.toml"), str(tmp_path / "d.json")],
+        ["a", "b", "c", "d", "e"],
+        focal_px=800,
+        image_size=(640, 480),
+    )
     a = cams["a"]
     assert (a.fx, a.fy, a.cx, a.cy, a.width, a.height) == (1000, 1001, 640, 360, 1280, 720)
     assert a.distortion_model == "opencv" and np.allclose(a.opencv_distortion(), [-0.1, 0.01, 0.001, -0.002, 0])
@@ -282,13 +321,16 @@ def _two_views(tmp_path, n=5):
 
 def test_ingest_writes_2d_only_dataset_with_offsets(tmp_path):
     raw = _two_views(tmp_path)
-    s = ingest_keypoints(raw, tmp_path / "ds", views="left,right", offsets="right=3", focal_px=1000,
-                         image_size="1000x1000", fps=30)
+    s = ingest_keypoints(
+        raw, tmp_path / "ds", views="left,right", offsets="right=3", focal_px=1000, image_size="1000x1000", fps=30
+    )
     assert s["rows"] == 10 and "GUESSED" in s["warnings"][0]
     t = read_poses2d(tmp_path / "ds", ["S1"])
     assert set(t["camera"].to_pylist()) == {"left", "right"} and set(t["source"].to_pylist()) == {"detected"}
-    fr = {c: sorted(f for f, cc in zip(t["frame"].to_pylist(), t["camera"].to_pylist(), strict=True) if cc == c)
-          for c in ("left", "right")}
+    fr = {
+        c: sorted(f for f, cc in zip(t["frame"].to_pylist(), t["camera"].to_pylist(), strict=True) if cc == c)
+        for c in ("left", "right")
+    }
     assert fr["left"] == [0, 1, 2, 3, 4] and fr["right"] == [3, 4, 5, 6, 7]
     assert joints_to_numpy(t["joints2d"], 2).shape == (10, 17, 2)
     m = read_manifest(tmp_path / "ds")
@@ -304,15 +346,51 @@ def test_cli_errors_name_the_problem(tmp_path):
     assert res.exit_code == 1 and "no intrinsics for view" in res.output
     bad = raw / "c0" / "x_000000000002_keypoints.json"
     bad.write_text("{not json")
-    res = r.invoke(cli, ["ingest", "keypoints", str(raw), "--out", str(tmp_path / "ds"), "--focal-px", "900",
-                         "--image-size", "1000x1000"])
+    res = r.invoke(
+        cli,
+        [
+            "ingest",
+            "keypoints",
+            str(raw),
+            "--out",
+            str(tmp_path / "ds"),
+            "--focal-px",
+            "900",
+            "--image-size",
+            "1000x1000",
+        ],
+    )
     assert res.exit_code == 1 and "x_000000000002_keypoints.json" in res.output and "not valid JSON" in res.output
     bad.unlink()
-    res = r.invoke(cli, ["ingest", "keypoints", str(raw), "--out", str(tmp_path / "ds"), "--focal-px", "900",
-                         "--image-size", "100x100"])
+    res = r.invoke(
+        cli,
+        [
+            "ingest",
+            "keypoints",
+            str(raw),
+            "--out",
+            str(tmp_path / "ds"),
+            "--focal-px",
+            "900",
+            "--image-size",
+            "100x100",
+        ],
+    )
     assert res.exit_code == 1 and "far outside" in res.output
-    res = r.invoke(cli, ["ingest", "keypoints", str(raw), "--out", str(tmp_path / "ds"), "--focal-px", "900",
-                         "--image-size", "1000x1000"])
+    res = r.invoke(
+        cli,
+        [
+            "ingest",
+            "keypoints",
+            str(raw),
+            "--out",
+            str(tmp_path / "ds"),
+            "--focal-px",
+            "900",
+            "--image-size",
+            "1000x1000",
+        ],
+    )
     assert res.exit_code == 0, res.output
     res = r.invoke(cli, ["triangulate", str(tmp_path / "ds")])
     assert res.exit_code == 1 and "calibrate --from-joints" in res.output
@@ -334,11 +412,33 @@ def test_predict_lifts_one_view_keypoint_folder(tmp_path):
     m = TwoBranch(16, 1, 0.0)
     torch.save({"model": m.state_dict(), "config": dict(channels=16, blocks=1, dropout=0.0)}, run / "best.pt")
     raw = _two_views(tmp_path)
-    cam = Camera("c0", 1000, 1000, 900.0, 905.0, 500.0, 490.0, np.eye(3), np.zeros(3), k=(-0.1, 0.01, 0),
-                 p=(0.001, 0), distortion_model="opencv")
+    cam = Camera(
+        "c0",
+        1000,
+        1000,
+        900.0,
+        905.0,
+        500.0,
+        490.0,
+        np.eye(3),
+        np.zeros(3),
+        k=(-0.1, 0.01, 0),
+        p=(0.001, 0),
+        distortion_model="opencv",
+    )
     write_aniposelib_toml(tmp_path / "lab.toml", [cam, replace_camera(cam, "other")])
-    res = CliRunner().invoke(cli, ["predict", str(run), str(raw / "c0"), "--out", str(tmp_path / "p.csv"),
-                                   "--cameras", str(tmp_path / "lab.toml")])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            str(run),
+            str(raw / "c0"),
+            "--out",
+            str(tmp_path / "p.csv"),
+            "--cameras",
+            str(tmp_path / "lab.toml"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     import pandas as pd
 
@@ -347,8 +447,12 @@ def test_predict_lifts_one_view_keypoint_folder(tmp_path):
     v = read_openpose(raw / "c0")
     uv, _ = to_h36m(v.kp[:, 0, :, :2], v.kp[:, 0, :, 2], "body25")
     lift, _ = load_lifter(run)
-    ref = predict_relative(lift, torch.tensor(undistort_pixels(uv, cam), dtype=torch.float32),
-                           torch.tensor(np.tile(cam.intrinsics, (5, 1)), dtype=torch.float32), "cpu")
+    ref = predict_relative(
+        lift,
+        torch.tensor(undistort_pixels(uv, cam), dtype=torch.float32),
+        torch.tensor(np.tile(cam.intrinsics, (5, 1)), dtype=torch.float32),
+        "cpu",
+    )
     got = df[[f"{c}{j}" for j in range(17) for c in "XYZ"]].to_numpy().reshape(-1, 17, 3)
     np.testing.assert_allclose(got, ref, atol=1e-3)
     res = CliRunner().invoke(cli, ["predict", str(run), str(raw / "c1"), "--out", str(tmp_path / "q.npz")])

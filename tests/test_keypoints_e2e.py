@@ -2,6 +2,7 @@
 -> ingest keypoints -> calibrate --from-joints --scale body -> triangulate -> augment -> train (tiny) -> evaluate
 (pseudo ground truth) -> predict on a new view's mmpose file; calibration (degrees), triangulation (mm) and the
 lifted 3D (mm) checked against the synthetic truth."""
+
 import json
 from dataclasses import replace
 
@@ -60,8 +61,9 @@ def _write_recording(tmp, X, rig):
     for i, cid in enumerate(("c2", "c3")):  # one COCO-17 results file, images mapped by an annotation file
         ids = 1000 * (i + 1) + frames
         recs += coco_results(frames, _detect(X, rig[cid], "coco17", 2 + i), image_ids=ids)
-        imgs += [(iid, f"{cid}/{f:06d}.jpg", rig[cid].width, rig[cid].height)
-                 for iid, f in zip(ids, frames, strict=True)]
+        imgs += [
+            (iid, f"{cid}/{f:06d}.jpg", rig[cid].width, rig[cid].height) for iid, f in zip(ids, frames, strict=True)
+        ]
     (raw / "results.json").write_text(json.dumps(recs))
     (tmp / "person_keypoints_val.json").write_text(json.dumps(coco_images(imgs)))
     intr = tmp / "intrinsics"
@@ -97,15 +99,50 @@ def test_keypoints_to_rig_3d_and_lifter(tmp_path):
         assert res.exit_code == 0, res.output
         return res.output
 
-    out = ok("ingest", "keypoints", raw, "--out", ds, "--coco-images", tmp_path / "person_keypoints_val.json",
-             "--intrinsics", tmp_path / "intrinsics", "--intrinsics", tmp_path / "lab.toml",
-             "--offsets", f"c1={-OFFSET_C1}", "--fps", 50)
+    out = ok(
+        "ingest",
+        "keypoints",
+        raw,
+        "--out",
+        ds,
+        "--coco-images",
+        tmp_path / "person_keypoints_val.json",
+        "--intrinsics",
+        tmp_path / "intrinsics",
+        "--intrinsics",
+        tmp_path / "lab.toml",
+        "--offsets",
+        f"c1={-OFFSET_C1}",
+        "--fps",
+        50,
+    )
     assert "frames with several people" in out
     ok("calibrate", "--from-joints", ds, "--scale", "body")
     ok("triangulate", ds)
     ok("augment", ds, "--virtual-views", 8, "--pairs-per-frame", 16)
-    ok("train", ds, "--out", run, "--epochs", 5, "--pretrain-epochs", 5, "--channels", 128, "--blocks", 1,
-       "--batch-size", 128, "--dropout", 0, "--warmup-steps", 0, "--device", "cpu", "--no-plots")
+    ok(
+        "train",
+        ds,
+        "--out",
+        run,
+        "--epochs",
+        5,
+        "--pretrain-epochs",
+        5,
+        "--channels",
+        128,
+        "--blocks",
+        1,
+        "--batch-size",
+        128,
+        "--dropout",
+        0,
+        "--warmup-steps",
+        0,
+        "--device",
+        "cpu",
+        "--no-plots",
+    )
     ev = ok("evaluate", run, ds, "--subjects", "S1")
     assert "pseudo ground truth" in ev
 
@@ -113,7 +150,7 @@ def test_keypoints_to_rig_3d_and_lifter(tmp_path):
     est = {c.camera: c for c in read_cameras(ds, "estimated")}
     rot = []
     for i, a in enumerate(IDS):
-        for b in IDS[i + 1:]:
+        for b in IDS[i + 1 :]:
             Re, te = relative_transform(est[a].R, est[a].t, est[b].R, est[b].t)
             Rg, tg = relative_transform(rig[a].R, rig[a].t, rig[b].R, rig[b].t)
             rot.append(rotation_angle_deg(Re, Rg))
@@ -133,8 +170,15 @@ def test_keypoints_to_rig_3d_and_lifter(tmp_path):
 
     # a new recording (unseen motion) of one camera, as mmpose video predictions, lifted by the trained run
     write_mmpose_video(tmp_path / "new_c0.json", np.arange(len(X_new)), _detect(X_new, rig["c0"], "coco17", 9))
-    ok("predict", run, tmp_path / "new_c0.json", "--out", tmp_path / "pred.npz", "--cameras",
-       tmp_path / "intrinsics" / "c0.yml")
+    ok(
+        "predict",
+        run,
+        tmp_path / "new_c0.json",
+        "--out",
+        tmp_path / "pred.npz",
+        "--cameras",
+        tmp_path / "intrinsics" / "c0.yml",
+    )
     z = np.load(tmp_path / "pred.npz", allow_pickle=True)
     pred, frames = z["joints3d"].astype(float), z["frames"]
     gt_new = world_to_camera(_truth(X_new)[frames], rig["c0"].R, rig["c0"].t)
@@ -147,7 +191,9 @@ def test_keypoints_to_rig_3d_and_lifter(tmp_path):
     tri_rel = tri - tri[:, :1]
     mean_pose = np.nanmean(tri_rel[np.isfinite(tri_rel).all((1, 2))], 0) / scale
     m0 = mpjpe(np.broadcast_to(mean_pose, gt_new[good].shape), gt_new[good])
-    print(f"mean-pose baseline {m0:.1f} mm; rotation errors {np.round(rot, 3)} deg; scale {scale:.3f}; "
-          f"triangulation {np.nanmean(err):.1f} mm; "
-          f"lifted MPJPE {m1:.1f} mm, P-MPJPE {m2:.1f} mm")
+    print(
+        f"mean-pose baseline {m0:.1f} mm; rotation errors {np.round(rot, 3)} deg; scale {scale:.3f}; "
+        f"triangulation {np.nanmean(err):.1f} mm; "
+        f"lifted MPJPE {m1:.1f} mm, P-MPJPE {m2:.1f} mm"
+    )
     assert m1 < 135 and m2 < 95 and m1 < 0.75 * m0, (m1, m2, m0)

@@ -1,9 +1,10 @@
 """Procedural motion (anatomy, floor contact, capture area, determinism) and the synthetic dataset builder."""
+
 import numpy as np
 import pytest
 
-from mvtools.synth import motion
 from mvtools.skeleton import H36M32_NAMES, H36M32_PARENTS, bone_lengths
+from mvtools.synth import motion
 
 T = 250
 
@@ -29,13 +30,27 @@ def _body_frame(X):
 
 
 def test_activities_cover_h36m_actions():
-    actions = ["Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases",
-               "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking", "WalkTogether"]
+    actions = [
+        "Directions",
+        "Discussion",
+        "Eating",
+        "Greeting",
+        "Phoning",
+        "Photo",
+        "Posing",
+        "Purchases",
+        "Sitting",
+        "SittingDown",
+        "Smoking",
+        "Waiting",
+        "WalkDog",
+        "Walking",
+        "WalkTogether",
+    ]
     assert sorted(motion.H36M_ACTION_TO_ACTIVITY) == sorted(actions)
     assert set(motion.H36M_ACTION_TO_ACTIVITY.values()) <= set(motion.ACTIVITIES)
     with pytest.raises(ValueError, match="unknown activity"):
-        motion.generate_motion("juggling", 10, motion.random_body(np.random.default_rng(0)),
-                               np.random.default_rng(0))
+        motion.generate_motion("juggling", 10, motion.random_body(np.random.default_rng(0)), np.random.default_rng(0))
 
 
 def test_random_bodies_are_adult_and_varied():
@@ -78,8 +93,8 @@ def test_anatomy_per_activity(sequences, activity):
     # left on the left: body frame from the feet, hips/shoulders/hands on the correct sides
     fwd, left = _body_frame(X)
     side = lambda j: ((X[:, j] - X[:, 0]) * left).sum(-1)  # noqa: E731
-    assert np.all(side(6) > 0) and np.all(side(1) < 0)          # hips
-    assert np.mean(side(17) > side(25)) > 0.98                   # shoulders
+    assert np.all(side(6) > 0) and np.all(side(1) < 0)  # hips
+    assert np.mean(side(17) > side(25)) > 0.98  # shoulders
     # feet, except while turning fast (a planted foot can cross behind in a tight turn)
     hips = X[:, 6, :2] - X[:, 1, :2]
     turn = np.abs(np.gradient(np.unwrap(np.arctan2(hips[:, 1], hips[:, 0])))) * 50.0  # rad/s
@@ -125,8 +140,7 @@ def test_fps_and_length_validation():
     assert motion.generate_motion("walking", 1, body, np.random.default_rng(0)).shape == (1, 32, 3)
     for bad in ({"n_frames": 0}, {"n_frames": 5, "fps": 0}):
         with pytest.raises(ValueError):
-            motion.generate_motion("walking", bad["n_frames"], body, np.random.default_rng(0),
-                                   fps=bad.get("fps", 50.0))
+            motion.generate_motion("walking", bad["n_frames"], body, np.random.default_rng(0), fps=bad.get("fps", 50.0))
 
 
 # ----------------------------------------------------------------------------- synth
@@ -168,7 +182,8 @@ def test_synth_dataset_contents(synth_ds, synth_ds_clean):
     assert np.all(np.diff(p3["frame"].to_numpy()[:200]) == 1)
     for cam_id, cam in rig(cams, "S5").items():
         p2 = read_poses2d(synth_ds, ["S5"], source="gt", camera=cam_id).sort_by(
-            [("action", "ascending"), ("frame", "ascending")])
+            [("action", "ascending"), ("frame", "ascending")]
+        )
         uv = joints_to_numpy(p2["joints2d"], 2)
         assert np.abs(uv - project(X, cam)).max() < 0.05
         assert np.all((uv >= 0) & (uv < [cam.width, cam.height]))

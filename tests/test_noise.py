@@ -1,4 +1,5 @@
 """Detector noise model: exactness without noise, configured statistics, occlusion, confidence, JSON."""
+
 import json
 
 import cv2
@@ -8,14 +9,26 @@ from scipy.stats import spearmanr
 
 from mvtools.camera import Camera, look_at, project, tvec_from_center, world_to_camera
 from mvtools.h36m_cameras import h36m_rig
-from mvtools.synth.noise import NoiseParams, occlusion_mask, resolve_noise, simulate_detections
 from mvtools.skeleton import H36M17_FLIP, H36M32_TO_17
+from mvtools.synth.noise import NoiseParams, occlusion_mask, resolve_noise, simulate_detections
 
 
 def _pinhole(C=(0.0, -5000.0, 1000.0), target=(0.0, 0.0, 1000.0), model="none", k=(0, 0, 0), p=(0, 0)):
     R = look_at(np.array(C), np.array(target))
-    return Camera("cam", 1000, 1000, 1150.0, 1150.0, 500.0, 500.0, R=R, t=tvec_from_center(R, np.array(C)),
-                  k=k, p=p, distortion_model=model)
+    return Camera(
+        "cam",
+        1000,
+        1000,
+        1150.0,
+        1150.0,
+        500.0,
+        500.0,
+        R=R,
+        t=tvec_from_center(R, np.array(C)),
+        k=k,
+        p=p,
+        distortion_model=model,
+    )
 
 
 def _flat_points(cam, T, depth, rng):
@@ -78,7 +91,7 @@ def test_std_per_joint_at_reference_depth_and_depth_scaling():
         X = _flat_points(cam, T, depth, rng)
         uv, _ = simulate_detections(X, cam, params, rng)
         err = uv - project(X, cam)
-        std = err.std(axis=0)                               # (17, 2) per joint and axis
+        std = err.std(axis=0)  # (17, 2) per joint and axis
         expected = 4.0 * scale * factor
         assert np.allclose(std, expected[:, None], rtol=0.05), (depth, std[:, 0], expected)
         assert np.abs(err.mean(axis=0)).max() < 0.1 * expected.min()
@@ -165,11 +178,12 @@ def test_confidence_falls_with_error_and_on_occlusion():
 def test_realistic_error_is_a_few_pixels(synth_ds):
     from mvtools.dataset import joints_to_numpy, read_poses2d
 
-    gt = read_poses2d(synth_ds, ["S1"], source="gt").sort_by([("action", "ascending"), ("camera", "ascending"),
-                                                              ("frame", "ascending")])
-    det = read_poses2d(synth_ds, ["S1"], source="detected").sort_by([("action", "ascending"),
-                                                                     ("camera", "ascending"),
-                                                                     ("frame", "ascending")])
+    gt = read_poses2d(synth_ds, ["S1"], source="gt").sort_by(
+        [("action", "ascending"), ("camera", "ascending"), ("frame", "ascending")]
+    )
+    det = read_poses2d(synth_ds, ["S1"], source="detected").sort_by(
+        [("action", "ascending"), ("camera", "ascending"), ("frame", "ascending")]
+    )
     a, b = joints_to_numpy(gt["joints2d"], 2), joints_to_numpy(det["joints2d"], 2)
     err = np.linalg.norm(a - b, axis=-1)
     assert 2.0 < np.median(err) < 8.0
@@ -182,9 +196,25 @@ def _person_facing_camera():
     J = np.zeros((17, 3))
     J[:, 2] = 4000.0
     # x right (image), y down; the person's left is image right when facing the camera
-    pts = {0: (0, 0), 1: (-130, 0), 2: (-130, 450), 3: (-130, 890), 4: (130, 0), 5: (130, 450), 6: (130, 890),
-           7: (0, -230), 8: (0, -480), 9: (0, -590), 10: (0, -700), 11: (170, -470), 12: (450, -470),
-           13: (700, -470), 14: (-170, -470), 15: (-450, -470), 16: (-700, -470)}
+    pts = {
+        0: (0, 0),
+        1: (-130, 0),
+        2: (-130, 450),
+        3: (-130, 890),
+        4: (130, 0),
+        5: (130, 450),
+        6: (130, 890),
+        7: (0, -230),
+        8: (0, -480),
+        9: (0, -590),
+        10: (0, -700),
+        11: (170, -470),
+        12: (450, -470),
+        13: (700, -470),
+        14: (-170, -470),
+        15: (-450, -470),
+        16: (-700, -470),
+    }
     for j, (x, y) in pts.items():
         J[j, :2] = (x, y)
     return J
@@ -194,9 +224,9 @@ def test_occlusion_hand_cases():
     J = _person_facing_camera()
     assert not occlusion_mask(J[None]).any()  # nothing hidden in a T-pose facing the camera
     behind = J.copy()
-    behind[13] = (40, -250, 4150)             # left wrist behind the chest
+    behind[13] = (40, -250, 4150)  # left wrist behind the chest
     front = J.copy()
-    front[13] = (40, -250, 3850)              # left wrist in front of the chest
+    front[13] = (40, -250, 3850)  # left wrist in front of the chest
     m = occlusion_mask(np.stack([behind, front]))
     assert m[0, 13] and not m[1, 13]
     assert not m[:, [0, 1, 4, 7, 8, 11, 14]].any()  # torso joints are never hidden by the torso itself
@@ -225,14 +255,17 @@ def test_json_round_trip_and_presets(tmp_path):
     assert resolve_noise(str(tmp_path / "n.json")) == p
 
 
-@pytest.mark.parametrize("content, match", [
-    ('{"std_px": 3, "bogus": 1}', "unknown noise parameter"),
-    ('{"std_px": -1}', "std_px"),
-    ('{"outlier_prob": 2}', "outlier_prob"),
-    ('{"joint_scale": [1, 2]}', "joint_scale"),
-    ('{"std_px": 3', "not valid JSON"),
-    ('[1, 2]', "JSON object"),
-])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ('{"std_px": 3, "bogus": 1}', "unknown noise parameter"),
+        ('{"std_px": -1}', "std_px"),
+        ('{"outlier_prob": 2}', "outlier_prob"),
+        ('{"joint_scale": [1, 2]}', "joint_scale"),
+        ('{"std_px": 3', "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+    ],
+)
 def test_bad_json_names_file_and_field(tmp_path, content, match):
     f = tmp_path / "bad.json"
     f.write_text(content)
@@ -244,8 +277,8 @@ def test_bad_json_names_file_and_field(tmp_path, content, match):
 
 
 def test_realistic_json_documents_every_field():
-    from importlib import resources
     from dataclasses import fields
+    from importlib import resources
 
     d = json.loads(resources.files("mvtools").joinpath("data/noise_realistic.json").read_text())
     assert {f.name for f in fields(NoiseParams)} == {k for k in d if not k.startswith("_")}

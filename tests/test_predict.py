@@ -1,4 +1,5 @@
 """predict: VideoPose3D npz and tables in, 3D out; checked against the lifter applied to OpenCV pinhole projections."""
+
 import cv2
 import numpy as np
 import pyarrow as pa
@@ -7,17 +8,16 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import make_poses
 
 from mvtools.camera import project, world_to_camera
 from mvtools.cli.main import cli
 from mvtools.dataset import fsl, joints_to_numpy
-from mvtools.ingest.h36m.reader import write_videopose3d_2d
-from mvtools.h36m_cameras import h36m_rig
 from mvtools.evaluate.predict import predict
+from mvtools.h36m_cameras import h36m_rig
+from mvtools.ingest.h36m.reader import write_videopose3d_2d
 from mvtools.train.inference import load_lifter, predict_relative
 from mvtools.train.model import TwoBranch
-
-from helpers import make_poses
 
 torch.set_num_threads(1)
 
@@ -39,8 +39,9 @@ def _reference(run, Yc, K):
     """Lifter on the exact pinhole projection (cv2.projectPoints, no distortion) of camera-frame poses."""
     lift, _ = load_lifter(run)
     fx, fy, cx, cy = K
-    uv, _ = cv2.projectPoints(Yc.reshape(-1, 3), np.zeros(3), np.zeros(3),
-                              np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), None)
+    uv, _ = cv2.projectPoints(
+        Yc.reshape(-1, 3), np.zeros(3), np.zeros(3), np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), None
+    )
     uv = torch.tensor(uv.reshape(-1, 17, 2), dtype=torch.float32)
     return predict_relative(lift, uv, torch.tensor(np.tile(K, (len(uv), 1)), dtype=torch.float32), "cpu")
 
@@ -50,8 +51,9 @@ def test_npz_round_trip_with_h36m_cameras(run, tmp_path):
     P = make_poses(10, np.random.default_rng(0))
     pos = {"S9": {"Walking 1": [project(P, c).astype(np.float32) for c in rig[:3]] + [None]}}
     inp = write_videopose3d_2d(tmp_path / "in.npz", pos)
-    res = CliRunner().invoke(cli, ["predict", str(run), str(inp), "--out", str(tmp_path / "o.npz"),
-                                   "--cameras", "h36m"])
+    res = CliRunner().invoke(
+        cli, ["predict", str(run), str(inp), "--out", str(tmp_path / "o.npz"), "--cameras", "h36m"]
+    )
     assert res.exit_code == 0, res.output
     out = np.load(tmp_path / "o.npz", allow_pickle=True)["positions_3d"].item()
     lst = out["S9"]["Walking 1"]
@@ -104,8 +106,9 @@ def test_predict_errors(run, tmp_path):
     with pytest.raises(ValueError, match="needs intrinsics"):
         predict(run, inp, tmp_path / "o.npz")
     pq.write_table(pa.table({"joints2d": fsl(np.zeros((2, 17, 2))), "fx": [1.0, 1.0]}), tmp_path / "bad.parquet")
-    r = CliRunner().invoke(cli, ["predict", str(run), str(tmp_path / "bad.parquet"),
-                                 "--out", str(tmp_path / "o.parquet")])
+    r = CliRunner().invoke(
+        cli, ["predict", str(run), str(tmp_path / "bad.parquet"), "--out", str(tmp_path / "o.parquet")]
+    )
     assert r.exit_code != 0 and "bad.parquet" in r.output and "fy" in r.output
     with pytest.raises(ValueError, match="not .npz"):
         predict(run, tmp_path / "bad.parquet", tmp_path / "o.npz")

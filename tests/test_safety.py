@@ -1,5 +1,6 @@
 """Safe by default (docs/reliability.md): the output guard, the atomic swap under real SIGKILLs, no code from data
 files, and values that would poison a dataset refused at the door."""
+
 import json
 import os
 import shutil
@@ -26,12 +27,12 @@ from mvtools.io import OutputError, claim_output, lock_output, swap_into_place
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
 class _FrameLifter:
     """Stands in for a loaded single-frame lifting branch where a test replaces the network's output."""
 
     def receptive_field(self) -> int:
         return 1
+
 
 def _env(**extra):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MVTOOLS_QUIET": "1", "OMP_NUM_THREADS": "1"}
@@ -42,8 +43,16 @@ def _env(**extra):
 def _small_ds(out, seed=0, frames=12, **kw):
     from mvtools.synth.dataset import synth_dataset
 
-    return synth_dataset(out, subjects=["S1", "S9"], sequences_per_subject=1, frames=frames, seed=seed, noise=None,
-                         command="pytest", **kw)
+    return synth_dataset(
+        out,
+        subjects=["S1", "S9"],
+        sequences_per_subject=1,
+        frames=frames,
+        seed=seed,
+        noise=None,
+        command="pytest",
+        **kw,
+    )
 
 
 def _dataset_rows(ds):
@@ -100,8 +109,17 @@ def test_output_equal_to_containing_or_inside_an_input_is_refused(tmp_path):
 
 def test_every_writing_command_has_the_same_overwrite_flag():
     runner = CliRunner()
-    for args in (["ingest", "h36m"], ["ingest", "bvh"], ["ingest", "3dhp"], ["synth", "h36m"], ["synth", "dataset"],
-                 ["augment"], ["calibrate"], ["predict"], ["demo"]):
+    for args in (
+        ["ingest", "h36m"],
+        ["ingest", "bvh"],
+        ["ingest", "3dhp"],
+        ["synth", "h36m"],
+        ["synth", "dataset"],
+        ["augment"],
+        ["calibrate"],
+        ["predict"],
+        ["demo"],
+    ):
         out = runner.invoke(cli, args + ["--help"]).output
         assert "--overwrite" in out and "only one that mvtools wrote" in " ".join(out.split()), args
 
@@ -113,8 +131,13 @@ def test_second_writer_fails_at_once(tmp_path):
         with pytest.raises(OutputError, match="another mvtools process is writing"):
             _small_ds(out)
         assert time.monotonic() - t0 < 5
-        r = subprocess.run([sys.executable, "-m", "mvtools", "synth", "dataset", "--out", str(out), "--frames", "5"],
-                           env=_env(), capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "mvtools", "synth", "dataset", "--out", str(out), "--frames", "5"],
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 1 and "another mvtools process is writing" in r.stderr
     assert not out.exists()
     _small_ds(out)  # lock released and its file removed
@@ -176,6 +199,7 @@ def test_swap_is_atomic_for_every_observer(tmp_path, monkeypatch):
             assert (out / "sub" / "data").read_text() == tag * 100
             seen.append((name, tag))
             return r
+
         return wrapper
 
     monkeypatch.setattr(mio, "_renameat2", check("exchange", mio._renameat2))
@@ -187,14 +211,21 @@ def test_swap_is_atomic_for_every_observer(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-SWAP = "import sys; from pathlib import Path; from mvtools.io import swap_into_place as s; s(Path(sys.argv[1]), " \
-       "Path(sys.argv[2]))"
+SWAP = (
+    "import sys; from pathlib import Path; from mvtools.io import swap_into_place as s; s(Path(sys.argv[1]), "
+    "Path(sys.argv[2]))"
+)
 
 
 def _run_until_paused(cmd, point, env=None, timeout=120):
     """Start ``cmd``, wait until it reports pausing at ``point``, SIGKILL it."""
-    p = subprocess.Popen(cmd, env=_env(MVTOOLS_TEST_PAUSE_AT=point, **(env or {})), stderr=subprocess.PIPE,
-                         stdout=subprocess.DEVNULL, text=True)
+    p = subprocess.Popen(
+        cmd,
+        env=_env(MVTOOLS_TEST_PAUSE_AT=point, **(env or {})),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
     t0 = time.monotonic()
     for line in p.stderr:
         if f"MVTOOLS_PAUSED {point}" in line:
@@ -232,19 +263,23 @@ def _check_augment_invariant(ds):
     cams = {(c.subject, c.camera): c for c in d.read_cameras(ds, source="virtual")}
     v2 = d.read_poses2d(ds, source="virtual")
     p3 = d.read_poses3d(ds).to_pandas()
-    X = {(r.subject, r.action, r.subaction, r.frame): np.asarray(r.joints3d, float).reshape(17, 3)
-         for r in p3.itertuples()}
+    X = {
+        (r.subject, r.action, r.subaction, r.frame): np.asarray(r.joints3d, float).reshape(17, 3)
+        for r in p3.itertuples()
+    }
     uv = d.joints_to_numpy(v2["joints2d"], 2)
     rows = v2.select(["subject", "action", "subaction", "frame", "camera"]).to_pylist()
     assert len(rows) > 0
     for r, u in zip(rows, uv, strict=True):
         cam = cams[r["subject"], r["camera"]]  # KeyError: 2D of a camera that is not stored
-        np.testing.assert_allclose(u, project(X[r["subject"], r["action"], r["subaction"], r["frame"]], cam),
-                                   atol=1e-2)
+        np.testing.assert_allclose(u, project(X[r["subject"], r["action"], r["subaction"], r["frame"]], cam), atol=1e-2)
     m = d.read_manifest(ds)
     pm = json.loads((ds / "pairs" / "manifest.json").read_text())
-    assert (pm["seed"], pm["layout"], pm["virtual_views"]) == (m["augment"]["seed"], m["augment"]["layout"],
-                                                              m["augment"]["virtual_views"])
+    assert (pm["seed"], pm["layout"], pm["virtual_views"]) == (
+        m["augment"]["seed"],
+        m["augment"]["layout"],
+        m["augment"]["virtual_views"],
+    )
     assert len(cams) == 2 * pm["virtual_views"] and m["rows"]["poses2d"]["virtual"] == v2.num_rows
     for s in pm["shards"]:
         assert pq.read_metadata(ds / "pairs" / s["path"]).num_rows == s["rows"]
@@ -261,12 +296,30 @@ def augmented(tmp_path_factory):
     return ds
 
 
-AUGMENT_B = ["augment", "--virtual-views", "3", "--layout", "random", "--seed", "1", "--pairs-per-frame", "2",
-             "--overwrite"]
+AUGMENT_B = [
+    "augment",
+    "--virtual-views",
+    "3",
+    "--layout",
+    "random",
+    "--seed",
+    "1",
+    "--pairs-per-frame",
+    "2",
+    "--overwrite",
+]
 
 
-@pytest.mark.parametrize("point", ["augment:pairs-written", "augment:virtual-2d-written", "augment:cameras-written",
-                                   "augment:before-commit", "swap:exchanged"])
+@pytest.mark.parametrize(
+    "point",
+    [
+        "augment:pairs-written",
+        "augment:virtual-2d-written",
+        "augment:cameras-written",
+        "augment:before-commit",
+        "swap:exchanged",
+    ],
+)
 def test_augment_killed_at_a_commit_point_leaves_old_or_new(augmented, tmp_path, point):
     ds = tmp_path / "ds"
     shutil.copytree(augmented, ds)
@@ -283,8 +336,12 @@ def test_augment_killed_at_random_times(augmented, tmp_path):
     ds = tmp_path / "ds"
     shutil.copytree(augmented, ds)
     for delay in (1.5, 2.5, 3.5):
-        p = subprocess.Popen([sys.executable, "-m", "mvtools", *AUGMENT_B[:1], str(ds), *AUGMENT_B[1:]], env=_env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "mvtools", *AUGMENT_B[:1], str(ds), *AUGMENT_B[1:]],
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         p.send_signal(signal.SIGKILL)
         p.wait()
@@ -297,9 +354,27 @@ def test_calibrate_killed_before_commit_leaves_old_state(tmp_path):
     ds = _small_ds(tmp_path / "ds", frames=150)
     calibrate_from_joints(ds, subjects=["S1"], source="gt", refine=False, max_frames=150)
     before = {p: (ds / p).read_bytes() for p in ("cameras.parquet", "calibration_report.json", "manifest.json")}
-    _run_until_paused([sys.executable, "-m", "mvtools", "calibrate", "--from-joints", str(ds), "--subjects", "S1",
-                       "--source", "gt", "--no-refine", "--seed", "3", "--overwrite", "--max-frames", "150"],
-                      "calibrate:before-commit")
+    _run_until_paused(
+        [
+            sys.executable,
+            "-m",
+            "mvtools",
+            "calibrate",
+            "--from-joints",
+            str(ds),
+            "--subjects",
+            "S1",
+            "--source",
+            "gt",
+            "--no-refine",
+            "--seed",
+            "3",
+            "--overwrite",
+            "--max-frames",
+            "150",
+        ],
+        "calibrate:before-commit",
+    )
     assert {p: (ds / p).read_bytes() for p in before} == before
 
 
@@ -356,9 +431,11 @@ def test_videopose3d_conventions_still_load(tmp_path):
     from mvtools.ingest.h36m.reader import load_videopose3d_2d, load_videopose3d_3d
 
     a = np.random.default_rng(0).random((6, 17, 2)).astype(np.float32)
-    np.savez_compressed(tmp_path / "d2.npz", positions_2d={"S1": OrderedDict(Walking=[a, None, a, a])},
-                        metadata={"num_joints": np.int64(17), "keypoints_symmetry": [[4, 5, 6], [1, 2, 3]],
-                                  "layout_name": "h36m"})
+    np.savez_compressed(
+        tmp_path / "d2.npz",
+        positions_2d={"S1": OrderedDict(Walking=[a, None, a, a])},
+        metadata={"num_joints": np.int64(17), "keypoints_symmetry": [[4, 5, 6], [1, 2, 3]], "layout_name": "h36m"},
+    )
     data, meta = load_videopose3d_2d(tmp_path / "d2.npz")
     assert np.array_equal(data["S1"]["Walking"][0], a) and meta["num_joints"] == 17
     np.savez_compressed(tmp_path / "d3.npz", positions_3d={"S1": {"Walking": np.zeros((4, 32, 3), np.float32)}})
@@ -387,8 +464,9 @@ def test_names_from_file_contents_cannot_reach_paths(tmp_path):
 
 
 # ----------------------------------------------------------------------------- 4. values refused at the door
-@pytest.mark.parametrize("value, match", [(1e39, "NaN/inf"), (np.nan, "NaN/inf"), (-1e30, "beyond 100000"),
-                                          (2e5, "beyond 100000")])
+@pytest.mark.parametrize(
+    "value, match", [(1e39, "NaN/inf"), (np.nan, "NaN/inf"), (-1e30, "beyond 100000"), (2e5, "beyond 100000")]
+)
 def test_poisoned_3d_values_refused_after_the_float32_cast(tmp_path, value, match):
     X = np.zeros((3, 17, 3)) + [0, 0, 1000]
     X[1, 4, 2] = value
@@ -405,8 +483,10 @@ def test_confidences_outside_0_1_are_clipped_with_a_warning(tmp_path, capsys, mo
     conf[0, 0], conf[1, 1] = 1.2, -0.1
     with d.DatasetWriter(tmp_path / "ds") as w:
         w.add_poses3d("S1", d.poses3d_table("Walk", 1, "Walk 1", np.arange(3), X))
-        w.add_poses2d("S1", d.poses2d_table("Walk", 1, "Walk 1", np.arange(3), cams[0].camera,
-                                            project(X, cams[0]), conf, "detected"))
+        w.add_poses2d(
+            "S1",
+            d.poses2d_table("Walk", 1, "Walk 1", np.arange(3), cams[0].camera, project(X, cams[0]), conf, "detected"),
+        )
         w.set_cameras(cams)
         w.commit(d.base_manifest("t", {"train": ["S1"], "test": []}, 50.0))
     c = d.list_to_numpy(d.read_poses2d(tmp_path / "ds")["confidence"], 17)
@@ -418,14 +498,18 @@ def _cams_toml(path, fx=1000.0, width=1000, same_pose=False):
     rows = []
     for i in range(2):
         t = [0, 0, 0] if same_pose else [i * 500.0, 0, 0]
-        rows.append(f"[cam_{i}]\nname = \"c{i}\"\nsize = [{width}, 1000]\nmatrix = [[{fx}, 0, 500], [0, 1000, 500], "
-                    f"[0, 0, 1]]\ndistortions = [0, 0, 0, 0, 0]\nrotation = [0.1, 0, 0]\ntranslation = {t}\n")
+        rows.append(
+            f'[cam_{i}]\nname = "c{i}"\nsize = [{width}, 1000]\nmatrix = [[{fx}, 0, 500], [0, 1000, 500], '
+            f"[0, 0, 1]]\ndistortions = [0, 0, 0, 0, 0]\nrotation = [0.1, 0, 0]\ntranslation = {t}\n"
+        )
     path.write_text("\n".join(rows))
     return path
 
 
-@pytest.mark.parametrize("kw, match", [({"fx": 0.0}, "focal lengths must be > 0"), ({"width": 0}, "image size"),
-                                       ({"same_pose": True}, "same pose")])
+@pytest.mark.parametrize(
+    "kw, match",
+    [({"fx": 0.0}, "focal lengths must be > 0"), ({"width": 0}, "image size"), ({"same_pose": True}, "same pose")],
+)
 def test_bad_cameras_refused_by_every_reader(tmp_path, kw, match):
     from mvtools.calibration.toml_io import read_aniposelib_toml
     from mvtools.evaluate.predict import camera_list
@@ -470,12 +554,19 @@ def test_malformed_files_give_one_clear_error(tmp_path):
 def test_disk_full_is_a_clear_error(tmp_path):
     """RLIMIT_FSIZE stands in for a full disk (EFBIG instead of ENOSPC, the same code path): one line naming the
     file, exit 1, no traceback, nothing committed."""
-    code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-            "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000)); "
-            "from mvtools.cli.main import cli; sys.argv = ['mvtools'] + sys.argv[1:]; cli()")
+    code = (
+        "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000)); "
+        "from mvtools.cli.main import cli; sys.argv = ['mvtools'] + sys.argv[1:]; cli()"
+    )
     out = tmp_path / "ds"
-    r = subprocess.run([sys.executable, "-c", code, "synth", "dataset", "--out", str(out), "--frames", "300"],
-                       env=_env(), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", code, "synth", "dataset", "--out", str(out), "--frames", "300"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert "disk full?" in r.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == []
@@ -483,8 +574,10 @@ def test_disk_full_is_a_clear_error(tmp_path):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_device_cuda_without_cuda_is_a_clear_error(tmp_path):
-    for args in (["evaluate", str(tmp_path), str(tmp_path), "--device", "cuda"],
-                 ["predict", str(tmp_path), __file__, "--out", str(tmp_path / "p.csv"), "--device", "cuda"]):
+    for args in (
+        ["evaluate", str(tmp_path), str(tmp_path), "--device", "cuda"],
+        ["predict", str(tmp_path), __file__, "--out", str(tmp_path / "p.csv"), "--device", "cuda"],
+    ):
         r = CliRunner().invoke(cli, args)
         assert r.exit_code == 1 and "no CUDA device is available" in r.output, r.output
 
@@ -495,8 +588,7 @@ def test_partial_detections_never_switch_silently_to_gt(tmp_path):
     ds = _small_ds(tmp_path / "ds")
     cams = [c for c in h36m_cameras() if c.subject == "S1"]
     X = d.joints_to_numpy(d.read_poses3d(ds, ["S1"])["joints3d"], 3).astype(float)
-    t = d.poses2d_table("Directions", 1, "x", np.arange(len(X)), cams[0].camera, project(X, cams[0]), None,
-                        "detected")
+    t = d.poses2d_table("Directions", 1, "x", np.arange(len(X)), cams[0].camera, project(X, cams[0]), None, "detected")
     d.replace_poses2d_files(ds, "S1", "detected", t)
     with pytest.raises(d.DatasetError, match="no detected 2D for subject.*S9"):
         augment(ds)
@@ -520,8 +612,10 @@ def test_bvh_frame_time_inf_is_a_clear_error(tmp_path):
     from mvtools.ingest.bvh.reader import read_bvh
 
     f = tmp_path / "a.bvh"
-    f.write_text("HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0 0\n  CHANNELS 3 Xposition Yposition Zposition\n"
-                 "  End Site\n  {\n    OFFSET 0 10 0\n  }\n}\nMOTION\nFrames: 1\nFrame Time: inf\n0 0 0\n")
+    f.write_text(
+        "HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0 0\n  CHANNELS 3 Xposition Yposition Zposition\n"
+        "  End Site\n  {\n    OFFSET 0 10 0\n  }\n}\nMOTION\nFrames: 1\nFrame Time: inf\n0 0 0\n"
+    )
     with pytest.raises(d.DatasetError, match=r"a\.bvh: line 13: Frame Time inf s is not a plausible frame period"):
         read_bvh(f)
 
@@ -532,8 +626,9 @@ def test_predict_output_file_needs_overwrite_and_is_not_an_input(tmp_path, monke
     monkeypatch.setattr("mvtools.train.inference.load_lifter", lambda *a: (_FrameLifter(), {}))
     monkeypatch.setattr("mvtools.train.inference.lift_2d", lambda lift, uv, K, dev, **kw: np.zeros((len(uv), 17, 3)))
     inp = tmp_path / "in.csv"
-    cols = {f"{c}{j}": [100.0 + j, 120.0] for j in range(17) for c in "xy"} | {k: [1000.0, 1000.0] for k in
-                                                                                ("fx", "fy")}
+    cols = {f"{c}{j}": [100.0 + j, 120.0] for j in range(17) for c in "xy"} | {
+        k: [1000.0, 1000.0] for k in ("fx", "fy")
+    }
     cols |= {"cx": [500.0, 500.0], "cy": [500.0, 500.0]}
     pa.csv.write_csv(pa.table(cols), inp)
     run = tmp_path / "run"
@@ -549,8 +644,9 @@ def test_predict_output_file_needs_overwrite_and_is_not_an_input(tmp_path, monke
         pr.predict(run, inp, inp, overwrite=True)
     with pytest.raises(OutputError, match="lies inside the input"):
         pr.predict(run, inp, run / "x.csv")
-    monkeypatch.setattr("mvtools.train.inference.lift_2d", lambda lift, uv, K, dev, **kw: np.full((len(uv), 17, 3),
-                                                                                                np.nan))
+    monkeypatch.setattr(
+        "mvtools.train.inference.lift_2d", lambda lift, uv, K, dev, **kw: np.full((len(uv), 17, 3), np.nan)
+    )
     with pytest.raises(d.DatasetError, match="NaN/inf 3D for 2 of 2 poses"):
         pr.predict(run, inp, tmp_path / "nan.csv")
     assert not (tmp_path / "nan.csv").exists()
@@ -561,8 +657,13 @@ def tiny_tmpfs(tmp_path):
     """A 1.5 MiB tmpfs (a really full disk); skipped where mounting is not allowed (not root, containers)."""
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(mnt)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(mnt)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root); test_disk_full_is_a_clear_error covers the code path")
     try:
         yield mnt
@@ -573,8 +674,13 @@ def tiny_tmpfs(tmp_path):
 def test_enospc_in_augment_leaves_the_dataset_as_it_was(tiny_tmpfs):
     ds = _small_ds(tiny_tmpfs / "ds", frames=100)
     before = {p.relative_to(ds): p.read_bytes() for p in ds.rglob("*") if p.is_file()}
-    r = subprocess.run([sys.executable, "-m", "mvtools", "augment", str(ds), "--virtual-views", "16",
-                        "--pairs-per-frame", "40"], env=_env(), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "mvtools", "augment", str(ds), "--virtual-views", "16", "--pairs-per-frame", "40"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 1 and "No space left on device" in r.stderr and "Traceback" not in r.stderr
     assert f"{ds}: " in r.stderr
     assert {p.relative_to(ds): p.read_bytes() for p in ds.rglob("*") if p.is_file()} == before
@@ -588,8 +694,11 @@ def test_augment_killed_inside_a_fallback_swap_is_recovered(augmented, tmp_path)
 
     ds = tmp_path / "ds"
     shutil.copytree(augmented, ds)
-    _run_until_paused([sys.executable, "-m", "mvtools", *AUGMENT_B[:1], str(ds), *AUGMENT_B[1:]],
-                      "swap:between-renames", {"MVTOOLS_NO_RENAME_EXCHANGE": "1"})
+    _run_until_paused(
+        [sys.executable, "-m", "mvtools", *AUGMENT_B[:1], str(ds), *AUGMENT_B[1:]],
+        "swap:between-renames",
+        {"MVTOOLS_NO_RENAME_EXCHANGE": "1"},
+    )
     assert not ds.exists()
     with pytest.raises(OutputError, match="pass --overwrite"):  # recovered, then refused without --overwrite
         augment(ds, virtual_views=3)
@@ -598,8 +707,26 @@ def test_augment_killed_inside_a_fallback_swap_is_recovered(augmented, tmp_path)
 
 def test_dataset_rewrite_killed_at_random_times_leaves_old_or_new(tmp_path):
     ds = _small_ds(tmp_path / "ds")
-    cmd = [sys.executable, "-m", "mvtools", "synth", "dataset", "--out", str(ds), "--subjects", "S1,S9",
-           "--sequences", "1", "--frames", "12", "--noise", "none", "--seed", "1", "--overwrite"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mvtools",
+        "synth",
+        "dataset",
+        "--out",
+        str(ds),
+        "--subjects",
+        "S1,S9",
+        "--sequences",
+        "1",
+        "--frames",
+        "12",
+        "--noise",
+        "none",
+        "--seed",
+        "1",
+        "--overwrite",
+    ]
     for delay in (1.0, 2.0, 3.0):
         p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)

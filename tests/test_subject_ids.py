@@ -1,4 +1,5 @@
 """Subject ids stay strings in every reader of the hive-partitioned tables (pandas, pyarrow, DuckDB, polars)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,8 +45,10 @@ def test_numeric_subject_from_a_map_reads_as_string_everywhere(tmp_path, capsys,
     cams = pd.read_parquet(out / "cameras.parquet")
     assert len(df.astype({"subject": str}).merge(cams, on="subject")) > 0  # joins to cameras.parquet
     duckdb = pytest.importorskip("duckdb")
-    rows = duckdb.sql(f"select distinct subject, typeof(subject) from read_parquet('{out}/poses3d/*/*.parquet', "
-                      "hive_partitioning=true) order by 1").fetchall()
+    rows = duckdb.sql(
+        f"select distinct subject, typeof(subject) from read_parquet('{out}/poses3d/*/*.parquet', "
+        "hive_partitioning=true) order by 1"
+    ).fetchall()
     assert rows == [("S02", "VARCHAR"), ("S03", "VARCHAR")]
 
 

@@ -1,6 +1,7 @@
 """The temporal backbone (VideoPose3D dilated convolutions) and its windows: receptive-field arithmetic, edge
 padding, the strided training form against the dilated per-window form, sequence inference against per-frame
 windows."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -78,7 +79,7 @@ def test_causal_output_ignores_future_frames():
     x2 = x.clone()
     x2[:, 30:] += 5.0  # changes inputs from frame 30 on: outputs of windows ending before 30 stay
     y2 = net.forward_sequence(x2)
-    torch.testing.assert_close(y[:, :30 - 26], y2[:, :30 - 26])
+    torch.testing.assert_close(y[:, : 30 - 26], y2[:, : 30 - 26])
     assert not torch.allclose(y[:, 30 - 26], y2[:, 30 - 26])
 
 
@@ -86,8 +87,11 @@ def _seqs(lengths, seed=0):
     rng = np.random.default_rng(seed)
     rows = []
     for i, n in enumerate(lengths):
-        rows.append(pd.DataFrame({"subject": "S1", "action": f"a{i}", "subaction": 1, "camera": "c0",
-                                  "frame": np.arange(n) * 2 + 10}))
+        rows.append(
+            pd.DataFrame(
+                {"subject": "S1", "action": f"a{i}", "subaction": 1, "camera": "c0", "frame": np.arange(n) * 2 + 10}
+            )
+        )
     meta = pd.concat(rows, ignore_index=True)
     m = len(meta)
     x2d = rng.uniform(0, 1000, (m, 17, 2)).astype(np.float32)
@@ -105,7 +109,7 @@ def test_windows_pad_edges_by_replication_like_np_pad(causal):
     before, after = (rf - 1, 0) if causal else (rf // 2, rf // 2)
     for s, e in ((0, 5), (5, 35)):  # VideoPose3D: np.pad(seq, ..., 'edge') then a window per frame
         padded = np.pad(xn[s:e], ((before, after), (0, 0), (0, 0)), "edge")
-        ref = np.stack([padded[t:t + rf] for t in range(e - s)])
+        ref = np.stack([padded[t : t + rf] for t in range(e - s)])
         np.testing.assert_array_equal(w[s:e], ref)
         np.testing.assert_array_equal(pad_edges(torch.from_numpy(xn[s:e]), rf, causal).numpy(), padded)
     # the target frame of every window is the row itself
@@ -149,8 +153,9 @@ def test_sequence_inference_equals_per_frame_windows(causal):
 def test_two_branch_root_on_target_ray():
     torch.manual_seed(0)
     for causal in (False, True):
-        m = build_model(TrainConfig(backbone="temporal", receptive_field=27, channels=8, dropout=0.0,
-                                    causal=causal)).eval()
+        m = build_model(
+            TrainConfig(backbone="temporal", receptive_field=27, channels=8, dropout=0.0, causal=causal)
+        ).eval()
         assert m.receptive_field() == 27
         xw = torch.randn(3, 27, 17, 2) * 0.1
         rel, root = m(xw)

@@ -1,5 +1,6 @@
 """Checkpoints hold tensors and plain values only: a planted pickle payload never runs; kills at any point of an
 epoch's save leave a run that --resume finishes bit-identically; best.pt and the metrics line precede last.pt."""
+
 import json
 import os
 import signal
@@ -19,8 +20,29 @@ from mvtools.train.loop import train
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
-OPTS = ["--epochs", "3", "--pretrain-epochs", "1", "--channels", "16", "--blocks", "1", "--batch-size", "32",
-        "--dropout", "0.1", "--warmup-steps", "2", "--seed", "4", "--device", "cpu", "--no-plots", "--threads", "1"]
+OPTS = [
+    "--epochs",
+    "3",
+    "--pretrain-epochs",
+    "1",
+    "--channels",
+    "16",
+    "--blocks",
+    "1",
+    "--batch-size",
+    "32",
+    "--dropout",
+    "0.1",
+    "--warmup-steps",
+    "2",
+    "--seed",
+    "4",
+    "--device",
+    "cpu",
+    "--no-plots",
+    "--threads",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +78,35 @@ def test_planted_payload_never_runs(ds, tmp_path):
     planted = tmp_path / "elsewhere.pt"
     _plant(planted, marker, real)
     inp = tmp_path / "in.csv"
-    inp.write_text(",".join([f"{c}{j}" for j in range(17) for c in "xy"] + ["fx", "fy", "cx", "cy"]) + "\n"
-                   + ",".join(["500"] * 34 + ["1000", "1000", "500", "500"]) + "\n")
-    calls = [["predict", str(run), str(inp), "--out", str(tmp_path / "o.csv")],
-             ["predict", str(run), str(inp), "--out", str(tmp_path / "o.csv"), "--checkpoint", str(planted)],
-             ["evaluate", str(run), str(ds)],
-             ["train", str(ds), "--out", str(run), "--resume", "--epochs", "1", "--pretrain-epochs", "1",
-              "--channels", "16", "--blocks", "1", "--batch-size", "32", "--no-plots"]]
+    inp.write_text(
+        ",".join([f"{c}{j}" for j in range(17) for c in "xy"] + ["fx", "fy", "cx", "cy"])
+        + "\n"
+        + ",".join(["500"] * 34 + ["1000", "1000", "500", "500"])
+        + "\n"
+    )
+    calls = [
+        ["predict", str(run), str(inp), "--out", str(tmp_path / "o.csv")],
+        ["predict", str(run), str(inp), "--out", str(tmp_path / "o.csv"), "--checkpoint", str(planted)],
+        ["evaluate", str(run), str(ds)],
+        [
+            "train",
+            str(ds),
+            "--out",
+            str(run),
+            "--resume",
+            "--epochs",
+            "1",
+            "--pretrain-epochs",
+            "1",
+            "--channels",
+            "16",
+            "--blocks",
+            "1",
+            "--batch-size",
+            "32",
+            "--no-plots",
+        ],
+    ]
     for args in calls:
         res = CliRunner().invoke(cli, args)
         assert res.exit_code != 0, args
@@ -80,10 +124,20 @@ def test_old_format_checkpoints_load_or_say_how_to_convert(ds, tmp_path):
     train(ds, run, epochs=1, pretrain_epochs=0, channels=16, blocks=1, batch_size=32, plots=False)
     new = torch.load(run / "last.pt", weights_only=True)
     # format 1 (mvtools 0.1): numpy RNG state in last.pt, flat config with data facts, no format keys
-    old = {"model": new["model"], "config": {**new["config"], "source2d": "gt"}, "epoch": 1, "phase": "main",
-           "optimizer": new["optimizer"], "scheduler": None, "scaler": None, "perm_generator": new["perm_generator"],
-           "rng": [{"torch": torch.get_rng_state(), "numpy": np.random.get_state()}], "best": 1.0, "best_epoch": 1,
-           "world_size": 1}
+    old = {
+        "model": new["model"],
+        "config": {**new["config"], "source2d": "gt"},
+        "epoch": 1,
+        "phase": "main",
+        "optimizer": new["optimizer"],
+        "scheduler": None,
+        "scaler": None,
+        "perm_generator": new["perm_generator"],
+        "rng": [{"torch": torch.get_rng_state(), "numpy": np.random.get_state()}],
+        "best": 1.0,
+        "best_epoch": 1,
+        "world_size": 1,
+    }
     torch.save(old, tmp_path / "old_last.pt")
     with pytest.raises(ValueError, match="python -m mvtools.train.checkpoint upgrade"):
         load_checkpoint(tmp_path / "old_last.pt")
@@ -95,8 +149,11 @@ def test_old_format_checkpoints_load_or_say_how_to_convert(ds, tmp_path):
     from mvtools.train.inference import load_run
 
     r = load_run(run)
-    assert r.data["source2d"] == "gt" and r.config.channels == 16 and "older mvtools" in r.checkpoint["selection"][
-        "metric"]
+    assert (
+        r.data["source2d"] == "gt"
+        and r.config.channels == 16
+        and "older mvtools" in r.checkpoint["selection"]["metric"]
+    )
 
 
 def _cmd(ds, out, *extra):
@@ -124,8 +181,9 @@ def test_sigkill_then_resume_is_bit_identical(ds, tmp_path):
     points = [("after-best", 1), ("after-metrics", 2), ("after-last", 1), ("after-best", 2)]
     for i, (point, n) in enumerate(points):
         run = tmp_path / f"k{i}"
-        p = subprocess.run(_cmd(ds, run), env=_env(MVTOOLS_TRAIN_FAULT=f"{point}:{n}"), capture_output=True,
-                           timeout=300)
+        p = subprocess.run(
+            _cmd(ds, run), env=_env(MVTOOLS_TRAIN_FAULT=f"{point}:{n}"), capture_output=True, timeout=300
+        )
         assert p.returncode == -signal.SIGKILL, (point, p.stderr[-2000:])
         # invariant after the kill: last.pt is never newer than best.pt or the metrics lines
         if (run / "last.pt").exists():

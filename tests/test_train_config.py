@@ -1,5 +1,6 @@
 """TrainConfig is the one home of the training options: the CLI is generated from it, config.json round-trips,
 registries feed the choices, and nothing outside the loop imports the loop."""
+
 import json
 import subprocess
 import sys
@@ -77,8 +78,16 @@ def test_registries_extend_training(tmp_path):
         assert "test-two-parts" in main_losses()
         m = build_model(TrainConfig(backbone="test-tiny"))
         assert isinstance(m.lift.net, Tiny) and m.receptive_field() == 1
-        train(ds, tmp_path / "run", backbone="test-tiny", loss="test-two-parts", epochs=1, batch_size=16,
-              plots=False, test_max_pairs=0)
+        train(
+            ds,
+            tmp_path / "run",
+            backbone="test-tiny",
+            loss="test-two-parts",
+            epochs=1,
+            batch_size=16,
+            plots=False,
+            test_max_pairs=0,
+        )
         rec = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
         assert rec["loss"] == pytest.approx(rec["loss_a"] + rec["loss_b"])
     finally:
@@ -87,8 +96,10 @@ def test_registries_extend_training(tmp_path):
 
 
 def test_inference_users_do_not_import_the_training_loop():
-    code = ("import sys, mvtools.evaluate.evaluation, mvtools.evaluate.predict, mvtools.train.plots, "
-            "mvtools.train.inference; print('mvtools.train.loop' in sys.modules)")
+    code = (
+        "import sys, mvtools.evaluate.evaluation, mvtools.evaluate.predict, mvtools.train.plots, "
+        "mvtools.train.inference; print('mvtools.train.loop' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

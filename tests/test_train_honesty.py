@@ -1,5 +1,6 @@
 """Training never lets the test split decide anything: replacing the test pairs' 2D and 3D by noise changes no
 weight of best.pt or last.pt; best.pt is chosen on held-out TRAINING sequences and says so."""
+
 import json
 import shutil
 
@@ -13,8 +14,18 @@ from mvtools.evaluate.evaluation import evaluate_run, format_table
 from mvtools.train.loop import train
 
 torch.set_num_threads(1)
-OPTS = dict(epochs=4, pretrain_epochs=1, channels=16, blocks=1, batch_size=32, dropout=0.1, warmup_steps=2,
-            seed=7, plots=False, threads=1)
+OPTS = dict(
+    epochs=4,
+    pretrain_epochs=1,
+    channels=16,
+    blocks=1,
+    batch_size=32,
+    dropout=0.1,
+    warmup_steps=2,
+    seed=7,
+    plots=False,
+    threads=1,
+)
 
 
 def _noise_test_split(ds, seed=0):

@@ -1,4 +1,5 @@
 """End-to-end training runs on tiny shards: CLI, run directory, resume bit-for-bit, option errors."""
+
 import json
 
 import pytest
@@ -27,8 +28,27 @@ def _records(run):
 
 def test_cli_train_writes_run_directory(ds, tmp_path):
     run = tmp_path / "run"
-    res = CliRunner().invoke(cli, ["train", str(ds), "--out", str(run), "--epochs", "3", "--pretrain-epochs", "2",
-                                   "--channels", "32", "--blocks", "1", "--batch-size", "64", "--device", "cpu"])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            str(ds),
+            "--out",
+            str(run),
+            "--epochs",
+            "3",
+            "--pretrain-epochs",
+            "2",
+            "--channels",
+            "32",
+            "--blocks",
+            "1",
+            "--batch-size",
+            "64",
+            "--device",
+            "cpu",
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output.strip().splitlines()[-1])
     for f in ("config.json", "last.pt", "best.pt", "metrics.jsonl", "loss.png", "mpjpe.png", "skeletons.png"):
@@ -73,8 +93,15 @@ def test_resume_is_bit_for_bit(ds, tmp_path):
 
 
 def test_supervised_learns(ds, tmp_path):
-    train(ds, tmp_path / "sup", loss="supervised", epochs=8, pretrain_epochs=5, lr=3e-3,
-          **{**SMALL, "dropout": 0.0, "channels": 64})
+    train(
+        ds,
+        tmp_path / "sup",
+        loss="supervised",
+        epochs=8,
+        pretrain_epochs=5,
+        lr=3e-3,
+        **{**SMALL, "dropout": 0.0, "channels": 64},
+    )
     recs = _records(tmp_path / "sup")
     assert all(r["phase"] == "main" for r in recs) and len(recs) == 8  # no pre-training for supervised
     assert recs[-1]["test_mpjpe"] < 0.6 * recs[0]["test_mpjpe"]
@@ -127,8 +154,14 @@ def test_warmup_ramps_the_learning_rate_linearly_each_phase(ds, tmp_path, monkey
         return real_step(self, *a, **kw)
 
     monkeypatch.setattr(torch.optim.Adam, "step", spy)
-    train(ds, tmp_path / "w", epochs=8, pretrain_epochs=8, lr=1e-3,
-          **{**SMALL, "warmup_steps": 4, "batch_size": 72, "lr_step": 100})
+    train(
+        ds,
+        tmp_path / "w",
+        epochs=8,
+        pretrain_epochs=8,
+        lr=1e-3,
+        **{**SMALL, "warmup_steps": 4, "batch_size": 72, "lr_step": 100},
+    )
     n = len(seen) // 2  # eight pre-training epochs, eight main epochs, same number of steps
     assert len(seen) == 2 * n and n >= 40
     for phase in (seen[:n], seen[n:]):

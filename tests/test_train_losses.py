@@ -1,4 +1,5 @@
 """Losses (eq. 1-7), model shapes and the pair loader against hand-computed and OpenCV references."""
+
 import cv2
 import numpy as np
 import pyarrow.parquet as pq
@@ -37,8 +38,19 @@ def _two_views(n=6, seed=0):
     K1, K2 = np.array([1100.0, 1090, 500, 510]), np.array([900.0, 905, 640, 360])
     T = lambda a: torch.tensor(np.asarray(a), dtype=torch.float64)  # noqa: E731
     rep = lambda a: T(np.broadcast_to(a, (n,) + np.shape(a)).copy())  # noqa: E731
-    return dict(Y1=T(Y1), Y2=T(Y2), K1=rep(K1), K2=rep(K2), R12=rep(R12), t12=rep(t12), R21=rep(R21),
-                t21=rep(t21), R1=R1, t1=t1, n=n)
+    return dict(
+        Y1=T(Y1),
+        Y2=T(Y2),
+        K1=rep(K1),
+        K2=rep(K2),
+        R12=rep(R12),
+        t12=rep(t12),
+        R21=rep(R21),
+        t21=rep(t21),
+        R1=R1,
+        t1=t1,
+        n=n,
+    )
 
 
 def test_project_matches_opencv():
@@ -153,8 +165,9 @@ def test_load_pairs_fields_and_subset(tmp_path):
     t = pq.read_table(pdir / "train/part-00000.parquet")
     p = load_pairs(pdir, "train")
     assert len(p) == t.num_rows
-    np.testing.assert_array_equal(p.field("y3d_b").numpy().reshape(len(p), -1),
-                                  np.stack(t.column("y3d_b").to_numpy(zero_copy_only=False)))
+    np.testing.assert_array_equal(
+        p.field("y3d_b").numpy().reshape(len(p), -1), np.stack(t.column("y3d_b").to_numpy(zero_copy_only=False))
+    )
     b = p.batch(torch.tensor([5, 2]))
     np.testing.assert_array_equal(b["R_ab"].numpy(), p.field("R_ab")[[5, 2]].numpy())
     sub = load_pairs(pdir, "train", max_pairs=17, seed=1)
@@ -225,9 +238,20 @@ def test_flipped_pair_stays_consistent_and_penalties():
 
     v = _two_views()
     B = v["Y1"].shape[0]
-    b = {"x2d_a": losses.project(v["Y1"], v["K1"]), "x2d_b": losses.project(v["Y2"], v["K2"]),
-         "conf_a": torch.ones(B, 17), "conf_b": torch.rand(B, 17), "K_a": v["K1"], "K_b": v["K2"],
-         "R_ab": v["R12"], "t_ab": v["t12"], "R_ba": v["R21"], "t_ba": v["t21"], "y3d_a": v["Y1"], "y3d_b": v["Y2"]}
+    b = {
+        "x2d_a": losses.project(v["Y1"], v["K1"]),
+        "x2d_b": losses.project(v["Y2"], v["K2"]),
+        "conf_a": torch.ones(B, 17),
+        "conf_b": torch.rand(B, 17),
+        "K_a": v["K1"],
+        "K_b": v["K2"],
+        "R_ab": v["R12"],
+        "t_ab": v["t12"],
+        "R_ba": v["R21"],
+        "t_ba": v["t21"],
+        "y3d_a": v["Y1"],
+        "y3d_b": v["Y2"],
+    }
     b = {k: t.float() for k, t in b.items()}
     mask = torch.arange(B) % 2 == 0
     f = flip_pairs(b, mask)
@@ -261,8 +285,18 @@ def test_root_weight_scales_only_the_pelvis_terms():
     B = v["n"]
     X1 = losses.project(v["Y1"], v["K1"]) + 3.0  # every joint 3 px off in x and y
     X2 = losses.project(v["Y2"], v["K2"]) - 2.0
-    b = {"x2d_a": X1, "x2d_b": X2, "conf_a": torch.ones(B, 17), "conf_b": torch.ones(B, 17), "K_a": v["K1"],
-         "K_b": v["K2"], "R_ab": v["R12"], "t_ab": v["t12"], "R_ba": v["R21"], "t_ba": v["t21"]}
+    b = {
+        "x2d_a": X1,
+        "x2d_b": X2,
+        "conf_a": torch.ones(B, 17),
+        "conf_b": torch.ones(B, 17),
+        "K_a": v["K1"],
+        "K_b": v["K2"],
+        "R_ab": v["R12"],
+        "t_ab": v["t12"],
+        "R_ba": v["R21"],
+        "t_ba": v["t21"],
+    }
     pred = losses.Prediction(v["Y1"] * 0, v["Y2"] * 0, v["Y1"], v["Y2"])
     fn = losses.get_loss("reproj").fn
     base = fn(pred, b, TrainConfig(root_weight=1.0))["reproj"]

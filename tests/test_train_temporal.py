@@ -1,5 +1,6 @@
 """The temporal backbone end to end on augment's real shards: both phases and all three losses, resume bit for bit,
 sequence inference in evaluate and predict, clear errors."""
+
 import json
 
 import numpy as np
@@ -11,8 +12,16 @@ from mvtools.train.inference import load_run
 from mvtools.train.loop import train
 
 torch.set_num_threads(1)
-TINY = dict(backbone="temporal", receptive_field=9, channels=16, batch_size=64, dropout=0.1, warmup_steps=2,
-            plots=False, heldout_fraction=0.25)
+TINY = dict(
+    backbone="temporal",
+    receptive_field=9,
+    channels=16,
+    batch_size=64,
+    dropout=0.1,
+    warmup_steps=2,
+    plots=False,
+    heldout_fraction=0.25,
+)
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +29,13 @@ def ds(tmp_path_factory):
     from mvtools.augment import augment
     from mvtools.synth.dataset import synth_dataset
 
-    d = synth_dataset(tmp_path_factory.mktemp("ttrain") / "ds", subjects=["S1", "S5", "S9"], sequences_per_subject=2,
-                      frames=40, seed=1)
+    d = synth_dataset(
+        tmp_path_factory.mktemp("ttrain") / "ds",
+        subjects=["S1", "S5", "S9"],
+        sequences_per_subject=2,
+        frames=40,
+        seed=1,
+    )
     augment(d, virtual_views=2, pairs_per_frame=2)
     return d
 
@@ -84,9 +98,10 @@ def test_evaluate_and_predict_lift_whole_sequences(ds, tmp_path):
     xn = normalise_2d(torch.from_numpy(c["x2d"][sel]).float(), torch.from_numpy(c["K"][sel].copy()).float())
     padded = pad_edges(xn, 9, False)
     with torch.no_grad():
-        ref = lift(torch.stack([padded[t:t + 9] for t in range(len(sel))])).double().numpy()
-    got = lift_2d(lift, torch.from_numpy(c["x2d"]).float(), torch.from_numpy(c["K"].copy()).float(),
-                  sequence=c["seq"])[sel]
+        ref = lift(torch.stack([padded[t : t + 9] for t in range(len(sel))])).double().numpy()
+    got = lift_2d(lift, torch.from_numpy(c["x2d"]).float(), torch.from_numpy(c["K"].copy()).float(), sequence=c["seq"])[
+        sel
+    ]
     np.testing.assert_allclose(got, ref, atol=1e-3)
     with pytest.raises(ValueError, match="whole sequences"):
         lift_2d(lift, torch.from_numpy(c["x2d"][:5]).float(), torch.from_numpy(c["K"][:5].copy()).float())
@@ -105,8 +120,9 @@ def test_evaluate_and_predict_lift_whole_sequences(ds, tmp_path):
     K = np.tile(cam.intrinsics, (len(uv), 1))
     exp = lift_2d(lift, torch.from_numpy(und).float(), torch.from_numpy(K).float(), sequence=np.zeros(len(uv)))
     np.testing.assert_allclose(out["S9"]["a"][0], exp, atol=1e-2)
-    short = lift_2d(lift, torch.from_numpy(und[:5]).float(), torch.from_numpy(K[:5]).float(),
-                    sequence=np.zeros(5))  # a 5-frame sequence: padding alone fills the window
+    short = lift_2d(
+        lift, torch.from_numpy(und[:5]).float(), torch.from_numpy(K[:5]).float(), sequence=np.zeros(5)
+    )  # a 5-frame sequence: padding alone fills the window
     np.testing.assert_allclose(out["S9"]["b"][0], short, atol=1e-2)
 
 
@@ -124,9 +140,17 @@ def test_predict_table_sequences_by_columns(ds, tmp_path):
     cam = np.r_[np.zeros(15, int), np.ones(15, int)]
     frame = np.r_[np.arange(15), np.arange(15)]
     perm = rng.permutation(30)  # rows shuffled: the frame column orders each camera's sequence
-    t = pa.table({"camera": pa.array(np.array(["c0", "c1"])[cam][perm]), "frame": frame[perm],
-                  "joints2d": fsl(uv[perm].astype(np.float32)), "fx": np.full(30, 1000.0), "fy": np.full(30, 1000.0),
-                  "cx": np.full(30, 500.0), "cy": np.full(30, 500.0)})
+    t = pa.table(
+        {
+            "camera": pa.array(np.array(["c0", "c1"])[cam][perm]),
+            "frame": frame[perm],
+            "joints2d": fsl(uv[perm].astype(np.float32)),
+            "fx": np.full(30, 1000.0),
+            "fy": np.full(30, 1000.0),
+            "cx": np.full(30, 500.0),
+            "cy": np.full(30, 500.0),
+        }
+    )
     pq.write_table(t, tmp_path / "in.parquet")
     predict(run, tmp_path / "in.parquet", tmp_path / "out.parquet")
     got = pq.read_table(tmp_path / "out.parquet")

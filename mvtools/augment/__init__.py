@@ -3,6 +3,7 @@
 ``augment`` is imported lazily, so readers of the pair-shard format (:mod:`mvtools.augment.pairs`, e.g. the
 trainer) do not import the augmentation pipeline.
 """
+
 from __future__ import annotations
 
 __all__ = ["augment"]

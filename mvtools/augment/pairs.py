@@ -1,5 +1,6 @@
 """The pair-shard format (its one owner: version, columns, manifest check; docs/architecture.md), pair sampling
 and the shard writer. ``mvtools train`` imports the format from here."""
+
 from __future__ import annotations
 
 import os
@@ -15,17 +16,32 @@ from mvtools.skeleton import NUM_JOINTS
 
 PAIRS_FORMAT_VERSION = 1
 J = NUM_JOINTS
-PAIRS_SCHEMA = pa.schema([
-    ("subject", pa.string()), ("action", pa.string()), ("subaction", pa.int16()), ("frame", pa.int32()),
-    ("cam_a", pa.string()), ("cam_b", pa.string()), ("kind_a", pa.string()), ("kind_b", pa.string()),
-    ("x2d_a", pa.list_(pa.float32(), J * 2)), ("x2d_b", pa.list_(pa.float32(), J * 2)),
-    ("conf_a", pa.list_(pa.float32(), J)), ("conf_b", pa.list_(pa.float32(), J)),
-    ("K_a", pa.list_(pa.float32(), 4)), ("K_b", pa.list_(pa.float32(), 4)),
-    ("size_a", pa.list_(pa.float32(), 2)), ("size_b", pa.list_(pa.float32(), 2)),
-    ("R_ab", pa.list_(pa.float32(), 9)), ("R_ba", pa.list_(pa.float32(), 9)),
-    ("t_ab", pa.list_(pa.float32(), 3)), ("t_ba", pa.list_(pa.float32(), 3)),
-    ("y3d_a", pa.list_(pa.float32(), J * 3)), ("y3d_b", pa.list_(pa.float32(), J * 3)),
-])
+PAIRS_SCHEMA = pa.schema(
+    [
+        ("subject", pa.string()),
+        ("action", pa.string()),
+        ("subaction", pa.int16()),
+        ("frame", pa.int32()),
+        ("cam_a", pa.string()),
+        ("cam_b", pa.string()),
+        ("kind_a", pa.string()),
+        ("kind_b", pa.string()),
+        ("x2d_a", pa.list_(pa.float32(), J * 2)),
+        ("x2d_b", pa.list_(pa.float32(), J * 2)),
+        ("conf_a", pa.list_(pa.float32(), J)),
+        ("conf_b", pa.list_(pa.float32(), J)),
+        ("K_a", pa.list_(pa.float32(), 4)),
+        ("K_b", pa.list_(pa.float32(), 4)),
+        ("size_a", pa.list_(pa.float32(), 2)),
+        ("size_b", pa.list_(pa.float32(), 2)),
+        ("R_ab", pa.list_(pa.float32(), 9)),
+        ("R_ba", pa.list_(pa.float32(), 9)),
+        ("t_ab", pa.list_(pa.float32(), 3)),
+        ("t_ba", pa.list_(pa.float32(), 3)),
+        ("y3d_a", pa.list_(pa.float32(), J * 3)),
+        ("y3d_b", pa.list_(pa.float32(), J * 3)),
+    ]
+)
 #: String columns; only these are dictionary-encoded (float columns gain nothing from it and write slower).
 STRING_COLUMNS = ["subject", "action", "cam_a", "cam_b", "kind_a", "kind_b"]
 #: Rows per Parquet row group (smaller than a shard so memory stays bounded while writing).
@@ -47,8 +63,9 @@ def shard_path(pdir, rel) -> Path:
 def check_pairs_version(manifest: dict, path) -> None:
     """Raise DatasetError naming ``path`` unless ``manifest`` is of the pair-shard format this mvtools reads."""
     if manifest.get("format_version") != PAIRS_FORMAT_VERSION:
-        raise DatasetError(f"{path}: format_version {manifest.get('format_version')!r}, "
-                           f"this mvtools reads {PAIRS_FORMAT_VERSION}")
+        raise DatasetError(
+            f"{path}: format_version {manifest.get('format_version')!r}, this mvtools reads {PAIRS_FORMAT_VERSION}"
+        )
 
 
 def view_pairs(n_views: int, n_real: int, views: str) -> np.ndarray:
@@ -95,8 +112,16 @@ def _strings(index: np.ndarray, names: list[str]) -> pa.Array:
     return d.cast(pa.string())
 
 
-def pair_table(subject: str, action: str, subaction: int, frames: np.ndarray, fi: np.ndarray, a: np.ndarray,
-               b: np.ndarray, views: dict) -> pa.Table:
+def pair_table(
+    subject: str,
+    action: str,
+    subaction: int,
+    frames: np.ndarray,
+    fi: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    views: dict,
+) -> pa.Table:
     """Shard rows for sampled pairs (frame index fi, views a, b) of one sequence.
 
     ``views`` holds per-view arrays: ``ids`` (V,) str, ``kinds`` (V,) str, ``x2d`` (N, V, J, 2) px,
@@ -108,17 +133,28 @@ def pair_table(subject: str, action: str, subaction: int, frames: np.ndarray, fi
     kind_names = ["real", "virtual"]
     kind_idx = np.array([kind_names.index(k) for k in views["kinds"]], np.int32)
     cols = [
-        _strings(const, [subject]), _strings(const, [action]),
-        pa.array(np.full(m, subaction, np.int16)), pa.array(np.asarray(frames, np.int32)[fi]),
-        _strings(a, list(views["ids"])), _strings(b, list(views["ids"])),
-        _strings(kind_idx[a], kind_names), _strings(kind_idx[b], kind_names),
-        fsl(views["x2d"][fi, a]), fsl(views["x2d"][fi, b]),
-        fsl(views["conf"][fi, a]), fsl(views["conf"][fi, b]),
-        fsl(views["K"][a]), fsl(views["K"][b]),
-        fsl(views["size"][a]), fsl(views["size"][b]),
-        fsl(views["R_ab"][a, b]), fsl(views["R_ab"][b, a]),
-        fsl(views["t_ab"][a, b]), fsl(views["t_ab"][b, a]),
-        fsl(views["y3d"][fi, a]), fsl(views["y3d"][fi, b]),
+        _strings(const, [subject]),
+        _strings(const, [action]),
+        pa.array(np.full(m, subaction, np.int16)),
+        pa.array(np.asarray(frames, np.int32)[fi]),
+        _strings(a, list(views["ids"])),
+        _strings(b, list(views["ids"])),
+        _strings(kind_idx[a], kind_names),
+        _strings(kind_idx[b], kind_names),
+        fsl(views["x2d"][fi, a]),
+        fsl(views["x2d"][fi, b]),
+        fsl(views["conf"][fi, a]),
+        fsl(views["conf"][fi, b]),
+        fsl(views["K"][a]),
+        fsl(views["K"][b]),
+        fsl(views["size"][a]),
+        fsl(views["size"][b]),
+        fsl(views["R_ab"][a, b]),
+        fsl(views["R_ab"][b, a]),
+        fsl(views["t_ab"][a, b]),
+        fsl(views["t_ab"][b, a]),
+        fsl(views["y3d"][fi, a]),
+        fsl(views["y3d"][fi, b]),
     ]
     return pa.Table.from_arrays(cols, schema=PAIRS_SCHEMA)
 
@@ -156,8 +192,9 @@ class ShardWriter:
         if self._writer is None:
             rel = f"{self.split}/part-{len(self.shards):05d}.parquet"
             (self.root / self.split).mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.root / rel, PAIRS_SCHEMA, compression="zstd",
-                                            use_dictionary=STRING_COLUMNS)
+            self._writer = pq.ParquetWriter(
+                self.root / rel, PAIRS_SCHEMA, compression="zstd", use_dictionary=STRING_COLUMNS
+            )
             self.shards.append({"path": rel, "split": self.split, "rows": 0})
         t = pa.concat_tables(self._buf)
         self._writer.write_table(t, row_group_size=t.num_rows)

@@ -1,4 +1,5 @@
 """``augment()``: virtual cameras, their 2D poses, and the training pair shards of a dataset."""
+
 from __future__ import annotations
 
 import shutil
@@ -9,16 +10,43 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mvtools.augment.pairs import PAIRS_FORMAT_VERSION, ShardWriter, pair_table, pair_transforms, sample_pairs, \
-    view_pairs
+from mvtools.augment.pairs import (
+    PAIRS_FORMAT_VERSION,
+    ShardWriter,
+    pair_table,
+    pair_transforms,
+    sample_pairs,
+    view_pairs,
+)
 from mvtools.augment.sequences import SequenceWriter, sequence_table
-from mvtools.augment.virtual import LAYOUTS, camera_frame, map_camera, place_virtual_cameras, project_virtual, \
-    similarity_to
+from mvtools.augment.virtual import (
+    LAYOUTS,
+    camera_frame,
+    map_camera,
+    place_virtual_cameras,
+    project_virtual,
+    similarity_to,
+)
 from mvtools.camera import Camera, has_extrinsics, undistort_pixels
+from mvtools.dataset import (
+    INPUT_SOURCES,
+    POSES2D_SCHEMA,
+    VIEWS,
+    DatasetError,
+    joints_to_numpy,
+    list_to_numpy,
+    poses2d_table,
+    producer,
+    read_cameras,
+    read_manifest,
+    read_poses3d,
+    replace_cameras,
+    replace_poses2d_files,
+    rig,
+    subjects_in,
+    write_manifest,
+)
 from mvtools.dataset import _dataset as _poses2d_dataset
-from mvtools.dataset import (INPUT_SOURCES, POSES2D_SCHEMA, VIEWS, DatasetError, joints_to_numpy, list_to_numpy,
-                             poses2d_table, producer, read_cameras, read_manifest, read_poses3d, replace_cameras,
-                             replace_poses2d_files, rig, subjects_in, write_manifest)
 from mvtools.io import OutputError, claim_output, pause_point, staged_update, write_json_atomic
 from mvtools.progress import log, progress
 from mvtools.seeding import stable_rng
@@ -35,8 +63,10 @@ def default_source(ds, subjects) -> str:
     has = [any((root / f"subject={s}").glob("detected-*.parquet")) for s in subjects]
     if any(has) and not all(has):
         lack = [s for s, h in zip(subjects, has, strict=True) if not h]
-        raise DatasetError(f"{root}: no detected 2D for subject(s) {', '.join(lack)} (the others have); pass "
-                           "--source gt to use ground-truth 2D, or ingest their detections")
+        raise DatasetError(
+            f"{root}: no detected 2D for subject(s) {', '.join(lack)} (the others have); pass "
+            "--source gt to use ground-truth 2D, or ingest their detections"
+        )
     if not any(has):
         log(f"{root}: no detected 2D in the dataset; using ground-truth 2D (source gt)")
     return "detected" if has and all(has) else "gt"
@@ -83,7 +113,10 @@ def _subject_3d(ds, subject: str):
     raw = pc.take(t["raw_name"], first).to_pylist()
     sub0 = sub[order[starts]]
     return {
-        "names": names, "key": key, "frame": frame[order], "X": joints_to_numpy(t["joints3d"], 3)[order],
+        "names": names,
+        "key": key,
+        "frame": frame[order],
+        "X": joints_to_numpy(t["joints3d"], 3)[order],
         "seqs": [(int(s), int(e), act[i], int(sub0[i]), raw[i]) for i, (s, e) in enumerate(zip(starts, ends))],
     }
 
@@ -99,8 +132,9 @@ def _subject_2d(ds, subject: str, source: str, d3: dict, cam_ids: list[str], bat
     ids = pa.array(cam_ids, pa.string())
     cols = ["action", "subaction", "frame", "camera", "joints2d", "confidence"]
     flt = (pc.field("subject") == subject) & (pc.field("source") == source)
-    for t in _poses2d_dataset(Path(ds) / "poses2d").to_batches(columns=cols, filter=flt, batch_size=batch_rows,
-                                                                   batch_readahead=1, fragment_readahead=1):
+    for t in _poses2d_dataset(Path(ds) / "poses2d").to_batches(
+        columns=cols, filter=flt, batch_size=batch_rows, batch_readahead=1, fragment_readahead=1
+    ):
         if t.num_rows == 0:
             continue
         cam_idx = pc.index_in(t["camera"], value_set=ids)
@@ -168,13 +202,26 @@ def default_extrinsics(ds, cams: list[Camera], subjects: list[str]) -> tuple[str
         return "given", "the dataset's calibration"
     if all(rig(cams, s, "estimated") for s in subjects):
         return "estimated", "the dataset has no given calibration; the rig of `mvtools calibrate --from-joints`"
-    raise DatasetError(f"{Path(ds) / 'cameras.parquet'}: the given cameras carry no calibration (all at one centre) "
-                       f"and there are no estimated ones; run `mvtools calibrate --from-joints {ds}` first")
+    raise DatasetError(
+        f"{Path(ds) / 'cameras.parquet'}: the given cameras carry no calibration (all at one centre) "
+        f"and there are no estimated ones; run `mvtools calibrate --from-joints {ds}` first"
+    )
 
 
-def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, extrinsics: str | None = None,
-            pairs_per_frame: int = 4, views: str = "all", subjects=None, shard_rows: int = 1_000_000,
-            source: str | None = None, command: str | None = None, overwrite: bool = False) -> dict:
+def augment(
+    ds,
+    virtual_views: int = 8,
+    layout: str = "ring",
+    seed: int = 0,
+    extrinsics: str | None = None,
+    pairs_per_frame: int = 4,
+    views: str = "all",
+    subjects=None,
+    shard_rows: int = 1_000_000,
+    source: str | None = None,
+    command: str | None = None,
+    overwrite: bool = False,
+) -> dict:
     """Add ``virtual_views`` virtual cameras per subject rig and write the pair shards ``ds/pairs/``.
 
     - virtual cameras (``source="virtual"`` rows of cameras.parquet, ids ``virtual-00``...) and their 2D poses
@@ -197,24 +244,34 @@ def augment(ds, virtual_views: int = 8, layout: str = "ring", seed: int = 0, ext
     read_manifest(ds)  # a clear error for a broken dataset before anything else
     with claim_output(ds, "dataset", in_place=True):  # lock ds; repair what a killed run left
         _check_earlier(ds, overwrite)
-        return _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views, subjects, shard_rows,
-                        source, command)
+        return _augment(
+            ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views, subjects, shard_rows, source, command
+        )
 
 
-def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views, subjects, shard_rows, source,
-             command) -> dict:
-    virtual_views, pairs_per_frame, shard_rows, seed = (int(x) for x in (virtual_views, pairs_per_frame,
-                                                                         shard_rows, seed))
+def _augment(
+    ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views, subjects, shard_rows, source, command
+) -> dict:
+    virtual_views, pairs_per_frame, shard_rows, seed = (
+        int(x) for x in (virtual_views, pairs_per_frame, shard_rows, seed)
+    )
 
     manifest = read_manifest(ds)
     present = subjects_in(ds)
     subjects = list(present) if subjects is None else list(subjects)
     missing = [s for s in subjects if s not in present]
     if missing or not subjects:
-        hint = ("; the dataset has 2D but no 3D poses: run `mvtools triangulate` first (needs "
-                "`mvtools calibrate --from-joints`)") if any((ds / "poses2d").glob("subject=*")) else ""
-        raise DatasetError(f"{ds / 'poses3d'}: no subject(s) {missing or ''} with 3D poses "
-                           f"(have {', '.join(present) or 'none'}){hint}")
+        hint = (
+            (
+                "; the dataset has 2D but no 3D poses: run `mvtools triangulate` first (needs "
+                "`mvtools calibrate --from-joints`)"
+            )
+            if any((ds / "poses2d").glob("subject=*"))
+            else ""
+        )
+        raise DatasetError(
+            f"{ds / 'poses3d'}: no subject(s) {missing or ''} with 3D poses (have {', '.join(present) or 'none'}){hint}"
+        )
     split_of = _splits(ds, manifest, subjects)
     source = source or default_source(ds, subjects)
     cams = read_cameras(ds)
@@ -228,10 +285,14 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
     no_ext = {s for s in subjects if intrinsics_only(list(rig(cams, s, "given").values()))}
     if no_ext and extrinsics == "given":
         if len(no_ext) < len(subjects):
-            raise DatasetError(f"{cam_file}: subject(s) {sorted(no_ext)} have no given extrinsics (intrinsics only) "
-                               "but others do; use --extrinsics estimated")
-        log("augment: the given cameras carry intrinsics only (no extrinsics): using the estimated rig of "
-            "`mvtools calibrate --from-joints` (--extrinsics estimated)")
+            raise DatasetError(
+                f"{cam_file}: subject(s) {sorted(no_ext)} have no given extrinsics (intrinsics only) "
+                "but others do; use --extrinsics estimated"
+            )
+        log(
+            "augment: the given cameras carry intrinsics only (no extrinsics): using the estimated rig of "
+            "`mvtools calibrate --from-joints` (--extrinsics estimated)"
+        )
         extrinsics = "estimated"
     rigs = {}
     for s in subjects:  # check everything before the long work
@@ -243,8 +304,10 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
         if extrinsics == "estimated":
             used = rig(cams, s, "estimated")
             if not used:
-                raise DatasetError(f"{cam_file}: no estimated cameras for subject {s}; run "
-                                   f"`mvtools calibrate --from-joints {ds}` first or use --extrinsics given")
+                raise DatasetError(
+                    f"{cam_file}: no estimated cameras for subject {s}; run "
+                    f"`mvtools calibrate --from-joints {ds}` first or use --extrinsics given"
+                )
         rigs[s] = (used, used) if s in no_ext else (given, used)
 
     total = sum(_num_rows(f) for s in subjects for f in (ds / "poses3d" / f"subject={s}").glob("*.parquet"))
@@ -262,9 +325,22 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
         try:
             with progress(length=total, label="augment") as bar:
                 for s in subjects:
-                    info = _augment_subject(ds, s, rigs[s], source, virtual_views, layout, seed, extrinsics,
-                                            pairs_per_frame, views, writers[split_of[s]], stage, bar,
-                                            seq_writers[split_of[s]])
+                    info = _augment_subject(
+                        ds,
+                        s,
+                        rigs[s],
+                        source,
+                        virtual_views,
+                        layout,
+                        seed,
+                        extrinsics,
+                        pairs_per_frame,
+                        views,
+                        writers[split_of[s]],
+                        stage,
+                        bar,
+                        seq_writers[split_of[s]],
+                    )
                     virtual_all += info.pop("virtual_cameras")
                     report["dropped"][s] = info.pop("dropped")
                     report["invalid_3d_frames"][s] = info.pop("invalid_3d_frames")
@@ -278,10 +354,19 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
             raise
         rows = {sp: sum(x["rows"] for x in shards if x["split"] == sp) for sp in ("train", "test")}
         pm = {
-            "format_version": PAIRS_FORMAT_VERSION, "extrinsics": extrinsics, "views": views,
-            "virtual_views": virtual_views, "pairs_per_frame": pairs_per_frame, "source2d": source, "seed": seed,
+            "format_version": PAIRS_FORMAT_VERSION,
+            "extrinsics": extrinsics,
+            "views": views,
+            "virtual_views": virtual_views,
+            "pairs_per_frame": pairs_per_frame,
+            "source2d": source,
+            "seed": seed,
             "splits": {sp: [s for s in subjects if split_of[s] == sp] for sp in ("train", "test")},
-            "shards": shards, "sequences": sequences, "rows": rows, "layout": layout, "producer": producer(command),
+            "shards": shards,
+            "sequences": sequences,
+            "rows": rows,
+            "layout": layout,
+            "producer": producer(command),
         }
         write_json_atomic(pdir / "manifest.json", pm)
         pause_point("augment:pairs-written")
@@ -296,12 +381,26 @@ def _augment(ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views
         n_virtual = sum(pq.read_metadata(f).num_rows for f in (new / "poses2d").glob("subject=*/virtual-*.parquet"))
         manifest.setdefault("rows", {}).setdefault("poses2d", {})["virtual"] = n_virtual
         manifest["rows"]["cameras"] = len(allc)
-        summary = {"pairs_dir": str(ds / "pairs"), "rows": rows, "shards": len(shards), "source2d": source,
-                   "extrinsics": extrinsics, "extrinsics_reason": why, "views": views,
-                   "virtual_views": virtual_views, "layout": layout,
-                   "pairs_per_frame": pairs_per_frame, "seed": seed, "splits": pm["splits"], **report}
-        manifest["augment"] = {**{k: v for k, v in summary.items() if k != "pairs_dir"},
-                               "pairs": "pairs/manifest.json", "producer": pm["producer"]}
+        summary = {
+            "pairs_dir": str(ds / "pairs"),
+            "rows": rows,
+            "shards": len(shards),
+            "source2d": source,
+            "extrinsics": extrinsics,
+            "extrinsics_reason": why,
+            "views": views,
+            "virtual_views": virtual_views,
+            "layout": layout,
+            "pairs_per_frame": pairs_per_frame,
+            "seed": seed,
+            "splits": pm["splits"],
+            **report,
+        }
+        manifest["augment"] = {
+            **{k: v for k, v in summary.items() if k != "pairs_dir"},
+            "pairs": "pairs/manifest.json",
+            "producer": pm["producer"],
+        }
         write_manifest(new, manifest)
         pause_point("augment:before-commit")
     return summary
@@ -321,12 +420,15 @@ def _check_earlier(ds: Path, overwrite: bool) -> None:
     earlier = [p for p in [ds / "pairs"] if p.exists()]
     earlier += sorted((ds / "poses2d").glob("subject=*/virtual-*.parquet"))[:1]
     if earlier or any(c.source == "virtual" for c in read_cameras(ds)):
-        raise OutputError(f"{ds}: holds an earlier `mvtools augment` output (pairs/, virtual cameras and their 2D); "
-                          "pass --overwrite to replace it")
+        raise OutputError(
+            f"{ds}: holds an earlier `mvtools augment` output (pairs/, virtual cameras and their 2D); "
+            "pass --overwrite to replace it"
+        )
 
 
-def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrinsics, k, views, writer, stage, bar,
-                     seq_writer):
+def _augment_subject(
+    ds, subject, rigs, source, n_virtual, layout, seed, extrinsics, k, views, writer, stage, bar, seq_writer
+):
     given, used = rigs
     d3 = _subject_3d(ds, subject)
     # real views: the given cameras that have 2D of this source, in rig order
@@ -339,8 +441,9 @@ def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrins
     if extrinsics == "estimated":
         lacking = [c for c in real_ids if c not in used]
         if lacking:
-            raise DatasetError(f"{Path(ds) / 'cameras.parquet'}: no estimated extrinsics for camera(s) {lacking} "
-                               f"of subject {subject}")
+            raise DatasetError(
+                f"{Path(ds) / 'cameras.parquet'}: no estimated extrinsics for camera(s) {lacking} of subject {subject}"
+            )
     real_used = [used[c] for c in real_ids]
     real_given = [given[c] for c in real_ids]
 
@@ -364,7 +467,10 @@ def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrins
     R_ab, t_ab = pair_transforms(R, t)
     pairs = view_pairs(len(ids), len(real_used), views)
     static = {
-        "ids": ids, "kinds": kinds, "R_ab": R_ab.astype(np.float32), "t_ab": t_ab.astype(np.float32),
+        "ids": ids,
+        "kinds": kinds,
+        "R_ab": R_ab.astype(np.float32),
+        "t_ab": t_ab.astype(np.float32),
         "K": np.array([c.intrinsics for c in real_used + virt], np.float32).reshape(-1, 4),
         "size": np.array([[c.width, c.height] for c in real_used + virt], np.float32).reshape(-1, 2),
     }
@@ -381,11 +487,23 @@ def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrins
                 dropped += (~ok_v & fin[:, None]).sum(0)
                 fi, vi = np.nonzero(ok_v)
                 if len(fi):
-                    tbl = poses2d_table(action, subaction, raw, frames[fi], np.array([c.camera for c in virt])[vi],
-                                        uv_v[fi, vi], None, "virtual")
+                    tbl = poses2d_table(
+                        action,
+                        subaction,
+                        raw,
+                        frames[fi],
+                        np.array([c.camera for c in virt])[vi],
+                        uv_v[fi, vi],
+                        None,
+                        "virtual",
+                    )
                     if vwriter is None:
-                        vwriter = pq.ParquetWriter(stage / f"{subject}.parquet", POSES2D_SCHEMA, compression="none",
-                                                 use_dictionary=["action", "raw_name", "camera", "source"])
+                        vwriter = pq.ParquetWriter(
+                            stage / f"{subject}.parquet",
+                            POSES2D_SCHEMA,
+                            compression="none",
+                            use_dictionary=["action", "raw_name", "camera", "source"],
+                        )
                     vwriter.write_table(tbl)
                 y3d = np.concatenate([y3d_r, y3d_v], axis=1)
                 x2d = np.concatenate([x2d_r[start:end], uv_v.astype(np.float32)], axis=1)
@@ -395,15 +513,25 @@ def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrins
                 y3d, x2d, conf = y3d_r, x2d_r[start:end].copy(), conf_r[start:end]
                 avail = avail_r[start:end] & fin[:, None]
             seen = np.concatenate([avail_r[start:end], ok_v], axis=1) if virt else avail_r[start:end]
-            seq_writer.write(sequence_table(subject, action, subaction, frames, ids, kinds, static["K"], x2d, seen,
-                                            real_used))
+            seq_writer.write(
+                sequence_table(subject, action, subaction, frames, ids, kinds, static["K"], x2d, seen, real_used)
+            )
             prng = stable_rng(seed, subject, action, int(subaction))
             fi, a, b = sample_pairs(avail, pairs, k, prng)
             if len(fi):
                 _undistort_used(x2d, fi, a, b, real_used)
-                writer.write(pair_table(subject, action, subaction, frames, fi, a, b,
-                                        {**static, "x2d": x2d, "conf": conf,
-                                         "y3d": y3d.astype(np.float32)}))
+                writer.write(
+                    pair_table(
+                        subject,
+                        action,
+                        subaction,
+                        frames,
+                        fi,
+                        a,
+                        b,
+                        {**static, "x2d": x2d, "conf": conf, "y3d": y3d.astype(np.float32)},
+                    )
+                )
             bar.update(end - start)
     finally:
         if vwriter is not None:
@@ -411,9 +539,13 @@ def _augment_subject(ds, subject, rigs, source, n_virtual, layout, seed, extrins
     for c, n in zip(virt, dropped):
         if n:
             log(f"{subject} {c.camera}: dropped {n} frames (a joint behind the camera or outside the image)")
-    info.update({
-        "real_cameras": ids[:len(real_used)], "virtual_cameras": virt, "frames": int(len(X)),
-        "dropped": {c.camera: int(n) for c, n in zip(virt, dropped)},
-        "invalid_3d_frames": int((~finite).sum()),
-    })
+    info.update(
+        {
+            "real_cameras": ids[: len(real_used)],
+            "virtual_cameras": virt,
+            "frames": int(len(X)),
+            "dropped": {c.camera: int(n) for c, n in zip(virt, dropped)},
+            "invalid_3d_frames": int((~finite).sum()),
+        }
+    )
     return info

@@ -12,6 +12,7 @@ detection, a virtual view with a joint behind the camera or outside the image) h
 frame's 2D (the first valid one before any) and ``valid = false``; a view without any valid frame in a sequence is
 left out. Every frame of the sequence's 3D rows gets a row.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,11 +25,19 @@ from mvtools.camera import Camera, undistort_pixels
 from mvtools.dataset import fsl
 from mvtools.skeleton import NUM_JOINTS
 
-SEQUENCES_SCHEMA = pa.schema([
-    ("subject", pa.string()), ("action", pa.string()), ("subaction", pa.int16()), ("camera", pa.string()),
-    ("kind", pa.string()), ("frame", pa.int32()), ("x2d", pa.list_(pa.float32(), NUM_JOINTS * 2)),
-    ("K", pa.list_(pa.float32(), 4)), ("valid", pa.bool_()),
-])
+SEQUENCES_SCHEMA = pa.schema(
+    [
+        ("subject", pa.string()),
+        ("action", pa.string()),
+        ("subaction", pa.int16()),
+        ("camera", pa.string()),
+        ("kind", pa.string()),
+        ("frame", pa.int32()),
+        ("x2d", pa.list_(pa.float32(), NUM_JOINTS * 2)),
+        ("K", pa.list_(pa.float32(), 4)),
+        ("valid", pa.bool_()),
+    ]
+)
 ROW_GROUP = 131072
 
 
@@ -45,9 +54,18 @@ def _repeat(s: str, n: int) -> pa.Array:
     return pa.array([s], pa.string()).take(pa.array(np.zeros(n, np.int64)))
 
 
-def sequence_table(subject: str, action: str, subaction: int, frames: np.ndarray, ids: list[str],
-                   kinds: list[str], K: np.ndarray, x2d: np.ndarray, seen: np.ndarray,
-                   real: list[Camera]) -> pa.Table | None:
+def sequence_table(
+    subject: str,
+    action: str,
+    subaction: int,
+    frames: np.ndarray,
+    ids: list[str],
+    kinds: list[str],
+    K: np.ndarray,
+    x2d: np.ndarray,
+    seen: np.ndarray,
+    real: list[Camera],
+) -> pa.Table | None:
     """Rows of one sequence for every view: ``x2d`` (N, V, J, 2) px as read (real views still distorted; the
     first ``len(real)`` views are undistorted here with those cameras, on a copy), ``seen`` (N, V) bool, ``K``
     (V, 4), ``frames`` (N,). None when no view has a valid frame."""
@@ -61,14 +79,22 @@ def sequence_table(subject: str, action: str, subaction: int, frames: np.ndarray
             x[ok] = undistort_pixels(x[ok], real[v])
         x = x[fill_from_valid(ok)].astype(np.float32)
         n = len(frames)
-        parts.append(pa.table({
-            "subject": _repeat(subject, n), "action": _repeat(action, n),
-            "subaction": pa.array(np.full(n, subaction, np.int16)),
-            "camera": _repeat(ids[v], n), "kind": _repeat(kinds[v], n),
-            "frame": pa.array(np.asarray(frames, np.int32)),
-            "x2d": fsl(x), "K": fsl(np.broadcast_to(np.asarray(K[v], np.float32), (n, 4))),
-            "valid": pa.array(ok),
-        }, schema=SEQUENCES_SCHEMA))
+        parts.append(
+            pa.table(
+                {
+                    "subject": _repeat(subject, n),
+                    "action": _repeat(action, n),
+                    "subaction": pa.array(np.full(n, subaction, np.int16)),
+                    "camera": _repeat(ids[v], n),
+                    "kind": _repeat(kinds[v], n),
+                    "frame": pa.array(np.asarray(frames, np.int32)),
+                    "x2d": fsl(x),
+                    "K": fsl(np.broadcast_to(np.asarray(K[v], np.float32), (n, 4))),
+                    "valid": pa.array(ok),
+                },
+                schema=SEQUENCES_SCHEMA,
+            )
+        )
     return pa.concat_tables(parts) if parts else None
 
 
@@ -97,8 +123,12 @@ class SequenceWriter:
             return
         if self._writer is None:
             (self.root / "sequences").mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(self.root / self.rel, SEQUENCES_SCHEMA, compression="zstd",
-                                            use_dictionary=["subject", "action", "camera", "kind"])
+            self._writer = pq.ParquetWriter(
+                self.root / self.rel,
+                SEQUENCES_SCHEMA,
+                compression="zstd",
+                use_dictionary=["subject", "action", "camera", "kind"],
+            )
         t = pa.concat_tables(self._buf)
         self._writer.write_table(t, row_group_size=t.num_rows)
         self._buf, self._buf_rows = [], 0

@@ -14,6 +14,7 @@ Virtual cameras stand at a height and radius within the real rig's ranges, look 
 (``mvtools.camera.look_at``, no roll), reuse the intrinsics and image size of real camera ``i mod n_real`` (rig
 order) and have no lens distortion. Ids are ``virtual-00``, ``virtual-01``, ...
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -144,9 +145,14 @@ def random_positions(geom: dict, centre_height: float, n: int, rng: np.random.Ge
     return az, h, r
 
 
-def place_virtual_cameras(real: list[Camera], n: int, layout: str = "ring", rng: np.random.Generator | None = None,
-                          fallback_centre: np.ndarray | None = None, subject: str | None = None
-                          ) -> tuple[list[Camera], dict]:
+def place_virtual_cameras(
+    real: list[Camera],
+    n: int,
+    layout: str = "ring",
+    rng: np.random.Generator | None = None,
+    fallback_centre: np.ndarray | None = None,
+    subject: str | None = None,
+) -> tuple[list[Camera], dict]:
     """Place ``n`` virtual cameras around the rig ``real`` (given extrinsics, world mm).
 
     Returns (cameras, info); info holds the capture centre (mm), how it was found, the up axis and the real
@@ -159,9 +165,13 @@ def place_virtual_cameras(real: list[Camera], n: int, layout: str = "ring", rng:
     up = world_up(real)
     centre, how = capture_centre(real, fallback_centre)
     geom = rig_geometry(real, centre, up)
-    info = {"capture_centre_mm": centre.tolist(), "capture_centre_from": how, "up": up.tolist(),
-            **{f"{k}_range": [float(v.min()), float(v.max())] for k, v in geom.items() if k != "azimuth"},
-            "real_azimuth_deg": geom["azimuth"].tolist()}
+    info = {
+        "capture_centre_mm": centre.tolist(),
+        "capture_centre_from": how,
+        "up": up.tolist(),
+        **{f"{k}_range": [float(v.min()), float(v.max())] for k, v in geom.items() if k != "azimuth"},
+        "real_azimuth_deg": geom["azimuth"].tolist(),
+    }
     if n <= 0:
         return [], info
     if layout == "ring":
@@ -177,9 +187,22 @@ def place_virtual_cameras(real: list[Camera], n: int, layout: str = "ring", rng:
     cams = []
     for i in range(n):
         src = real[i % len(real)]
-        cams.append(Camera(camera=virtual_id(i), width=src.width, height=src.height, fx=src.fx, fy=src.fy,
-                           cx=src.cx, cy=src.cy, R=R[i], t=t[i], distortion_model="none",
-                           subject=subject if subject is not None else src.subject, source="virtual"))
+        cams.append(
+            Camera(
+                camera=virtual_id(i),
+                width=src.width,
+                height=src.height,
+                fx=src.fx,
+                fy=src.fy,
+                cx=src.cx,
+                cy=src.cy,
+                R=R[i],
+                t=t[i],
+                distortion_model="none",
+                subject=subject if subject is not None else src.subject,
+                source="virtual",
+            )
+        )
     return cams, info
 
 
@@ -221,8 +244,12 @@ def similarity_to(given: list[Camera], estimated: list[Camera]) -> tuple[float, 
     T = me - s * R @ mg
     res = Ce - (s * Cg @ R.T + T)
     ang = rotation_angle_deg(Rg, Re @ R)  # R_est R vs R_given
-    return s, R, T, {"scale": s, "centre_rms_mm": float(np.sqrt((res ** 2).sum(1).mean())),
-                     "rotation_mean_deg": float(ang.mean())}
+    return (
+        s,
+        R,
+        T,
+        {"scale": s, "centre_rms_mm": float(np.sqrt((res**2).sum(1).mean())), "rotation_mean_deg": float(ang.mean())},
+    )
 
 
 def map_camera(cam: Camera, s: float, R: np.ndarray, T: np.ndarray) -> Camera:

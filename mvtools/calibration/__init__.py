@@ -4,6 +4,7 @@ Public API (imported lazily, so ``toml_io`` users do not pay for OpenCV/SciPy):
 ``calibrate_from_joints``, ``import_toml``, ``CalibrationError``, ``write_aniposelib_toml``,
 ``read_aniposelib_toml``. See docs/calibration.md.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -7,6 +7,7 @@ translation ``t``; per point its 3D position. Gauge: the reference camera stays 
 the partner camera's translation (its distance from the reference) is held at its initial value by one stiff
 residual.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,8 +48,8 @@ def _left_jacobian(d: np.ndarray) -> np.ndarray:
     K = _skew(d)
     small = th < 1e-8
     ths = np.where(small, 1.0, th)
-    a = np.where(small, 0.5, (1 - np.cos(ths)) / ths ** 2)
-    b = np.where(small, 1.0 / 6, (ths - np.sin(ths)) / ths ** 3)
+    a = np.where(small, 0.5, (1 - np.cos(ths)) / ths**2)
+    b = np.where(small, 1.0 / 6, (ths - np.sin(ths)) / ths**3)
     return np.eye(3) + a * K + b * (K @ K)
 
 
@@ -60,8 +61,18 @@ def reprojection_errors(X, R, t, intr, pt, cam, uv) -> np.ndarray:
     return np.where(Xc[:, 2] > 0, np.linalg.norm(p - uv, axis=-1), np.inf)
 
 
-def ba_problem(R: np.ndarray, t: np.ndarray, X: np.ndarray, pt: np.ndarray, cam: np.ndarray, uv: np.ndarray,
-               w: np.ndarray, intr: np.ndarray, reference: int, partner: int):
+def ba_problem(
+    R: np.ndarray,
+    t: np.ndarray,
+    X: np.ndarray,
+    pt: np.ndarray,
+    cam: np.ndarray,
+    uv: np.ndarray,
+    w: np.ndarray,
+    intr: np.ndarray,
+    reference: int,
+    partner: int,
+):
     """The least-squares problem of :func:`bundle_adjust`: (fun, jac, p0, unpack) with residuals (2M + 1,)
     (px times sqrt(confidence), then the gauge residual) and a sparse CSR Jacobian."""
     R = np.asarray(R, float)
@@ -104,7 +115,7 @@ def ba_problem(R: np.ndarray, t: np.ndarray, X: np.ndarray, pt: np.ndarray, cam:
     ccol = (6 * np.repeat(hs, 2)[:, None] + np.arange(6)).ravel()
     grow = np.full(3, 2 * M)
     gcol = 6 * slot[partner] + 3 + np.arange(3) if slot[partner] >= 0 else np.zeros(0, int)
-    grow = grow[:len(gcol)]
+    grow = grow[: len(gcol)]
     rows = np.concatenate([prow, crow, grow])
     cols = np.concatenate([pcol, ccol, gcol])
     shape = (2 * M + 1, nc + 3 * P)
@@ -116,8 +127,8 @@ def ba_problem(R: np.ndarray, t: np.ndarray, X: np.ndarray, pt: np.ndarray, cam:
         D = np.zeros((M, 2, 3))
         D[:, 0, 0] = fxy[:, 0] / z
         D[:, 1, 1] = fxy[:, 1] / z
-        D[:, 0, 2] = -fxy[:, 0] * Xc[:, 0] / z ** 2
-        D[:, 1, 2] = -fxy[:, 1] * Xc[:, 1] / z ** 2
+        D[:, 0, 2] = -fxy[:, 0] * Xc[:, 0] / z**2
+        D[:, 1, 2] = -fxy[:, 1] * Xc[:, 1] / z**2
         D *= sw[:, None, None]
         Jp = D @ Rs[cam]  # (M, 2, 3)
         Jl = _left_jacobian(d)  # (F, 3, 3)
@@ -132,9 +143,22 @@ def ba_problem(R: np.ndarray, t: np.ndarray, X: np.ndarray, pt: np.ndarray, cam:
     return fun, jac, p0, unpack
 
 
-def bundle_adjust(R: np.ndarray, t: np.ndarray, X: np.ndarray, pt: np.ndarray, cam: np.ndarray, uv: np.ndarray,
-                  w: np.ndarray, intr: np.ndarray, reference: int, partner: int, loss: str = "soft_l1",
-                  f_scale_px: float = 4.0, gate_px: float = 30.0, max_nfev: int = 50) -> BundleResult:
+def bundle_adjust(
+    R: np.ndarray,
+    t: np.ndarray,
+    X: np.ndarray,
+    pt: np.ndarray,
+    cam: np.ndarray,
+    uv: np.ndarray,
+    w: np.ndarray,
+    intr: np.ndarray,
+    reference: int,
+    partner: int,
+    loss: str = "soft_l1",
+    f_scale_px: float = 4.0,
+    gate_px: float = 30.0,
+    max_nfev: int = 50,
+) -> BundleResult:
     """Refine cameras R (V, 3, 3), t (V, 3) and points X (P, 3) from observations: point index ``pt`` (M,),
     camera index ``cam`` (M,), undistorted pixels ``uv`` (M, 2), confidences ``w`` (M,); intrinsics ``intr``
     (V, 4) [fx, fy, cx, cy] px. The reference camera must be at [I | 0]. ``f_scale_px`` is the robust loss's
@@ -144,15 +168,37 @@ def bundle_adjust(R: np.ndarray, t: np.ndarray, X: np.ndarray, pt: np.ndarray, c
     M, P = len(pt), len(X)
     e0 = reprojection_errors(X, R, t, intr, pt, cam, uv)
     cost0 = _robust_cost(fun(p0), loss, f_scale_px)
-    res = least_squares(fun, p0, jac=jac, loss=loss, f_scale=f_scale_px, x_scale="jac", method="trf",
-                        tr_solver="lsmr", max_nfev=max_nfev, xtol=1e-10, ftol=1e-6)
+    res = least_squares(
+        fun,
+        p0,
+        jac=jac,
+        loss=loss,
+        f_scale=f_scale_px,
+        x_scale="jac",
+        method="trf",
+        tr_solver="lsmr",
+        max_nfev=max_nfev,
+        xtol=1e-10,
+        ftol=1e-6,
+    )
     Rs, ts, Xs, _ = unpack(res.x)
     e1 = reprojection_errors(Xs, Rs, ts, intr, pt, cam, uv)
     keep = e1 < gate_px
     rms = lambda e: float(np.sqrt(np.mean(e[keep] ** 2))) if keep.any() else float("nan")  # noqa: E731
     n = max(M, 1)
-    return BundleResult(Rs, ts, Xs, rms(e0), rms(e1), cost0 / n, float(res.cost) / n,
-                        float(keep.mean()) if M else 0.0, M, P, int(res.nfev))
+    return BundleResult(
+        Rs,
+        ts,
+        Xs,
+        rms(e0),
+        rms(e1),
+        cost0 / n,
+        float(res.cost) / n,
+        float(keep.mean()) if M else 0.0,
+        M,
+        P,
+        int(res.nfev),
+    )
 
 
 def _robust_cost(r: np.ndarray, loss: str, f_scale: float) -> float:
@@ -166,5 +212,4 @@ def _robust_cost(r: np.ndarray, loss: str, f_scale: float) -> float:
         rho = z
     else:
         raise ValueError(f"unsupported loss {loss!r}")
-    return float(0.5 * f_scale ** 2 * rho.sum())
-
+    return float(0.5 * f_scale**2 * rho.sum())

@@ -2,6 +2,7 @@
 
 A view is ``P = [R | t]`` (world->camera, any length unit); an observation is ``x = (X_c / Z_c, Y_c / Z_c)``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,9 @@ def triangulate(xn: np.ndarray, P: np.ndarray, w: np.ndarray | None = None) -> n
     ok = np.isfinite(xn).all(-1)
     w = ok.astype(float) if w is None else np.where(ok, np.asarray(w, float), 0.0)
     x = np.where(ok[..., None], xn, 0.0)
-    rows = np.concatenate([x[..., 0:1] * P[None, :, 2, :] - P[None, :, 0, :],
-                           x[..., 1:2] * P[None, :, 2, :] - P[None, :, 1, :]], axis=1)  # (N, 2V, 4)
+    rows = np.concatenate(
+        [x[..., 0:1] * P[None, :, 2, :] - P[None, :, 0, :], x[..., 1:2] * P[None, :, 2, :] - P[None, :, 1, :]], axis=1
+    )  # (N, 2V, 4)
     M = np.swapaxes(rows * np.concatenate([w, w], 1)[..., None], 1, 2) @ rows  # (N, 4, 4)
     few = (w > 0).sum(1) < 2
     A = M[:, :3, :3]

@@ -8,6 +8,7 @@ world frame (the given reference camera's pose when there is a given calibration
 camera's frame). Results go to ``cameras.parquet`` (``source="estimated"``), ``calibration_report.json`` and
 the manifest's ``calibration`` entry. See docs/calibration.md.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -68,17 +69,26 @@ def _sample(n: int, k: int, rng) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- one subject
-def solve_rig(views: Views, reference: int, opts: RigOptions, refine: bool = True, ba_frames: int = 400,
-              max_frames: int = 2000, loss_scale_px: float = 8.0) -> dict:
+def solve_rig(
+    views: Views,
+    reference: int,
+    opts: RigOptions,
+    refine: bool = True,
+    ba_frames: int = 400,
+    max_frames: int = 2000,
+    loss_scale_px: float = 8.0,
+) -> dict:
     """Rig of ``views`` in the reference camera's frame (unit = reference-partner distance).
 
     Returns {"rig": Rig (R, t after refinement), "views": the frames used, "ba": dict or None}.
     """
     rng = np.random.default_rng(opts.seed)
-    multi = (views.valid.any(-1).sum(1) >= 2)
+    multi = views.valid.any(-1).sum(1) >= 2
     if multi.sum() < opts.min_frames:
-        raise CalibrationError(f"{views.subject}: only {int(multi.sum())} frames are seen by two or more cameras "
-                               f"with confident joints (need {opts.min_frames})")
+        raise CalibrationError(
+            f"{views.subject}: only {int(multi.sum())} frames are seen by two or more cameras "
+            f"with confident joints (need {opts.min_frames})"
+        )
     fr = np.flatnonzero(multi)[_sample(int(multi.sum()), max_frames, rng)]
     v = views.subset(fr) if len(fr) < len(views.uv) else views
     pairs = estimate_pairs(v, opts)
@@ -100,19 +110,39 @@ def solve_rig(views: Views, reference: int, opts: RigOptions, refine: bool = Tru
         pt, cam = np.nonzero(wk > 0)
         if len(pt) < opts.min_points:
             raise CalibrationError(f"{views.subject}: only {len(pt)} observations left for bundle adjustment")
-        res = bundle_adjust(rig.R, rig.t, X, pt, cam, uv[pt, cam], wk[pt, cam], v.intrinsics, reference,
-                            rig.partner, f_scale_px=loss_scale_px, gate_px=4 * opts.threshold_px)
+        res = bundle_adjust(
+            rig.R,
+            rig.t,
+            X,
+            pt,
+            cam,
+            uv[pt, cam],
+            wk[pt, cam],
+            v.intrinsics,
+            reference,
+            rig.partner,
+            f_scale_px=loss_scale_px,
+            gate_px=4 * opts.threshold_px,
+        )
         rig.R, rig.t = res.R, res.t
-        ba = {"rms_px_before": _r(res.rms_before, 3), "rms_px_after": _r(res.rms_after, 3),
-              "robust_cost_before": _r(res.cost_before, 4), "robust_cost_after": _r(res.cost_after, 4),
-              "inlier_fraction": _r(res.inlier_fraction), "frames": int(F), "points": res.points,
-              "observations": res.observations, "evaluations": res.nfev,
-              "seconds": round(time.perf_counter() - t0, 3)}
+        ba = {
+            "rms_px_before": _r(res.rms_before, 3),
+            "rms_px_after": _r(res.rms_after, 3),
+            "robust_cost_before": _r(res.cost_before, 4),
+            "robust_cost_after": _r(res.cost_after, 4),
+            "inlier_fraction": _r(res.inlier_fraction),
+            "frames": int(F),
+            "points": res.points,
+            "observations": res.observations,
+            "evaluations": res.nfev,
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
     return {"rig": rig, "views": v, "ba": ba}
 
 
-def _pair_rows(views: Views, rig: Rig, cams_est: list[Camera], given: dict[str, Camera] | None,
-               threshold_px: float) -> list[dict]:
+def _pair_rows(
+    views: Views, rig: Rig, cams_est: list[Camera], given: dict[str, Camera] | None, threshold_px: float
+) -> list[dict]:
     """Per camera pair: epipolar stage diagnostics and errors of the final rig against ``given``."""
     xn = views.normalized()
     rows = []
@@ -120,14 +150,26 @@ def _pair_rows(views: Views, rig: Rig, cams_est: list[Camera], given: dict[str, 
     for (a, b), pe in rig.pairs.items():
         ca, cb = cams_est[a], cams_est[b]
         R_ab, t_ab = relative_transform(ca.R, ca.t, cb.R, cb.t)
-        row = {"cam_a": ca.camera, "cam_b": cb.camera, "frames": pe.frames, "correspondences": pe.points,
-               "status": "ok" if pe.usable else ("not estimated" if pe.pose is None else "warning"),
-               "warning": pe.warning,
-               "baseline_mm": _r(np.linalg.norm(t_ab), 2)}
+        row = {
+            "cam_a": ca.camera,
+            "cam_b": cb.camera,
+            "frames": pe.frames,
+            "correspondences": pe.points,
+            "status": "ok" if pe.usable else ("not estimated" if pe.pose is None else "warning"),
+            "warning": pe.warning,
+            "baseline_mm": _r(np.linalg.norm(t_ab), 2),
+        }
         if pe.pose is not None:
-            row.update(inliers=int(pe.pose.inliers.sum()), inlier_ratio=_r(pe.pose.inlier_ratio),
-                       cheirality={"candidate": pe.pose.candidate, "cheirality_only": pe.pose.cheirality_candidate,
-                                   "third_view_used": "third_view" in pe.pose.scores, **pe.pose.scores})
+            row.update(
+                inliers=int(pe.pose.inliers.sum()),
+                inlier_ratio=_r(pe.pose.inlier_ratio),
+                cheirality={
+                    "candidate": pe.pose.candidate,
+                    "cheirality_only": pe.pose.cheirality_candidate,
+                    "third_view_used": "third_view" in pe.pose.scores,
+                    **pe.pose.scores,
+                },
+            )
         # reprojection RMS of the pair's correspondences, two-view triangulation with the final rig (px)
         m = views.valid[:, a] & views.valid[:, b]
         if m.sum():
@@ -154,10 +196,22 @@ def _pair_rows(views: Views, rig: Rig, cams_est: list[Camera], given: dict[str, 
     return rows
 
 
-def calibrate_subject(ds, subject: str, all_cams: list[Camera], source: str | None, reference_camera: str | None,
-                      scale: str, baseline_mm: float | None, baseline_camera: str | None, opts: RigOptions,
-                      refine: bool, min_confidence: float, ba_frames: int, max_frames: int,
-                      loss_scale_px: float) -> tuple[list[Camera], dict]:
+def calibrate_subject(
+    ds,
+    subject: str,
+    all_cams: list[Camera],
+    source: str | None,
+    reference_camera: str | None,
+    scale: str,
+    baseline_mm: float | None,
+    baseline_camera: str | None,
+    opts: RigOptions,
+    refine: bool,
+    min_confidence: float,
+    ba_frames: int,
+    max_frames: int,
+    loss_scale_px: float,
+) -> tuple[list[Camera], dict]:
     """Estimated cameras (world frame, mm) and the report entry of one subject."""
     t0 = time.perf_counter()
     intr = subject_cameras(all_cams, subject, ds)
@@ -166,8 +220,10 @@ def calibrate_subject(ds, subject: str, all_cams: list[Camera], source: str | No
     views, n_multi = load_views(ds, subject, intr, source, min_confidence, max_frames, opts.seed)
     ids = views.ids
     if len(ids) < 2:
-        raise CalibrationError(f"{Path(ds) / 'poses2d'}: subject {subject} has confident 2D joints in "
-                               f"{len(ids)} camera(s) {ids}; calibration needs two or more")
+        raise CalibrationError(
+            f"{Path(ds) / 'poses2d'}: subject {subject} has confident 2D joints in "
+            f"{len(ids)} camera(s) {ids}; calibration needs two or more"
+        )
     ref_id = reference_camera if reference_camera is not None else ids[0]
     if ref_id not in ids:
         raise CalibrationError(f"{ds}: reference camera {ref_id!r} has no 2D joints for {subject} (have {ids})")
@@ -180,7 +236,8 @@ def calibrate_subject(ds, subject: str, all_cams: list[Camera], source: str | No
             f"{subject}: the person moves little (joints spread over {motion:.1%} of the body size over "
             f"{len(views.uv)} frames in the stillest camera; below {RELIABLE_MOTION:.0%} the estimate rests on few "
             f"distinct 3D points and can be degrees and tens of mm off): add clips with more movement, or give clips "
-            f"of one performer in one rig one subject (ingest bvh --subject-from / --subject-map)")
+            f"of one performer in one rig one subject (ingest bvh --subject-from / --subject-map)"
+        )
 
     # metric scale (mm per rig unit)
     C = camera_center(rig.R, rig.t)
@@ -196,17 +253,24 @@ def calibrate_subject(ds, subject: str, all_cams: list[Camera], source: str | No
         scale_info.update(value=s, cameras=[ref_id, other], baseline_mm=float(baseline_mm), uncertainty_rel=0.0)
     elif scale == "given":
         if given is None or any(i not in given for i in ids):
-            raise CalibrationError(f"{Path(ds) / 'cameras.parquet'}: --scale given needs a given calibration with "
-                                   f"distinct camera centres for all cameras of {subject}; use --scale baseline "
-                                   "or --scale body")
+            raise CalibrationError(
+                f"{Path(ds) / 'cameras.parquet'}: --scale given needs a given calibration with "
+                f"distinct camera centres for all cameras of {subject}; use --scale baseline "
+                "or --scale body"
+            )
         s, spread = given_scale(C, np.array([given[i].C for i in ids]))
         scale_info.update(value=s, uncertainty_rel=spread)
     elif scale == "body":
         xn = v.normalized()
         F, V, J, _ = xn.shape
         f = float(np.mean(v.intrinsics[:, :2]))
-        X, _ = robust_triangulate(xn.transpose(0, 2, 1, 3).reshape(F * J, V, 2),
-                                  v.conf.transpose(0, 2, 1).reshape(F * J, V), rig.R, rig.t, opts.threshold_px / f)
+        X, _ = robust_triangulate(
+            xn.transpose(0, 2, 1, 3).reshape(F * J, V, 2),
+            v.conf.transpose(0, 2, 1).reshape(F * J, V),
+            rig.R,
+            rig.t,
+            opts.threshold_px / f,
+        )
         try:
             info = body_scale(X.reshape(F, J, 3), seed=opts.seed)
         except ValueError as e:
@@ -232,9 +296,14 @@ def calibrate_subject(ds, subject: str, all_cams: list[Camera], source: str | No
     pairs = _pair_rows(v, rig, est, given, opts.threshold_px)
     rot = [p["rotation_error_deg"] for p in pairs if p.get("rotation_error_deg") is not None]
     entry = {
-        "source2d": views.source, "reference_camera": ref_id, "partner_camera": ids[rig.partner],
-        "cameras": ids, "frames_total": int(n_multi), "frames_used": int(len(v.uv)),
-        "world_frame": world, "scale": {k: (_r(x, 6) if isinstance(x, float) else x) for k, x in scale_info.items()},
+        "source2d": views.source,
+        "reference_camera": ref_id,
+        "partner_camera": ids[rig.partner],
+        "cameras": ids,
+        "frames_total": int(n_multi),
+        "frames_used": int(len(v.uv)),
+        "world_frame": world,
+        "scale": {k: (_r(x, 6) if isinstance(x, float) else x) for k, x in scale_info.items()},
         "bundle_adjustment": sol["ba"],
         "resection": {ids[c]: r for c, r in rig.resection.items()},
         "pairs": pairs,
@@ -256,12 +325,26 @@ def _subjects_with_2d(ds) -> list[str]:
     return [s for s in order if s in found] + [s for s in found if s not in order]
 
 
-def calibrate_from_joints(ds, subjects=None, source: str | None = None, reference_camera: str | None = None,
-                          scale: str = "given", baseline_mm: float | None = None, min_confidence: float = 0.3,
-                          refine: bool = True, method: str = "magsac", seed: int = 0,
-                          baseline_camera: str | None = None, threshold_px: float = 6.0,
-                          max_frames: int = 2000, ba_frames: int = 400, loss_scale_px: float = 8.0,
-                          export_toml=None, write: bool = True, overwrite: bool = False) -> dict:
+def calibrate_from_joints(
+    ds,
+    subjects=None,
+    source: str | None = None,
+    reference_camera: str | None = None,
+    scale: str = "given",
+    baseline_mm: float | None = None,
+    min_confidence: float = 0.3,
+    refine: bool = True,
+    method: str = "magsac",
+    seed: int = 0,
+    baseline_camera: str | None = None,
+    threshold_px: float = 6.0,
+    max_frames: int = 2000,
+    ba_frames: int = 400,
+    loss_scale_px: float = 8.0,
+    export_toml=None,
+    write: bool = True,
+    overwrite: bool = False,
+) -> dict:
     """Estimate every subject's camera extrinsics from its 2D joints and (``write``) store them in ``ds``.
 
     ``source`` gt|detected (default detected when present); ``reference_camera`` id (default the subject's
@@ -278,9 +361,26 @@ def calibrate_from_joints(ds, subjects=None, source: str | None = None, referenc
     read_manifest(ds)  # a clear error for a broken dataset before anything else
     claim = claim_output(ds, "dataset", in_place=True) if write else nullcontext()
     with claim:  # lock ds (and repair what a killed run left) from the checks to the commit
-        return _calibrate_from_joints(ds, subjects, source, reference_camera, scale, baseline_mm, min_confidence,
-                                      refine, method, seed, baseline_camera, threshold_px, max_frames, ba_frames,
-                                      loss_scale_px, export_toml, write, overwrite)
+        return _calibrate_from_joints(
+            ds,
+            subjects,
+            source,
+            reference_camera,
+            scale,
+            baseline_mm,
+            min_confidence,
+            refine,
+            method,
+            seed,
+            baseline_camera,
+            threshold_px,
+            max_frames,
+            ba_frames,
+            loss_scale_px,
+            export_toml,
+            write,
+            overwrite,
+        )
 
 
 def _check_earlier(ds: Path, all_cams, subjects, export_toml, overwrite: bool, write: bool) -> None:
@@ -288,8 +388,10 @@ def _check_earlier(ds: Path, all_cams, subjects, export_toml, overwrite: bool, w
         return
     old = sorted({c.subject for c in all_cams if c.source == "estimated" and c.subject in subjects})
     if write and old:
-        raise OutputError(f"{ds / 'cameras.parquet'}: holds earlier estimated cameras of {', '.join(old)}; pass "
-                          "--overwrite to replace them")
+        raise OutputError(
+            f"{ds / 'cameras.parquet'}: holds earlier estimated cameras of {', '.join(old)}; pass "
+            "--overwrite to replace them"
+        )
     if export_toml is not None:
         for s in subjects:
             p = output_path(export_toml, s, len(subjects) > 1)
@@ -297,9 +399,26 @@ def _check_earlier(ds: Path, all_cams, subjects, export_toml, overwrite: bool, w
                 raise OutputError(f"{p}: exists; pass --overwrite to replace it")
 
 
-def _calibrate_from_joints(ds, subjects, source, reference_camera, scale, baseline_mm, min_confidence, refine, method,
-                           seed, baseline_camera, threshold_px, max_frames, ba_frames, loss_scale_px, export_toml,
-                           write, overwrite) -> dict:
+def _calibrate_from_joints(
+    ds,
+    subjects,
+    source,
+    reference_camera,
+    scale,
+    baseline_mm,
+    min_confidence,
+    refine,
+    method,
+    seed,
+    baseline_camera,
+    threshold_px,
+    max_frames,
+    ba_frames,
+    loss_scale_px,
+    export_toml,
+    write,
+    overwrite,
+) -> dict:
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
     if scale == "baseline" and (baseline_mm is None or not baseline_mm > 0):
@@ -321,31 +440,67 @@ def _calibrate_from_joints(ds, subjects, source, reference_camera, scale, baseli
 
         lack = [s for s in subjects if default_source(ds, s) != "detected"]
         if lack and len(lack) < len(subjects):
-            raise DatasetError(f"{ds / 'poses2d'}: no detected 2D for subject(s) {', '.join(lack)} (the others have); "
-                               "pass --source gt to use ground-truth 2D, or ingest their detections")
+            raise DatasetError(
+                f"{ds / 'poses2d'}: no detected 2D for subject(s) {', '.join(lack)} (the others have); "
+                "pass --source gt to use ground-truth 2D, or ingest their detections"
+            )
     opts = RigOptions(method=method, threshold_px=threshold_px, seed=seed)
     new_cams, entries = [], {}
     # one BLAS thread: the calibration's BLAS calls are vector-sized, so more threads mostly wait on each other
     with progress(subjects, label="calibrate") as bar, threadpool_limits(limits=1, user_api="blas"):
         for subj in bar:
-            est, entry = calibrate_subject(ds, subj, all_cams, source, reference_camera, scale, baseline_mm,
-                                           baseline_camera, opts, refine, min_confidence, ba_frames, max_frames,
-                                           loss_scale_px)
+            est, entry = calibrate_subject(
+                ds,
+                subj,
+                all_cams,
+                source,
+                reference_camera,
+                scale,
+                baseline_mm,
+                baseline_camera,
+                opts,
+                refine,
+                min_confidence,
+                ba_frames,
+                max_frames,
+                loss_scale_px,
+            )
             for w in entry["warnings"]:
                 log(f"warning: {w}")
             new_cams += est
             entries[subj] = entry
     when = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    settings = {"source2d": source or "detected when present, else gt", "reference_camera": reference_camera,
-                "scale": scale, "baseline_mm": baseline_mm, "baseline_camera": baseline_camera,
-                "min_confidence": min_confidence, "refine": refine, "method": method, "seed": seed,
-                "threshold_px": threshold_px, "max_frames": max_frames, "ba_frames": ba_frames,
-                "loss_scale_px": loss_scale_px}
-    report = {"format_version": 1, "created": when, "producer": producer(),
-              "units": {"angles": "degrees", "lengths": "mm", "reprojection": "px (undistorted pinhole)"},
-              "settings": settings, "subjects": entries}
-    meta = {s: {"adjusted": bool(refine), "error": (entries[s]["bundle_adjustment"] or {}).get("rms_px_after"),
-                "created": when} for s in subjects}
+    settings = {
+        "source2d": source or "detected when present, else gt",
+        "reference_camera": reference_camera,
+        "scale": scale,
+        "baseline_mm": baseline_mm,
+        "baseline_camera": baseline_camera,
+        "min_confidence": min_confidence,
+        "refine": refine,
+        "method": method,
+        "seed": seed,
+        "threshold_px": threshold_px,
+        "max_frames": max_frames,
+        "ba_frames": ba_frames,
+        "loss_scale_px": loss_scale_px,
+    }
+    report = {
+        "format_version": 1,
+        "created": when,
+        "producer": producer(),
+        "units": {"angles": "degrees", "lengths": "mm", "reprojection": "px (undistorted pinhole)"},
+        "settings": settings,
+        "subjects": entries,
+    }
+    meta = {
+        s: {
+            "adjusted": bool(refine),
+            "error": (entries[s]["bundle_adjustment"] or {}).get("rms_px_after"),
+            "created": when,
+        }
+        for s in subjects
+    }
     if export_toml is not None:
         report["toml"] = [str(output_path(export_toml, s, len(subjects) > 1)) for s in subjects]
     if not write:
@@ -365,8 +520,13 @@ def _calibrate_from_joints(ds, subjects, source, reference_camera, scale, baseli
         allc = replace_cameras(new, new_cams, "estimated", subjects)
         pause_point("calibrate:cameras-written")
         write_json_atomic(new / REPORT_NAME, {**report, "subjects": merged})
-        manifest["calibration"] = {"when": when, "how": "from-joints", "subjects": subjects,
-                                   "report": REPORT_NAME, "settings": settings}
+        manifest["calibration"] = {
+            "when": when,
+            "how": "from-joints",
+            "subjects": subjects,
+            "report": REPORT_NAME,
+            "settings": settings,
+        }
         manifest.setdefault("rows", {})["cameras"] = len(allc)
         write_manifest(new, manifest)
         if inside:
@@ -384,8 +544,12 @@ def export_rig_toml(cams: list[Camera], path, subjects: list[str], metadata: dic
     for s in subjects:
         cs = [c for c in cams if c.subject == s]
         p = output_path(path, s, len(subjects) > 1)
-        meta = {"subject": s, "source": cs[0].source if cs else None, "mvtools": "calibrate --from-joints",
-                **((metadata or {}).get(s) or {})}
+        meta = {
+            "subject": s,
+            "source": cs[0].source if cs else None,
+            "mvtools": "calibrate --from-joints",
+            **((metadata or {}).get(s) or {}),
+        }
         write_aniposelib_toml(p, cs, meta)
         out.append(str(p))
     return out
@@ -412,8 +576,10 @@ def check_toml_scale(ds, cams: list[Camera], subject: str, path) -> dict:
     C = np.array([camera_center(c.R, c.t) for c in cams])
     base = float(max((np.linalg.norm(a - b) for a in C for b in C), default=0.0))
     if len(cams) > 1 and base < MIN_BASELINE_MM:
-        raise ValueError(f"{path}: the cameras are at most {base:.3g} mm apart: a calibration in metres or cm read "
-                         f"as mm? pass --toml-units m (or cm)")
+        raise ValueError(
+            f"{path}: the cameras are at most {base:.3g} mm apart: a calibration in metres or cm read "
+            f"as mm? pass --toml-units m (or cm)"
+        )
     out = {"max_baseline_mm": base}
     if not (Path(ds) / "poses2d" / f"subject={subject}").is_dir():  # no 2D: only the baseline check applies
         return out
@@ -440,12 +606,14 @@ def check_toml_scale(ds, cams: list[Camera], subject: str, path) -> dict:
             raise ValueError(
                 f"{path}: camera distances do not fit {subject}'s 2D joints: the cameras are {r:.3g} x as far from the "
                 f"rig centre as a 1.6 m person of that image height would be; the TOML is probably in another unit "
-                f"(aniposelib writes none): pass --toml-units m, cm or mm")
+                f"(aniposelib writes none): pass --toml-units m, cm or mm"
+            )
     return out
 
 
-def import_toml(ds, path, subject: str, source: str = "estimated", units: str | None = None,
-                overwrite: bool = False) -> list[Camera]:
+def import_toml(
+    ds, path, subject: str, source: str = "estimated", units: str | None = None, overwrite: bool = False
+) -> list[Camera]:
     """Read an aniposelib TOML into ``ds``'s cameras table as ``subject``'s ``source`` rows (estimated by
     default, replacing older rows of that subject and source only with ``overwrite``; one atomic commit). TOML
     camera names must be the dataset's
@@ -463,13 +631,19 @@ def import_toml(ds, path, subject: str, source: str = "estimated", units: str | 
     check_toml_scale(ds, cams, subject, path)
     with claim_output(ds, "dataset", in_place=True):
         if not overwrite and any(c.subject == subject and c.source == source for c in read_cameras(ds)):
-            raise OutputError(f"{ds / 'cameras.parquet'}: holds {source} cameras of {subject} already; pass "
-                              "--overwrite to replace them")
+            raise OutputError(
+                f"{ds / 'cameras.parquet'}: holds {source} cameras of {subject} already; pass "
+                "--overwrite to replace them"
+            )
         with staged_update(ds, copy=["cameras.parquet", "manifest.json"]) as new:
             allc = replace_cameras(new, cams, source, [subject])
-            manifest["calibration"] = {"when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                                       "how": "import-toml", "file": str(Path(path).absolute()),
-                                       "subjects": [subject], "source": source}
+            manifest["calibration"] = {
+                "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "how": "import-toml",
+                "file": str(Path(path).absolute()),
+                "subjects": [subject],
+                "source": source,
+            }
             manifest.setdefault("rows", {})["cameras"] = len(allc)
             write_manifest(new, manifest)
     return cams
@@ -477,20 +651,27 @@ def import_toml(ds, path, subject: str, source: str = "estimated", units: str | 
 
 def format_report(report: dict) -> str:
     """A plain-text table: one line per subject and camera pair."""
-    head = (f"{'subject':<8} {'cam_a':<10} {'cam_b':<10} {'rot err':>8} {'t dir err':>9} {'base err':>9} "
-            f"{'inliers':>8} {'rms px':>7}")
+    head = (
+        f"{'subject':<8} {'cam_a':<10} {'cam_b':<10} {'rot err':>8} {'t dir err':>9} {'base err':>9} "
+        f"{'inliers':>8} {'rms px':>7}"
+    )
     lines = [head, f"{'':<8} {'':<10} {'':<10} {'deg':>8} {'deg':>9} {'mm':>9} {'ratio':>8} {'':>7}"]
     fmt = lambda x, nd: "-" if x is None else f"{x:.{nd}f}"  # noqa: E731
     for s, e in report["subjects"].items():
         for p in e["pairs"]:
-            lines.append(f"{s:<8} {p['cam_a']:<10} {p['cam_b']:<10} {fmt(p.get('rotation_error_deg'), 3):>8} "
-                         f"{fmt(p.get('translation_direction_error_deg'), 3):>9} "
-                         f"{fmt(p.get('baseline_error_mm'), 1):>9} {fmt(p.get('inlier_ratio'), 2):>8} "
-                         f"{fmt(p.get('rms_px'), 2):>7}")
+            lines.append(
+                f"{s:<8} {p['cam_a']:<10} {p['cam_b']:<10} {fmt(p.get('rotation_error_deg'), 3):>8} "
+                f"{fmt(p.get('translation_direction_error_deg'), 3):>9} "
+                f"{fmt(p.get('baseline_error_mm'), 1):>9} {fmt(p.get('inlier_ratio'), 2):>8} "
+                f"{fmt(p.get('rms_px'), 2):>7}"
+            )
         ba = e.get("bundle_adjustment") or {}
         sc = e["scale"]
         unc = sc.get("uncertainty_rel")
-        lines.append(f"{s:<8} BA rms px {fmt(ba.get('rms_px_before'), 2)} -> {fmt(ba.get('rms_px_after'), 2)}; "
-                     f"scale {sc['method']} {sc['value']:.2f} mm/unit"
-                     + (f" +- {100 * unc:.1f}%" if unc else "") + f"; world frame: {e['world_frame']}")
+        lines.append(
+            f"{s:<8} BA rms px {fmt(ba.get('rms_px_before'), 2)} -> {fmt(ba.get('rms_px_after'), 2)}; "
+            f"scale {sc['method']} {sc['value']:.2f} mm/unit"
+            + (f" +- {100 * unc:.1f}%" if unc else "")
+            + f"; world frame: {e['world_frame']}"
+        )
     return "\n".join(lines)

@@ -6,6 +6,7 @@ resected against them (``cv2.solvePnPRansac``), points re-triangulated. All pose
 reference camera's, unit = distance reference -> partner), so any pair's relative transform is a composition
 of two camera poses and R_1to3 == R_2to3 R_1to2 holds exactly.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -70,11 +71,12 @@ def motion_spread(uv: np.ndarray) -> float:
         return 0.0
     with np.errstate(all="ignore"):
         import warnings
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(uv, axis=0)
             mad = np.nanmedian(np.abs(uv - med), axis=0) * 1.4826  # (J, 2)
-            spread = np.sqrt((mad ** 2).sum(-1))
+            spread = np.sqrt((mad**2).sum(-1))
             size = np.nanmedian(np.linalg.norm(np.nanmax(uv, 1) - np.nanmin(uv, 1), axis=-1))
     spread = spread[np.isfinite(spread)]
     if not len(spread) or not np.isfinite(size) or size <= 0:
@@ -100,16 +102,22 @@ def estimate_pairs(views: Views, opts: RigOptions, xn: np.ndarray | None = None)
         out[(a, b)] = pe
         name = _pair_name(views, a, b)
         if frames < opts.min_frames or points < opts.min_points:
-            pe.warning = (f"{name}: too little overlap: {frames} synchronous frames and {points} joint "
-                          f"correspondences with confidence >= threshold (need {opts.min_frames} frames and "
-                          f"{opts.min_points} joints)")
+            pe.warning = (
+                f"{name}: too little overlap: {frames} synchronous frames and {points} joint "
+                f"correspondences with confidence >= threshold (need {opts.min_frames} frames and "
+                f"{opts.min_points} joints)"
+            )
             continue
         fm = m.any(1)
-        spread = min(motion_spread(np.where(m[fm, :, None], views.uv[fm, a], np.nan)),
-                     motion_spread(np.where(m[fm, :, None], views.uv[fm, b], np.nan)))
+        spread = min(
+            motion_spread(np.where(m[fm, :, None], views.uv[fm, a], np.nan)),
+            motion_spread(np.where(m[fm, :, None], views.uv[fm, b], np.nan)),
+        )
         if spread < opts.min_motion:
-            pe.warning = (f"{name}: static person: joints move by {spread:.1%} of the body size over {frames} "
-                          f"frames (need {opts.min_motion:.0%}); the correspondences are degenerate")
+            pe.warning = (
+                f"{name}: static person: joints move by {spread:.1%} of the body size over {frames} "
+                f"frames (need {opts.min_motion:.0%}); the correspondences are degenerate"
+            )
             continue
         x1, x2 = xn[:, a][m], xn[:, b][m]
         third = []
@@ -124,17 +132,20 @@ def estimate_pairs(views: Views, opts: RigOptions, xn: np.ndarray | None = None)
         if pose is None:
             pe.warning = f"{name}: no essential matrix found from {points} correspondences"
         elif pose.scores.get("ambiguous"):
-            pe.warning = (f"{name}: ambiguous cheirality (fractions of points in front of both cameras per "
-                          f"candidate: {pose.scores['cheirality']}): near-degenerate pair (short baseline or "
-                          "distant joints); not used to start the rig")
+            pe.warning = (
+                f"{name}: ambiguous cheirality (fractions of points in front of both cameras per "
+                f"candidate: {pose.scores['cheirality']}): near-degenerate pair (short baseline or "
+                "distant joints); not used to start the rig"
+            )
         elif pose.inlier_ratio < opts.min_inlier_ratio:
-            pe.warning = (f"{name}: only {pose.inlier_ratio:.0%} of {points} correspondences fit one epipolar "
-                          f"geometry (need {opts.min_inlier_ratio:.0%}); views may not overlap or joints are wrong")
+            pe.warning = (
+                f"{name}: only {pose.inlier_ratio:.0%} of {points} correspondences fit one epipolar "
+                f"geometry (need {opts.min_inlier_ratio:.0%}); views may not overlap or joints are wrong"
+            )
     return out
 
 
-def robust_triangulate(xn: np.ndarray, w: np.ndarray, R: np.ndarray, t: np.ndarray, threshold: float,
-                       rounds: int = 2):
+def robust_triangulate(xn: np.ndarray, w: np.ndarray, R: np.ndarray, t: np.ndarray, threshold: float, rounds: int = 2):
     """Triangulate points (N, V, 2) normalised with weights (N, V) in views R (V, 3, 3), t (V, 3); drop
     observations that reproject further than ``threshold`` (normalised) or lie behind a camera and
     re-triangulate. Returns (X (N, 3), inlier weights (N, V))."""
@@ -165,8 +176,10 @@ def build_rig(views: Views, reference: int, opts: RigOptions, pairs: dict | None
     ref_pairs = [pe for (a, b), pe in pairs.items() if reference in (a, b) and pe.usable]
     if not ref_pairs:
         why = "; ".join(pe.warning for (a, b), pe in pairs.items() if reference in (a, b) and pe.warning)
-        raise CalibrationError(f"{views.subject}: reference camera {views.ids[reference]} has no usable partner"
-                               + (f" ({why})" if why else ""))
+        raise CalibrationError(
+            f"{views.subject}: reference camera {views.ids[reference]} has no usable partner"
+            + (f" ({why})" if why else "")
+        )
     # partner: most inliers among pairs with an unambiguous cheirality decision
     clear = [pe for pe in ref_pairs if not pe.pose.scores.get("ambiguous")] or ref_pairs
     best = max(clear, key=lambda pe: int(pe.pose.inliers.sum()))
@@ -190,7 +203,8 @@ def build_rig(views: Views, reference: int, opts: RigOptions, pairs: dict | None
     if thick < opts.min_thickness:
         raise CalibrationError(
             f"{views.subject}: correspondences of cameras {views.ids[reference]}-{views.ids[partner]} are nearly "
-            f"coplanar (thickness {thick:.3f} < {opts.min_thickness}); a moving person is needed")
+            f"coplanar (thickness {thick:.3f} < {opts.min_thickness}); a moving person is needed"
+        )
     while len(reg) < V:
         have = np.isfinite(X).all(1)
         cand = [c for c in range(V) if c not in reg]
@@ -203,14 +217,22 @@ def build_rig(views: Views, reference: int, opts: RigOptions, pairs: dict | None
             why = "; ".join(pe.warning for (a, b), pe in pairs.items() if c in (a, b) and pe.warning)
             raise CalibrationError(
                 f"{name} cannot be connected: it shares {n} triangulated joints with cameras "
-                f"{[views.ids[r] for r in reg]} (need {opts.min_points})" + (f" ({why})" if why else ""))
+                f"{[views.ids[r] for r in reg]} (need {opts.min_points})" + (f" ({why})" if why else "")
+            )
         Xs, xs = X[sel], obs[sel, c]
         rng = np.random.default_rng(opts.seed)
         sub = rng.choice(n, 3000, replace=False) if n > 3000 else np.arange(n)
         cv2.setRNGSeed(opts.seed)
-        ok, rvec, tvec, _ = cv2.solvePnPRansac(Xs[sub], xs[sub], np.eye(3), None, iterationsCount=500,
-                                               reprojectionError=2 * thr, confidence=0.9999,
-                                               flags=cv2.SOLVEPNP_EPNP)
+        ok, rvec, tvec, _ = cv2.solvePnPRansac(
+            Xs[sub],
+            xs[sub],
+            np.eye(3),
+            None,
+            iterationsCount=500,
+            reprojectionError=2 * thr,
+            confidence=0.9999,
+            flags=cv2.SOLVEPNP_EPNP,
+        )
         idx = np.zeros(0, int)
         if ok:
             proj, depth = reprojection(Xs, rodrigues(rvec.ravel())[None], tvec.reshape(1, 3))
@@ -220,7 +242,8 @@ def build_rig(views: Views, reference: int, opts: RigOptions, pairs: dict | None
         if not ok or ninl < max(opts.min_points // 2, 6) or ninl < opts.min_inlier_ratio * n:
             raise CalibrationError(
                 f"{name} cannot be connected: resection against {n} triangulated joints found only {ninl} "
-                f"consistent ones (need {opts.min_inlier_ratio:.0%})")
+                f"consistent ones (need {opts.min_inlier_ratio:.0%})"
+            )
         rvec, tvec = cv2.solvePnPRefineLM(Xs[idx], xs[idx], np.eye(3), None, rvec, tvec)
         R[c], t[c] = rodrigues(rvec.ravel()), tvec[:, 0]
         _, depth = reprojection(Xs[idx], R[c][None], t[c][None])

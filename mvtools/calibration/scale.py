@@ -4,6 +4,7 @@
 - ``given``: least-squares fit of all camera-centre distances to those of a given calibration.
 - ``body``: bone lengths of the triangulated skeleton against an adult prior (:data:`BONE_PRIOR_MM`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -72,7 +73,7 @@ def body_scale(joints: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict:
     L = L[ok]
     if len(L) < 5:
         raise ValueError(f"only {len(L)} frames have all 17 joints triangulated (need 5) for --scale body")
-    w = 1.0 / cv ** 2
+    w = 1.0 / cv**2
 
     def estimate(Ls):
         med = np.median(Ls, axis=0)
@@ -84,11 +85,16 @@ def body_scale(joints: np.ndarray, n_boot: int = 200, seed: int = 0) -> dict:
     boot_sd = float(np.std(boot))
     # spread of the bones around the common scale, as the SD of the weighted mean
     resid = per_bone - log_s
-    between = float(np.sqrt((w * resid ** 2).sum() / w.sum() / max(len(w) - 1, 1)))
-    total = float(np.sqrt(boot_sd ** 2 + between ** 2 + BODY_SIZE_CV ** 2))
+    between = float(np.sqrt((w * resid**2).sum() / w.sum() / max(len(w) - 1, 1)))
+    total = float(np.sqrt(boot_sd**2 + between**2 + BODY_SIZE_CV**2))
     s = float(np.exp(log_s))
-    return {"value": s, "uncertainty_rel": total, "uncertainty_mm_per_unit": s * total,
-            "bootstrap_rel": boot_sd, "between_bones_rel": between, "body_size_prior_rel": BODY_SIZE_CV,
-            "frames": int(len(L)),
-            "per_bone_scale": {f"{H36M17_NAMES[c]}-{H36M17_NAMES[p]}": float(np.exp(r))
-                               for (c, p), r in zip(b, per_bone)}}
+    return {
+        "value": s,
+        "uncertainty_rel": total,
+        "uncertainty_mm_per_unit": s * total,
+        "bootstrap_rel": boot_sd,
+        "between_bones_rel": between,
+        "body_size_prior_rel": BODY_SIZE_CV,
+        "frames": int(len(L)),
+        "per_bone_scale": {f"{H36M17_NAMES[c]}-{H36M17_NAMES[p]}": float(np.exp(r)) for (c, p), r in zip(b, per_bone)},
+    }

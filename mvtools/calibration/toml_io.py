@@ -21,6 +21,7 @@ tangential terms of the two models differ by up to ~0.5 px at the image corners,
 reading, ``cam_N`` tables are ordered by N (aniposelib sorts them as strings, so ``cam_10`` would come before
 ``cam_2``).
 """
+
 from __future__ import annotations
 
 import math
@@ -107,8 +108,7 @@ def _matrix(v, shape, what, path, table):
     return a.reshape(shape)
 
 
-def read_aniposelib_toml(path, subject: str = "", source: str = "estimated",
-                         units: str | None = None) -> list[Camera]:
+def read_aniposelib_toml(path, subject: str = "", source: str = "estimated", units: str | None = None) -> list[Camera]:
     """Cameras of an aniposelib calibration TOML, in ``cam_N`` order (by N).
 
     Distortion model ``opencv`` (``none`` when all coefficients are zero). Translations are converted to mm
@@ -146,8 +146,9 @@ def read_aniposelib_toml(path, subject: str = "", source: str = "estimated",
         K = _matrix(d["matrix"], (3, 3), "matrix", path, key)
         dist = np.asarray(d["distortions"], float).ravel()
         if dist.size not in (4, 5, 8, 12, 14) or not np.isfinite(dist).all():
-            raise ValueError(f"{path}: [{key}] distortions must be OpenCV [k1, k2, p1, p2(, k3)], "
-                             f"got {dist.size} values")
+            raise ValueError(
+                f"{path}: [{key}] distortions must be OpenCV [k1, k2, p1, p2(, k3)], got {dist.size} values"
+            )
         if dist.size > 5 and np.any(dist[5:]):
             raise ValueError(f"{path}: [{key}] has rational/thin-prism distortion terms mvtools does not model")
         dist = np.concatenate([dist, np.zeros(max(0, 5 - dist.size))])[:5]
@@ -163,10 +164,24 @@ def read_aniposelib_toml(path, subject: str = "", source: str = "estimated",
             raise ValueError(f"{path}: [{key}] matrix must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]]")
         k1, k2, p1, p2, k3 = (float(v) for v in dist)
         model = "opencv" if np.any(dist) else "none"
-        cams.append(Camera(camera=str(d.get("name", key)), width=int(size[0]), height=int(size[1]),
-                           fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]),
-                           R=R, t=t, k=(k1, k2, k3), p=(p1, p2), distortion_model=model,
-                           subject=subject, source=source))
+        cams.append(
+            Camera(
+                camera=str(d.get("name", key)),
+                width=int(size[0]),
+                height=int(size[1]),
+                fx=float(K[0, 0]),
+                fy=float(K[1, 1]),
+                cx=float(K[0, 2]),
+                cy=float(K[1, 2]),
+                R=R,
+                t=t,
+                k=(k1, k2, k3),
+                p=(p1, p2),
+                distortion_model=model,
+                subject=subject,
+                source=source,
+            )
+        )
     names = [c.camera for c in cams]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: camera names repeat: {names}")

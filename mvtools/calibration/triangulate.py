@@ -18,6 +18,7 @@ error (px, mean over inlier views, undistorted pixels) and number of inlier view
 Written to ``poses3d/subject=S/triangulated-0.parquet`` with the poses3d columns plus ``source`` ("triangulated"),
 ``reprojection_error`` (float32[17], px) and ``views`` (int8[17]); see docs/data-model.md.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -27,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from mvtools.calibration.geometry import projection_matrices, triangulate
 from mvtools.calibration.views import CalibrationError, load_views
@@ -50,11 +51,14 @@ SOURCE = "triangulated"
 EXTRINSICS = ("auto", "estimated", "given")
 SOURCES2D = ("detected", "gt")
 #: poses3d schema of triangulated rows: the standard columns, then source, reprojection error (px), inlier views
-TRIANGULATED_SCHEMA = pa.schema(list(POSES3D_SCHEMA) + [
-    ("source", pa.string()),
-    ("reprojection_error", pa.list_(pa.float32(), NUM_JOINTS)),
-    ("views", pa.list_(pa.int8(), NUM_JOINTS)),
-])
+TRIANGULATED_SCHEMA = pa.schema(
+    list(POSES3D_SCHEMA)
+    + [
+        ("source", pa.string()),
+        ("reprojection_error", pa.list_(pa.float32(), NUM_JOINTS)),
+        ("views", pa.list_(pa.int8(), NUM_JOINTS)),
+    ]
+)
 #: plausible adult thigh (hip - knee) length, mm; a median outside it means a wrong scale or rig
 THIGH_RANGE_MM = (250.0, 700.0)
 
@@ -85,8 +89,8 @@ def refine(X, xn, w, R, t, f, iters: int = 5):
         dpi = np.zeros(Xc.shape[:2] + (2, 3))
         dpi[..., 0, 0] = 1 / z
         dpi[..., 1, 1] = 1 / z
-        dpi[..., 0, 2] = -Xc[..., 0] / z ** 2
-        dpi[..., 1, 2] = -Xc[..., 1] / z ** 2
+        dpi[..., 0, 2] = -Xc[..., 0] / z**2
+        dpi[..., 1, 2] = -Xc[..., 1] / z**2
         Jm = dpi @ R[None]  # (N, V, 2, 3)
         r = np.where(np.isfinite(proj), proj - x, 0.0)[..., None]  # (N, V, 2, 1)
         wv = np.where(w[..., None, None] > 0, wf, 0.0)
@@ -128,8 +132,9 @@ def triangulate_robust(xn, conf, R, t, f, threshold_px: float = 15.0, min_views:
         inl = seen[idx] & (err < threshold_px) & (depth > 0)
         score = (w[idx] * inl).sum(1)
         serr = np.where(inl, err, 0.0).sum(1)
-        better = (inl.sum(1) >= 2) & ((score > best_score[idx] + 1e-9) |
-                                       ((np.abs(score - best_score[idx]) <= 1e-9) & (serr < best_err[idx])))
+        better = (inl.sum(1) >= 2) & (
+            (score > best_score[idx] + 1e-9) | ((np.abs(score - best_score[idx]) <= 1e-9) & (serr < best_err[idx]))
+        )
         j = idx[better]
         best_score[j], best_err[j], best_inl[j] = score[better], serr[better], inl[better]
     X = np.full((N, 3), np.nan)
@@ -167,11 +172,15 @@ def _rig_for(ds, cams, subject: str, extrinsics: str):
     use = est if extrinsics == "estimated" else given
     cam_file = Path(ds) / "cameras.parquet"
     if extrinsics == "estimated" and not use:
-        raise CalibrationError(f"{cam_file}: no estimated cameras for subject {subject}; run "
-                               f"`mvtools calibrate --from-joints {ds} --scale body` first")
+        raise CalibrationError(
+            f"{cam_file}: no estimated cameras for subject {subject}; run "
+            f"`mvtools calibrate --from-joints {ds} --scale body` first"
+        )
     if extrinsics == "given" and not has_extrinsics(list(use.values())):
-        raise CalibrationError(f"{cam_file}: the given cameras of {subject} carry no extrinsics (intrinsics only); "
-                               f"run `mvtools calibrate --from-joints {ds} --scale body` first")
+        raise CalibrationError(
+            f"{cam_file}: the given cameras of {subject} carry no extrinsics (intrinsics only); "
+            f"run `mvtools calibrate --from-joints {ds} --scale body` first"
+        )
     return extrinsics, use
 
 
@@ -186,14 +195,24 @@ def _measured_3d(ds, subject: str) -> list[Path]:
     return [f for f in d.glob("*.parquet") if not f.name.startswith(f"{SOURCE}-")] if d.is_dir() else []
 
 
-def triangulate_subject(ds, subject: str, cams, source: str | None, min_confidence: float, threshold_px: float,
-                        min_views: int, chunk: int = 200_000):
+def triangulate_subject(
+    ds,
+    subject: str,
+    cams,
+    source: str | None,
+    min_confidence: float,
+    threshold_px: float,
+    min_views: int,
+    chunk: int = 200_000,
+):
     """(table of triangulated rows, report entry) of one subject."""
     views, _ = load_views(ds, subject, cams, source, min_confidence, max_frames=None)
     ids = views.ids
     if len(ids) < 2:
-        raise CalibrationError(f"{Path(ds) / 'poses2d'}: subject {subject} has confident 2D in {len(ids)} camera(s) "
-                               f"{ids}; triangulation needs two or more")
+        raise CalibrationError(
+            f"{Path(ds) / 'poses2d'}: subject {subject} has confident 2D in {len(ids)} camera(s) "
+            f"{ids}; triangulation needs two or more"
+        )
     R = np.stack([np.asarray(c.R, float) for c in views.cameras])
     t = np.stack([np.asarray(c.t, float) for c in views.cameras])
     f = views.intrinsics[:, :2].mean(1)
@@ -205,8 +224,8 @@ def triangulate_subject(ds, subject: str, cams, source: str | None, min_confiden
     err = np.full(F * J, np.nan)
     nv = np.zeros(F * J, np.int8)
     for s in range(0, F * J, chunk):
-        Xs, es, inl = triangulate_robust(obs[s:s + chunk], w[s:s + chunk], R, t, f, threshold_px, min_views)
-        X[s:s + chunk], err[s:s + chunk], nv[s:s + chunk] = Xs, es, inl.sum(1)
+        Xs, es, inl = triangulate_robust(obs[s : s + chunk], w[s : s + chunk], R, t, f, threshold_px, min_views)
+        X[s : s + chunk], err[s : s + chunk], nv[s : s + chunk] = Xs, es, inl.sum(1)
     X, err, nv = X.reshape(F, J, 3), err.reshape(F, J), nv.reshape(F, J)
     seen = (views.conf > 0).sum(1)  # (F, J) views with the joint
     done = np.isfinite(X).all(-1)
@@ -216,31 +235,40 @@ def triangulate_subject(ds, subject: str, cams, source: str | None, min_confiden
         raise CalibrationError(
             f"{subject}: implausible triangulated 3D: median thigh length {med_thigh:.0f} mm (adult "
             f"{THIGH_RANGE_MM[0]:.0f}-{THIGH_RANGE_MM[1]:.0f} mm); the rig's scale or units are wrong "
-            "(calibrate with --scale body, or check the TOML units)")
+            "(calibrate with --scale body, or check the TOML units)"
+        )
     keys = views.frame_keys
     order = np.lexsort((keys[:, 2].astype(np.int64), keys[:, 1].astype(np.int64), keys[:, 0].astype(str)))
     raw = _raw_names(ds, subject, views.source)
-    table = pa.Table.from_arrays([
-        pa.array(keys[order, 0].astype(str), pa.string()),
-        pa.array(keys[order, 1].astype(np.int16)),
-        pa.array([raw.get((a, int(s)), a) for a, s in keys[order, :2]], pa.string()),
-        pa.array(keys[order, 2].astype(np.int32)),
-        fsl(X[order].astype(np.float32)),
-        pa.array(np.full(F, SOURCE, dtype=object), pa.string()),
-        fsl(err[order].astype(np.float32)),
-        fsl(nv[order], pa.int8()),
-    ], schema=TRIANGULATED_SCHEMA)
+    table = pa.Table.from_arrays(
+        [
+            pa.array(keys[order, 0].astype(str), pa.string()),
+            pa.array(keys[order, 1].astype(np.int16)),
+            pa.array([raw.get((a, int(s)), a) for a, s in keys[order, :2]], pa.string()),
+            pa.array(keys[order, 2].astype(np.int32)),
+            fsl(X[order].astype(np.float32)),
+            pa.array(np.full(F, SOURCE, dtype=object), pa.string()),
+            fsl(err[order].astype(np.float32)),
+            fsl(nv[order], pa.int8()),
+        ],
+        schema=TRIANGULATED_SCHEMA,
+    )
     e = err[done]
     entry = {
-        "cameras": ids, "source2d": views.source, "frames": int(F),
+        "cameras": ids,
+        "source2d": views.source,
+        "frames": int(F),
         "joints_triangulated": round(float(done.mean()), 4) if F else 0.0,
         "frames_complete": int(done.all(1).sum()),
-        "reprojection_error_px": {"median": _r(np.median(e)) if len(e) else None,
-                                  "mean": _r(e.mean()) if len(e) else None,
-                                  "p95": _r(np.percentile(e, 95)) if len(e) else None},
+        "reprojection_error_px": {
+            "median": _r(np.median(e)) if len(e) else None,
+            "mean": _r(e.mean()) if len(e) else None,
+            "p95": _r(np.percentile(e, 95)) if len(e) else None,
+        },
         "views_rejected": round(float(1 - nv[done].sum() / max(seen[done].sum(), 1)), 4),
-        "per_joint_reprojection_error_px": {n: _r(np.nanmedian(err[:, j])) if np.isfinite(err[:, j]).any() else None
-                                            for j, n in enumerate(H36M17_NAMES)},
+        "per_joint_reprojection_error_px": {
+            n: _r(np.nanmedian(err[:, j])) if np.isfinite(err[:, j]).any() else None for j, n in enumerate(H36M17_NAMES)
+        },
         "median_thigh_mm": _r(med_thigh),
     }
     return table, entry
@@ -250,9 +278,17 @@ def _r(x, nd=3):
     return None if x is None or not np.isfinite(x) else round(float(x), nd)
 
 
-def triangulate_dataset(ds, subjects=None, extrinsics: str = "auto", source: str | None = None,
-                        min_confidence: float = 0.1, threshold_px: float = 15.0, min_views: int = 2,
-                        write: bool = True, overwrite: bool = False) -> dict:
+def triangulate_dataset(
+    ds,
+    subjects=None,
+    extrinsics: str = "auto",
+    source: str | None = None,
+    min_confidence: float = 0.1,
+    threshold_px: float = 15.0,
+    min_views: int = 2,
+    write: bool = True,
+    overwrite: bool = False,
+) -> dict:
     """Triangulate every subject's detected (or ``source``) 2D with its rig and store the 3D in ``ds``.
 
     ``extrinsics``: auto (estimated when the subject has them, else given) | estimated | given. Refuses a subject
@@ -278,8 +314,10 @@ def triangulate_dataset(ds, subjects=None, extrinsics: str = "auto", source: str
     for s in subjects:
         m = _measured_3d(ds, s)
         if m:
-            raise DatasetError(f"{m[0]}: subject {s} already has measured 3D; `mvtools triangulate` writes 3D only "
-                               "into datasets without it (e.g. from `mvtools ingest keypoints`)")
+            raise DatasetError(
+                f"{m[0]}: subject {s} already has measured 3D; `mvtools triangulate` writes 3D only "
+                "into datasets without it (e.g. from `mvtools ingest keypoints`)"
+            )
     t0 = time.perf_counter()
     tables, entries = {}, {}
     with progress(subjects, label="triangulate") as bar:
@@ -288,14 +326,25 @@ def triangulate_dataset(ds, subjects=None, extrinsics: str = "auto", source: str
             tables[s], entries[s] = triangulate_subject(ds, s, rigc, source, min_confidence, threshold_px, min_views)
             entries[s]["extrinsics"] = used
             e = entries[s]
-            log(f"triangulate {s}: {e['frames']} frames, {100 * e['joints_triangulated']:.1f}% of joints, median "
+            log(
+                f"triangulate {s}: {e['frames']} frames, {100 * e['joints_triangulated']:.1f}% of joints, median "
                 f"reprojection error {e['reprojection_error_px']['median']} px, "
-                f"{100 * e['views_rejected']:.1f}% of observations rejected as outliers")
-    settings = {"extrinsics": extrinsics, "source2d": source or "detected when present, else gt",
-                "min_confidence": min_confidence, "threshold_px": threshold_px, "min_views": min_views}
-    report = {"when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "settings": settings,
-              "units": {"joints3d": "mm, world frame of the rig used", "reprojection_error": "px (undistorted)"},
-              "subjects": entries, "seconds": round(time.perf_counter() - t0, 3)}
+                f"{100 * e['views_rejected']:.1f}% of observations rejected as outliers"
+            )
+    settings = {
+        "extrinsics": extrinsics,
+        "source2d": source or "detected when present, else gt",
+        "min_confidence": min_confidence,
+        "threshold_px": threshold_px,
+        "min_views": min_views,
+    }
+    report = {
+        "when": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "settings": settings,
+        "units": {"joints3d": "mm, world frame of the rig used", "reprojection_error": "px (undistorted)"},
+        "subjects": entries,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     if write:
         with claim_output(ds, "dataset", in_place=True):
             _commit(ds, tables, entries, report, overwrite)
@@ -320,8 +369,10 @@ def _commit(ds: Path, tables: dict, entries: dict, report: dict, overwrite: bool
         manifest.setdefault("rows", {})["poses3d"] = n3
         manifest["subjects"] = list(dict.fromkeys((manifest.get("subjects") or []) + list(tables)))
         old = (manifest.get("triangulation") or {}).get("subjects", {})
-        manifest["triangulation"] = {**report, "subjects": {**{k: v for k, v in old.items() if k not in entries},
-                                                            **entries}}
+        manifest["triangulation"] = {
+            **report,
+            "subjects": {**{k: v for k, v in old.items() if k not in entries}, **entries},
+        }
         write_manifest(new, manifest)
 
 

@@ -6,6 +6,7 @@ view sees the same joints, third-view consistency (triangulate with the candidat
 with ``cv2.solvePnPRansac``, count points in front of all three cameras that reproject within the threshold).
 Convention: ``x2 ~ R x1 + t`` (camera-1 frame -> camera-2 frame), ``|t| = 1``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,9 +15,8 @@ import cv2
 import numpy as np
 from scipy.optimize import least_squares
 
-from mvtools.rotations import rodrigues
-
 from mvtools.calibration.geometry import reprojection, sampson_distance, triangulate
+from mvtools.rotations import rodrigues
 
 
 def skew(v: np.ndarray) -> np.ndarray:
@@ -29,8 +29,9 @@ def essential_from_pose(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     return skew(t) @ R
 
 
-def refine_pose(R: np.ndarray, t: np.ndarray, x1: np.ndarray, x2: np.ndarray, threshold: float,
-                max_nfev: int = 50) -> tuple[np.ndarray, np.ndarray]:
+def refine_pose(
+    R: np.ndarray, t: np.ndarray, x1: np.ndarray, x2: np.ndarray, threshold: float, max_nfev: int = 50
+) -> tuple[np.ndarray, np.ndarray]:
     """Polish (R, unit t) by robust least squares (soft-L1, scale ``threshold``) on the Sampson distances of
     x1, x2 (N, 2); 5 parameters (rotation vector increment, 2 tangent directions of t)."""
     t = t / np.linalg.norm(t)
@@ -46,6 +47,7 @@ def refine_pose(R: np.ndarray, t: np.ndarray, x1: np.ndarray, x2: np.ndarray, th
 
     res = least_squares(fun, np.zeros(5), loss="soft_l1", f_scale=1.0, max_nfev=max_nfev, x_scale=1e-2)
     return unpack(res.x)
+
 
 METHODS = {"ransac": cv2.RANSAC, "magsac": cv2.USAC_MAGSAC}
 
@@ -67,8 +69,16 @@ class TwoViewPose:
         return float(self.inliers.mean()) if len(self.inliers) else 0.0
 
 
-def estimate_essential(x1: np.ndarray, x2: np.ndarray, threshold: float, method: str = "magsac",
-                       prob: float = 0.9999, max_iters: int = 2000, seed: int = 0, max_points: int = 20000):
+def estimate_essential(
+    x1: np.ndarray,
+    x2: np.ndarray,
+    threshold: float,
+    method: str = "magsac",
+    prob: float = 0.9999,
+    max_iters: int = 2000,
+    seed: int = 0,
+    max_points: int = 20000,
+):
     """Robust essential matrix of normalised correspondences x1, x2 (N, 2); ``threshold`` in normalised units
     (px / focal). A random subset of at most ``max_points`` feeds the estimator; the returned inlier mask
     (Sampson distance < threshold) covers all N. Returns (E (3, 3), inliers (N,) bool)."""
@@ -80,14 +90,21 @@ def estimate_essential(x1: np.ndarray, x2: np.ndarray, threshold: float, method:
     rng = np.random.default_rng(seed)
     idx = rng.choice(n, max_points, replace=False) if n > max_points else np.arange(n)
     cv2.setRNGSeed(int(seed))
-    E, _ = cv2.findEssentialMat(np.ascontiguousarray(x1[idx]), np.ascontiguousarray(x2[idx]), np.eye(3),
-                                method=METHODS[method], prob=prob, threshold=threshold, maxIters=max_iters)
+    E, _ = cv2.findEssentialMat(
+        np.ascontiguousarray(x1[idx]),
+        np.ascontiguousarray(x2[idx]),
+        np.eye(3),
+        method=METHODS[method],
+        prob=prob,
+        threshold=threshold,
+        maxIters=max_iters,
+    )
     if E is None or E.shape[0] < 3:
         return None, np.zeros(n, bool)
     # several stacked solutions are possible: keep the one with most inliers
     best, best_in = None, None
     for k in range(E.shape[0] // 3):
-        Ek = E[3 * k:3 * k + 3]
+        Ek = E[3 * k : 3 * k + 3]
         inl = sampson_distance(Ek, x1, x2) < threshold
         if best_in is None or inl.sum() > best_in.sum():
             best, best_in = Ek, inl
@@ -110,8 +127,9 @@ def front_mask(R: np.ndarray, t: np.ndarray, x1: np.ndarray, x2: np.ndarray):
     return X, (depth > 0).all(1) & np.isfinite(X).all(1)
 
 
-def third_view_consistency(R: np.ndarray, t: np.ndarray, x1: np.ndarray, x2: np.ndarray, x3: np.ndarray,
-                           threshold: float, seed: int = 0) -> float:
+def third_view_consistency(
+    R: np.ndarray, t: np.ndarray, x1: np.ndarray, x2: np.ndarray, x3: np.ndarray, threshold: float, seed: int = 0
+) -> float:
     """Fraction of 3-view points (x1, x2, x3 (N, 2) normalised) that, triangulated from views 1-2 with the
     candidate (R, t), lie in front of all three cameras and reproject into view 3 within ``threshold``
     after resecting view 3 (``cv2.solvePnPRansac``)."""
@@ -119,9 +137,16 @@ def third_view_consistency(R: np.ndarray, t: np.ndarray, x1: np.ndarray, x2: np.
     if front.sum() < 6:
         return 0.0
     cv2.setRNGSeed(int(seed))
-    ok, rvec, tvec, _ = cv2.solvePnPRansac(X[front].astype(np.float64), x3[front].astype(np.float64), np.eye(3),
-                                           None, iterationsCount=100, reprojectionError=threshold,
-                                           confidence=0.999, flags=cv2.SOLVEPNP_EPNP)
+    ok, rvec, tvec, _ = cv2.solvePnPRansac(
+        X[front].astype(np.float64),
+        x3[front].astype(np.float64),
+        np.eye(3),
+        None,
+        iterationsCount=100,
+        reprojectionError=threshold,
+        confidence=0.999,
+        flags=cv2.SOLVEPNP_EPNP,
+    )
     if not ok:
         return 0.0
     R3 = rodrigues(rvec.ravel())
@@ -131,10 +156,19 @@ def third_view_consistency(R: np.ndarray, t: np.ndarray, x1: np.ndarray, x2: np.
     return float(good.sum() / len(x1))
 
 
-def relative_pose(x1: np.ndarray, x2: np.ndarray, threshold: float, method: str = "magsac",
-                  third: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None, seed: int = 0,
-                  max_points: int = 20000, max_check: int = 1000, refine: bool = True,
-                  min_front: float = 0.05, ambiguous_front: float = 0.2) -> TwoViewPose | None:
+def relative_pose(
+    x1: np.ndarray,
+    x2: np.ndarray,
+    threshold: float,
+    method: str = "magsac",
+    third: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+    seed: int = 0,
+    max_points: int = 20000,
+    max_check: int = 1000,
+    refine: bool = True,
+    min_front: float = 0.05,
+    ambiguous_front: float = 0.2,
+) -> TwoViewPose | None:
     """Relative pose of view 2 w.r.t. view 1 from normalised correspondences x1, x2 (N, 2).
 
     ``third``: optional list of (x1, x2, x3) normalised 3-view correspondences (one per other camera) used to
@@ -167,8 +201,10 @@ def relative_pose(x1: np.ndarray, x2: np.ndarray, threshold: float, method: str 
             if m.sum() < 6:
                 continue
             # candidates that put (nearly) all points behind a camera cannot be right: skip them
-            cons += [third_view_consistency(R, t, a[m], b[m], c[m], threshold, seed) if front[k] >= min_front
-                     else 0.0 for k, (R, t) in enumerate(cands)]
+            cons += [
+                third_view_consistency(R, t, a[m], b[m], c[m], threshold, seed) if front[k] >= min_front else 0.0
+                for k, (R, t) in enumerate(cands)
+            ]
         if cons.max() > 0:
             cons = cons / len(third)
             scores["third_view"] = cons.round(4).tolist()
@@ -186,5 +222,6 @@ def relative_pose(x1: np.ndarray, x2: np.ndarray, threshold: float, method: str 
         R, t = refine_pose(R, t, x1[sel], x2[sel], threshold)
         E = essential_from_pose(R, t)
         inl = sampson_distance(E, x1, x2) < threshold
-    return TwoViewPose(R=R, t=t / np.linalg.norm(t), E=E, inliers=inl, candidate=pick,
-                       cheirality_candidate=cheir, scores=scores)
+    return TwoViewPose(
+        R=R, t=t / np.linalg.norm(t), E=E, inliers=inl, candidate=pick, cheirality_candidate=cheir, scores=scores
+    )

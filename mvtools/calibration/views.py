@@ -3,6 +3,7 @@
 The join is vectorised: each poses2d row gets an integer key from (action, subaction, frame) and a camera
 index, and is scattered into dense arrays ``uv`` (F, V, J, 2) and ``conf`` (F, V, J) with no loop over frames.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,9 +56,10 @@ class Views:
         k = self.intrinsics
         return (self.uv - k[None, :, None, 2:4]) / k[None, :, None, 0:2]
 
-    def subset(self, frames: np.ndarray) -> "Views":
-        return Views(self.subject, self.cameras, self.uv[frames], self.conf[frames], self.frame_keys[frames],
-                     self.source)
+    def subset(self, frames: np.ndarray) -> Views:
+        return Views(
+            self.subject, self.cameras, self.uv[frames], self.conf[frames], self.frame_keys[frames], self.source
+        )
 
 
 def join_views(action, subaction, frame, cam_index, uv, conf, n_cams: int):
@@ -94,8 +96,15 @@ def default_source(ds, subject: str) -> str:
     return "detected" if t.num_rows else "gt"
 
 
-def load_views(ds, subject: str, cameras: dict[str, Camera], source: str | None = None,
-               min_confidence: float = 0.3, max_frames: int | None = None, seed: int = 0) -> tuple[Views, int]:
+def load_views(
+    ds,
+    subject: str,
+    cameras: dict[str, Camera],
+    source: str | None = None,
+    min_confidence: float = 0.3,
+    max_frames: int | None = None,
+    seed: int = 0,
+) -> tuple[Views, int]:
     """Read ``ds``'s poses2d of ``subject`` (``source`` gt|detected, default detected when present),
     keep the cameras in ``cameras`` (id -> Camera with the intrinsics), drop NaNs and joints with confidence
     below ``min_confidence``, join frames across cameras, keep the frames seen by two or more cameras
@@ -106,8 +115,9 @@ def load_views(ds, subject: str, cameras: dict[str, Camera], source: str | None 
         source = default_source(ds, subject)
     if source not in INPUT_SOURCES:
         raise ValueError(f"source must be 'gt' or 'detected', got {source!r}")
-    table = read_poses2d(ds, [subject], source=source,
-                         columns=["action", "subaction", "frame", "camera", "joints2d", "confidence"])
+    table = read_poses2d(
+        ds, [subject], source=source, columns=["action", "subaction", "frame", "camera", "joints2d", "confidence"]
+    )
     if table.num_rows == 0:
         raise CalibrationError(f"{path}: no {source!r} 2D joints for subject {subject}")
     ids = list(cameras)
@@ -115,11 +125,16 @@ def load_views(ds, subject: str, cameras: dict[str, Camera], source: str | None 
     keep = pc.is_in(cam_col, value_set=pa.array(ids, pa.string()))
     if not pc.any(keep).as_py():
         have = sorted(set(cam_col.to_pylist()))
-        raise CalibrationError(f"{path}: 2D joints are for cameras {have}, none of which has intrinsics "
-                               f"for {subject} in cameras.parquet ({ids})")
+        raise CalibrationError(
+            f"{path}: 2D joints are for cameras {have}, none of which has intrinsics "
+            f"for {subject} in cameras.parquet ({ids})"
+        )
     table = table.filter(keep)
-    cam_idx = pc.index_in(table.column("camera"), value_set=pa.array(ids, pa.string())).to_numpy(
-        zero_copy_only=False).astype(np.int64)
+    cam_idx = (
+        pc.index_in(table.column("camera"), value_set=pa.array(ids, pa.string()))
+        .to_numpy(zero_copy_only=False)
+        .astype(np.int64)
+    )
     uv = joints_to_numpy(table.column("joints2d"), 2).astype(np.float64)
     conf = joints_to_numpy(table.column("confidence"), 1).reshape(-1, NUM_JOINTS).astype(np.float64)
     ok = np.isfinite(uv).all(-1) & np.isfinite(conf) & (conf >= min_confidence) & (conf > 0)
@@ -127,19 +142,28 @@ def load_views(ds, subject: str, cameras: dict[str, Camera], source: str | None 
         raise CalibrationError(
             f"{path}: no usable {source!r} joints for {subject}: all are NaN or have confidence < {min_confidence} "
             f"(max confidence {np.nanmax(conf) if np.isfinite(conf).any() else float('nan'):.3f}); "
-            "lower --min-confidence")
+            "lower --min-confidence"
+        )
     uv[~ok] = np.nan
     conf = np.where(ok, conf, 0.0)
-    keys, U, W, dup = join_views(table.column("action").to_numpy(zero_copy_only=False),
-                                 table.column("subaction").to_numpy(), table.column("frame").to_numpy(),
-                                 cam_idx, uv, conf, len(ids))
+    keys, U, W, dup = join_views(
+        table.column("action").to_numpy(zero_copy_only=False),
+        table.column("subaction").to_numpy(),
+        table.column("frame").to_numpy(),
+        cam_idx,
+        uv,
+        conf,
+        len(ids),
+    )
     if dup:
         raise CalibrationError(f"{path}: {dup} duplicate (action, subaction, frame, camera) rows in {source!r} 2D")
     multi = np.flatnonzero((W.max(axis=2) > 0).sum(1) >= 2)
     n_multi = len(multi)
     if n_multi == 0:
-        raise CalibrationError(f"{path}: no frame of {subject} has confident {source!r} joints in two or more "
-                               f"cameras; the views do not overlap")
+        raise CalibrationError(
+            f"{path}: no frame of {subject} has confident {source!r} joints in two or more "
+            f"cameras; the views do not overlap"
+        )
     if max_frames is not None and n_multi > max_frames:
         multi = np.sort(np.random.default_rng(seed).choice(multi, max_frames, replace=False))
     keys, U, W = keys[multi], U[multi], W[multi]

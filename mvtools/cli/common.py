@@ -4,6 +4,7 @@ The CLI owns no defaults or choice lists: :func:`defaults_of` reads them from th
 calls, choice lists are the library's constants (tests/test_contracts.py checks that they agree). The
 vocabulary (one word, one meaning in every command) is in docs/cli.md.
 """
+
 from __future__ import annotations
 
 import errno
@@ -19,14 +20,22 @@ from mvtools.devices import DEFAULT_DEVICE, DEVICES
 
 def defaults_of(fn) -> dict:
     """{parameter: default} of a library function's keyword parameters (the one place the CLI takes them from)."""
-    return {name: p.default for name, p in inspect.signature(fn).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+    return {
+        name: p.default
+        for name, p in inspect.signature(fn).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
 
 
 def device_option(fn):
     """``--device auto|cpu|cuda`` (default auto: CUDA when available), the same in every command."""
-    return click.option("--device", type=click.Choice(DEVICES), default=DEFAULT_DEVICE, show_default=True,
-                        help="Where to run the network: auto (CUDA when available), cpu or cuda.")(fn)
+    return click.option(
+        "--device",
+        type=click.Choice(DEVICES),
+        default=DEFAULT_DEVICE,
+        show_default=True,
+        help="Where to run the network: auto (CUDA when available), cpu or cuda.",
+    )(fn)
 
 
 def renamed_option(old: str, new: str, param: str, **attrs):
@@ -45,8 +54,9 @@ def renamed_option(old: str, new: str, param: str, **attrs):
                 ctx = click.get_current_context()
                 if ctx.get_parameter_source(param) == ParameterSource.COMMANDLINE:
                     raise click.UsageError(f"{old} is the old spelling of {new}: give only {new}")
-                click.echo(f"Warning: {old} is deprecated and will be removed in the next release; "
-                           f"use {new}.", err=True)
+                click.echo(
+                    f"Warning: {old} is deprecated and will be removed in the next release; use {new}.", err=True
+                )
                 kwargs[param] = value
             return fn(*args, **kwargs)
 
@@ -75,8 +85,7 @@ def friendly_errors(fn):
             raise click.ClickException(str(msg)) from None
         except OSError as e:  # disk full (ENOSPC), quota, file too large, permissions, I/O errors
             where = f"{e.filename}: " if e.filename else ""
-            hint = " (disk full? nothing was committed)" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) \
-                else ""
+            hint = " (disk full? nothing was committed)" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else ""
             raise click.ClickException(f"{where}{e.strerror or e}{hint}") from None
 
     return wrapper

@@ -1,5 +1,6 @@
 """``mvtools evaluate RUN DS``: Protocol #1/#2 errors of a run on a dataset's single views (thin layer over
 :func:`mvtools.evaluate.evaluation.evaluate_run`)."""
+
 from __future__ import annotations
 
 import click
@@ -16,16 +17,34 @@ D = defaults_of(evaluate_run)
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.argument("ds", type=click.Path(exists=True, file_okay=False))
 @click.option("--subjects", default=None, help="Comma-separated subjects, e.g. S9,S11 (default: the test split).")
-@click.option("--source", type=click.Choice(INPUT_SOURCES), default=D["source"],
-              help="2D input: detected or ground-truth projections, px (default: what the run was trained on).")
-@click.option("--views", type=click.Choice(VIEWS), default=D["cameras"], show_default=True,
-              help="real: the dataset's calibrated cameras; all: also the virtual cameras of `mvtools augment`.")
+@click.option(
+    "--source",
+    type=click.Choice(INPUT_SOURCES),
+    default=D["source"],
+    help="2D input: detected or ground-truth projections, px (default: what the run was trained on).",
+)
+@click.option(
+    "--views",
+    type=click.Choice(VIEWS),
+    default=D["cameras"],
+    show_default=True,
+    help="real: the dataset's calibrated cameras; all: also the virtual cameras of `mvtools augment`.",
+)
 @renamed_option("--cameras", "--views", "views", type=click.Choice(VIEWS))
-@click.option("--checkpoint", default=D["checkpoint"], show_default=True,
-              help="best, last, or a path to a .pt checkpoint of the run.")
+@click.option(
+    "--checkpoint",
+    default=D["checkpoint"],
+    show_default=True,
+    help="best, last, or a path to a .pt checkpoint of the run.",
+)
 @device_option
-@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
-              help="Write all results to this JSON file (errors in mm, PCK and AUC in percent).")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write all results to this JSON file (errors in mm, PCK and AUC in percent).",
+)
 @friendly_errors
 def evaluate(run, ds, subjects, source, views, checkpoint, device, json_out):
     """Lift the 2D poses of DS's test subjects with RUN's lifting branch and report errors per action.
@@ -38,8 +57,9 @@ def evaluate(run, ds, subjects, source, views, checkpoint, device, json_out):
     """
     from mvtools.evaluate.evaluation import format_table
 
-    res = evaluate_run(run, ds, subjects=split_list(subjects), source=source, cameras=views,
-                       checkpoint=checkpoint, device=device)
+    res = evaluate_run(
+        run, ds, subjects=split_list(subjects), source=source, cameras=views, checkpoint=checkpoint, device=device
+    )
     click.echo(format_table(res))
     if json_out:
         write_json_atomic(json_out, res)

@@ -1,4 +1,5 @@
 """``mvtools ingest <format>``: raw datasets into the mvtools data model."""
+
 from __future__ import annotations
 
 import click

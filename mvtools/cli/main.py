@@ -1,5 +1,6 @@
 """The ``mvtools`` command group. Subcommands live in their own modules and are imported lazily, so
 ``mvtools --help`` and light commands never pay for importing torch."""
+
 from __future__ import annotations
 
 import importlib
@@ -38,8 +39,11 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, name)
 
 
-@click.group(cls=LazyGroup, lazy_commands=COMMANDS,
-             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="mvtools")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or status lines on stderr.")
 def cli(quiet: bool) -> None:

@@ -1,5 +1,6 @@
 """``mvtools predict RUN INPUT --out OUT``: lift 2D detections from a file (thin layer over
 :func:`mvtools.evaluate.predict.predict`)."""
+
 from __future__ import annotations
 
 import click
@@ -15,33 +16,65 @@ D = defaults_of(run_predict)
 @click.command()
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True))
-@click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False),
-              help="Output file: .npz (VideoPose3D positions_3d from npz input; frames/joints3d/confidence arrays "
-                   "from keypoint input), .parquet or .csv; 3D in mm.")
-@click.option("--calibration", default=D["cameras"],
-              help="Camera intrinsics. npz input: 'h36m' (built-in, H36M camera order) or a camera JSON / aniposelib "
-                   "TOML (list index i = camera i). Keypoint input: an aniposelib TOML, OpenCV FileStorage YAML/XML "
-                   "or JSON (see `mvtools ingest keypoints --help`). Pixels are undistorted with its lens model.")
+@click.option(
+    "--out",
+    "-o",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Output file: .npz (VideoPose3D positions_3d from npz input; frames/joints3d/confidence arrays "
+    "from keypoint input), .parquet or .csv; 3D in mm.",
+)
+@click.option(
+    "--calibration",
+    default=D["cameras"],
+    help="Camera intrinsics. npz input: 'h36m' (built-in, H36M camera order) or a camera JSON / aniposelib "
+    "TOML (list index i = camera i). Keypoint input: an aniposelib TOML, OpenCV FileStorage YAML/XML "
+    "or JSON (see `mvtools ingest keypoints --help`). Pixels are undistorted with its lens model.",
+)
 @renamed_option("--cameras", "--calibration", "calibration")
-@click.option("--camera", default=D["camera"], help="Keypoint input: which camera of --calibration (default: the "
-                                                   "only one, or the one named like the input).")
-@click.option("--format", "fmt", type=click.Choice(("auto", *FORMATS)), default=D["fmt"],
-              show_default=True, help="Keypoint input format (auto: from the file; tables and VideoPose3D npz are "
-                                      "recognised as before).")
-@click.option("--layout", type=click.Choice(("auto", *LAYOUTS)),
-              default=D["layout"], show_default=True, help="Keypoint layout (auto: by keypoint count).")
-@click.option("--focal-px", default=D["focal_px"], type=float,
-              help="Keypoint input without --calibration: focal length guess, px.")
-@click.option("--fov-deg", default=D["fov_deg"], type=float,
-              help="Keypoint input without --calibration: horizontal field of view guess, degrees.")
-@click.option("--image-size", default=D["image_size"],
-              help="Image size WIDTHxHEIGHT px for a --focal-px/--fov-deg guess.")
+@click.option(
+    "--camera",
+    default=D["camera"],
+    help="Keypoint input: which camera of --calibration (default: the only one, or the one named like the input).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("auto", *FORMATS)),
+    default=D["fmt"],
+    show_default=True,
+    help="Keypoint input format (auto: from the file; tables and VideoPose3D npz are recognised as before).",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(("auto", *LAYOUTS)),
+    default=D["layout"],
+    show_default=True,
+    help="Keypoint layout (auto: by keypoint count).",
+)
+@click.option(
+    "--focal-px",
+    default=D["focal_px"],
+    type=float,
+    help="Keypoint input without --calibration: focal length guess, px.",
+)
+@click.option(
+    "--fov-deg",
+    default=D["fov_deg"],
+    type=float,
+    help="Keypoint input without --calibration: horizontal field of view guess, degrees.",
+)
+@click.option(
+    "--image-size", default=D["image_size"], help="Image size WIDTHxHEIGHT px for a --focal-px/--fov-deg guess."
+)
 @click.option("--checkpoint", default=D["checkpoint"], show_default=True, help="best, last, or a path to a .pt file.")
 @device_option
 @overwrite_option
 @friendly_errors
-def predict(run, input_path, out, calibration, camera, fmt, layout, focal_px, fov_deg, image_size, checkpoint, device,
-            overwrite):
+def predict(
+    run, input_path, out, calibration, camera, fmt, layout, focal_px, fov_deg, image_size, checkpoint, device, overwrite
+):
     """Lift 17-joint 2D poses (px) in INPUT to root-relative 3D in each camera's frame (mm).
 
     INPUT is a VideoPose3D 2D .npz (positions_2d[subject][action] = per-camera arrays), a .parquet/.csv
@@ -54,7 +87,19 @@ def predict(run, input_path, out, calibration, camera, fmt, layout, focal_px, fo
     Temporal runs (--backbone temporal) lift whole sequences, one padded pass each: every npz array is one; table
     rows group by their subject, action, subaction, camera and sequence columns, in frame-column order.
     """
-    path = run_predict(run, input_path, out, cameras=calibration, checkpoint=checkpoint, device=device, fmt=fmt,
-                       layout=layout, camera=camera, focal_px=focal_px, fov_deg=fov_deg, image_size=image_size,
-                       overwrite=overwrite)
+    path = run_predict(
+        run,
+        input_path,
+        out,
+        cameras=calibration,
+        checkpoint=checkpoint,
+        device=device,
+        fmt=fmt,
+        layout=layout,
+        camera=camera,
+        focal_px=focal_px,
+        fov_deg=fov_deg,
+        image_size=image_size,
+        overwrite=overwrite,
+    )
     click.echo(f"wrote {path}")

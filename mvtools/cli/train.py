@@ -1,6 +1,7 @@
 """``mvtools train DS --out RUN``: the two-branch self-supervised lifter on DS/pairs/ (thin layer over
 :func:`mvtools.train.loop.train`). Every option below is generated from :class:`mvtools.train.config.TrainConfig`
 (name, type, range, default, unit and help text live there only)."""
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,7 @@ def click_option(f):
         typ = click.IntRange(m["min"], m["max"], max_open=m["max_open"])
     else:
         typ = click.FloatRange(m["min"], m["max"], max_open=m["max_open"])
-    return click.option(name, f.name, type=typ, default=f.default, show_default=f.default is not None,
-                        help=help_)
+    return click.option(name, f.name, type=typ, default=f.default, show_default=f.default is not None, help=help_)
 
 
 def config_options(fn):
@@ -66,8 +66,13 @@ def config_options(fn):
 
 @click.command()
 @click.argument("ds", type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Run directory to write (config.json, last.pt, best.pt, metrics.jsonl, PNG plots).")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Run directory to write (config.json, last.pt, best.pt, metrics.jsonl, PNG plots).",
+)
 @config_options
 @friendly_errors
 def train(ds, out, **options):

@@ -10,6 +10,7 @@ rows; a string column ``scene`` adds ``per_scene``; manifest ``"evaluation": {"r
 ground-truth column (same frame and layout as ``joints3d``: world mm, 17 joints), ``"root_joint"`` the root
 (default joint 0).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,8 +51,10 @@ def _default_source(ds, manifest: dict, run_source: str | None) -> str:
     if run_source in ("gt", "detected") and (have is None or run_source in have):
         return run_source
     if run_source == "detected":
-        raise DatasetError(f"{Path(ds) / 'manifest.json'}: the run was trained on detected 2D but the dataset has "
-                           "none; pass --source gt to evaluate on ground-truth 2D explicitly")
+        raise DatasetError(
+            f"{Path(ds) / 'manifest.json'}: the run was trained on detected 2D but the dataset has "
+            "none; pass --source gt to evaluate on ground-truth 2D explicitly"
+        )
     if have is None or "detected" in have:
         return "detected"
     return "gt"
@@ -70,8 +73,9 @@ def _sequences(c: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     return c, seq
 
 
-def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str = "real",
-                     run_source: str | None = None) -> dict:
+def evaluation_views(
+    ds, subjects=None, source: str | None = None, cameras: str = "real", run_source: str | None = None
+) -> dict:
     """Single views to evaluate: undistorted 2D (N, 17, 2) px, K (N, 4) px, ground truth (N, 17, 3) camera-frame
     mm, and per-row labels (subject, action, camera, scene, frame, ``seq`` a sequence id). ``cameras``: 'real'
     (given calibration) or 'all' (also the virtual cameras of ``mvtools augment``). Rows are grouped by camera
@@ -113,8 +117,7 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
     t2 = read_poses2d(ds, subjects, columns=KEYS + ["camera", "joints2d", "source", "raw_name"], source=srcs)
     if t2.num_rows == 0:
         raise DatasetError(f"{ds / 'poses2d'}: no {source!r} 2D rows for subject(s) {', '.join(subjects)}")
-    k2 = pd.DataFrame({k: t2.column(k).to_numpy(zero_copy_only=False)
-                       for k in KEYS + ["camera", "source", "raw_name"]})
+    k2 = pd.DataFrame({k: t2.column(k).to_numpy(zero_copy_only=False) for k in KEYS + ["camera", "source", "raw_name"]})
     k2["row2"] = np.arange(len(k2))
     m = k2.merge(k3, on=KEYS, how="inner")
     n_invalid = len(k2.merge(invalid[KEYS], on=KEYS, how="inner")) if len(invalid) else 0
@@ -131,30 +134,49 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
         kind = "virtual" if src == "virtual" else "real"
         cam = by_key.get((subj, cam_id, kind))
         if cam is None:
-            raise DatasetError(f"{ds / 'cameras.parquet'}: no {'virtual' if kind == 'virtual' else real_src} "
-                               f"calibration for camera {cam_id!r} of {subj}")
+            raise DatasetError(
+                f"{ds / 'cameras.parquet'}: no {'virtual' if kind == 'virtual' else real_src} "
+                f"calibration for camera {cam_id!r} of {subj}"
+            )
         # context: every 2D row of this camera (also frames without a scored 3D pose), sequence by sequence in
         # frame order, for temporal models; ``ctx_row`` places each scored row in it
         c, seq = _sequences(all2d[(subj, cam_id, src)])
         seq = seq + n_seq
         n_seq = int(seq.max()) + 1
         pos = pd.Series(np.arange(len(c)) + n_ctx, index=c["row2"].to_numpy())
-        ctx.append(dict(x2d=undistort_pixels(x2d_all[c["row2"].to_numpy()], cam),
-                        K=np.broadcast_to(cam.intrinsics, (len(c), 4)), seq=seq, frame=c["frame"].to_numpy()))
+        ctx.append(
+            dict(
+                x2d=undistort_pixels(x2d_all[c["row2"].to_numpy()], cam),
+                K=np.broadcast_to(cam.intrinsics, (len(c), 4)),
+                seq=seq,
+                frame=c["frame"].to_numpy(),
+            )
+        )
         g = g.assign(_pos=pos.loc[g["row2"].to_numpy()].to_numpy()).sort_values("_pos")
         r2, r3, row = g["row2"].to_numpy(), g["row3"].to_numpy(), g["_pos"].to_numpy()
         x = undistort_pixels(x2d_all[r2], cam)
         y = world_to_camera(gt_world[r3], cam.R, cam.t)
-        parts.append(dict(x2d=x, K=np.broadcast_to(cam.intrinsics, (len(g), 4)), gt=y, subject=g["subject"].to_numpy(),
-                          action=g["action"].to_numpy(), camera=np.full(len(g), cam_id, object),
-                          frame=g["frame"].to_numpy().astype(np.int64), ctx_row=row,
-                          seq=np.asarray(ctx[-1]["seq"])[row - n_ctx],
-                          scene=scene[r3] if scene is not None else None))
+        parts.append(
+            dict(
+                x2d=x,
+                K=np.broadcast_to(cam.intrinsics, (len(g), 4)),
+                gt=y,
+                subject=g["subject"].to_numpy(),
+                action=g["action"].to_numpy(),
+                camera=np.full(len(g), cam_id, object),
+                frame=g["frame"].to_numpy().astype(np.int64),
+                ctx_row=row,
+                seq=np.asarray(ctx[-1]["seq"])[row - n_ctx],
+                scene=scene[r3] if scene is not None else None,
+            )
+        )
         n_ctx += len(c)
     if not parts:
         raise DatasetError(f"{ds}: no 2D rows of subject(s) {', '.join(subjects)} match a 3D pose")
-    out = {k: np.concatenate([p[k] for p in parts])
-           for k in ("x2d", "K", "gt", "subject", "action", "camera", "frame", "seq", "ctx_row")}
+    out = {
+        k: np.concatenate([p[k] for p in parts])
+        for k in ("x2d", "K", "gt", "subject", "action", "camera", "frame", "seq", "ctx_row")
+    }
     out["scene"] = np.concatenate([p["scene"] for p in parts]) if scene is not None else None
     out["context"] = {k: np.concatenate([c[k] for c in ctx]) for k in ("x2d", "K", "seq", "frame")}
     # poses with a missing 2D joint (keypoint datasets) or a joint the triangulation could not reconstruct (NaN)
@@ -163,8 +185,16 @@ def evaluation_views(ds, subjects=None, source: str | None = None, cameras: str 
     if not fin.all():
         n_invalid += int((~fin).sum())
         out = {k: (v[fin] if isinstance(v, np.ndarray) else v) for k, v in out.items()}
-    out.update(root=root, source=source, subjects=subjects, n_unmatched=int(n_unmatched), n_invalid=n_invalid,
-               reference_column=ref_col, pck_joints=ev.get("pck_joints"), pseudo_ground_truth=pseudo)
+    out.update(
+        root=root,
+        source=source,
+        subjects=subjects,
+        n_unmatched=int(n_unmatched),
+        n_invalid=n_invalid,
+        reference_column=ref_col,
+        pck_joints=ev.get("pck_joints"),
+        pseudo_ground_truth=pseudo,
+    )
     return out
 
 
@@ -179,10 +209,14 @@ def _reference_rig(ds, manifest: dict, t3, subjects) -> tuple[str, bool]:
     tri = (manifest.get("triangulation") or {}).get("subjects") or {}
     srcs = {tri.get(s, {}).get("extrinsics", "estimated") for s in subjects}
     if len(srcs) > 1:
-        raise DatasetError(f"{Path(ds) / 'manifest.json'}: subjects {subjects} were triangulated with different "
-                           "rigs; evaluate them separately")
-    log("evaluate: the reference 3D is TRIANGULATED from the dataset's own 2D detections (pseudo ground truth, "
-        "not a measurement): errors include the triangulation's and are optimistic on the training subjects")
+        raise DatasetError(
+            f"{Path(ds) / 'manifest.json'}: subjects {subjects} were triangulated with different "
+            "rigs; evaluate them separately"
+        )
+    log(
+        "evaluate: the reference 3D is TRIANGULATED from the dataset's own 2D detections (pseudo ground truth, "
+        "not a measurement): errors include the triangulation's and are optimistic on the training subjects"
+    )
     return srcs.pop(), True
 
 
@@ -195,17 +229,28 @@ def _pooled(labels: np.ndarray, e1: np.ndarray, e2: np.ndarray, jerr: np.ndarray
         sel = labels == lab
         je = jerr[sel].reshape(-1)
         curve = (je[None, :] < AUC_THRESHOLDS[:, None]).mean(1) * 100.0
-        out[str(lab)] = {"mpjpe": float(e1[sel].mean()), "p_mpjpe": float(e2[sel].mean()),
-                         "pck150": float((je < 150.0).mean() * 100.0), "auc": float(curve.mean()),
-                         "n": int(sel.sum())}
+        out[str(lab)] = {
+            "mpjpe": float(e1[sel].mean()),
+            "p_mpjpe": float(e2[sel].mean()),
+            "pck150": float((je < 150.0).mean() * 100.0),
+            "auc": float(curve.mean()),
+            "n": int(sel.sum()),
+        }
         if vel is not None:
             ve = vel[0][sel[vel[1]]]
             out[str(lab)]["mpjve"] = float(ve.mean()) if len(ve) else None
     return out
 
 
-def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str = "real",
-                 checkpoint: str = "best", device: str = DEFAULT_DEVICE) -> dict:
+def evaluate_run(
+    run,
+    ds,
+    subjects=None,
+    source: str | None = None,
+    cameras: str = "real",
+    checkpoint: str = "best",
+    device: str = DEFAULT_DEVICE,
+) -> dict:
     """Protocol #1/#2 errors (mm), PCK@150 mm and AUC (percent) of ``run``'s lifting branch on ``ds``.
 
     ``subjects`` default to the manifest's test split, ``source`` ('detected' | 'gt') to the 2D source the run was
@@ -226,14 +271,18 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     v = evaluation_views(ds, subjects, source, cameras, run_source=loaded.data.get("source2d"))
     if loaded.lift.receptive_field() > 1:  # temporal: one padded pass over every whole 2D sequence
         c = v["context"]
-        pred = lift_2d(loaded.lift, torch.from_numpy(c["x2d"]).float(), torch.from_numpy(c["K"].copy()).float(),
-                       device, sequence=c["seq"])[v["ctx_row"]]
+        pred = lift_2d(
+            loaded.lift,
+            torch.from_numpy(c["x2d"]).float(),
+            torch.from_numpy(c["K"].copy()).float(),
+            device,
+            sequence=c["seq"],
+        )[v["ctx_row"]]
     else:
-        pred = lift_2d(loaded.lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(),
-                       device)
+        pred = lift_2d(loaded.lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device)
     r = v["root"]
-    pred = pred - pred[:, r:r + 1]
-    gt = v["gt"] - v["gt"][:, r:r + 1]
+    pred = pred - pred[:, r : r + 1]
+    gt = v["gt"] - v["gt"][:, r : r + 1]
     e1, e2 = mpjpe_per_pose(pred, gt), p_mpjpe_per_pose(pred, gt)
     jerr = joint_errors(pred, gt)
     pj = v["pck_joints"] if v["pck_joints"] is not None else list(range(jerr.shape[1]))
@@ -241,18 +290,31 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     vel = velocity_errors(pred, gt, v["seq"], v["frame"])
     per_action = _pooled(v["action"], e1, e2, sj, vel)
     res = {
-        "run": str(Path(run)), "dataset": str(Path(ds)), "checkpoint": loaded.checkpoint,
-        "test_flip": loaded.config.test_flip, "subjects": v["subjects"],
-        "source": v["source"], "cameras": cameras, "root_joint": r, "reference_column": v["reference_column"],
+        "run": str(Path(run)),
+        "dataset": str(Path(ds)),
+        "checkpoint": loaded.checkpoint,
+        "test_flip": loaded.config.test_flip,
+        "subjects": v["subjects"],
+        "source": v["source"],
+        "cameras": cameras,
+        "root_joint": r,
+        "reference_column": v["reference_column"],
         "reference": "triangulated 3D (pseudo ground truth)" if v["pseudo_ground_truth"] else "dataset 3D",
         "units": {"errors": "mm", "mpjve": "mm per frame", "pck150": "percent", "auc": "percent"},
-        "mpjpe": float(e1.mean()), "p_mpjpe": float(e2.mean()), "n_mpjpe": float(n_mpjpe_per_pose(pred, gt).mean()),
+        "mpjpe": float(e1.mean()),
+        "p_mpjpe": float(e2.mean()),
+        "n_mpjpe": float(n_mpjpe_per_pose(pred, gt).mean()),
         "mpjpe_action_mean": float(np.mean([a["mpjpe"] for a in per_action.values()])),
         "p_mpjpe_action_mean": float(np.mean([a["p_mpjpe"] for a in per_action.values()])),
-        "mpjve": float(vel[0].mean()) if len(vel[0]) else None, "n_velocities": int(len(vel[0])),
-        "n_poses": int(len(e1)), "n_unmatched_2d": v["n_unmatched"],
-        "pck150": pck(pred[:, pj], gt[:, pj], 150.0), "auc": auc(pred[:, pj], gt[:, pj]), "pck_joints": pj,
-        "pck150_all_joints": pck(pred, gt, 150.0), "auc_all_joints": auc(pred, gt),
+        "mpjve": float(vel[0].mean()) if len(vel[0]) else None,
+        "n_velocities": int(len(vel[0])),
+        "n_poses": int(len(e1)),
+        "n_unmatched_2d": v["n_unmatched"],
+        "pck150": pck(pred[:, pj], gt[:, pj], 150.0),
+        "auc": auc(pred[:, pj], gt[:, pj]),
+        "pck_joints": pj,
+        "pck150_all_joints": pck(pred, gt, 150.0),
+        "auc_all_joints": auc(pred, gt),
         "per_joint_mpjpe": jerr.mean(0).tolist(),
         "per_action": per_action,
         "per_camera": _pooled(v["camera"], e1, e2, sj, vel),
@@ -262,8 +324,10 @@ def evaluate_run(run, ds, subjects=None, source: str | None = None, cameras: str
     if v["scene"] is not None:
         res["per_scene"] = _pooled(v["scene"], e1, e2, sj)
     if v["n_invalid"]:
-        log(f"evaluate: {v['n_invalid']} 2D rows belong to frames marked invalid (column 'valid') or lack a 2D or "
-            "3D joint, and were left out")
+        log(
+            f"evaluate: {v['n_invalid']} 2D rows belong to frames marked invalid (column 'valid') or lack a 2D or "
+            "3D joint, and were left out"
+        )
     if v["n_unmatched"]:
         log(f"evaluate: {v['n_unmatched']} 2D rows have no matching 3D pose and were skipped")
     return res
@@ -287,17 +351,24 @@ def format_table(res: dict) -> str:
     for a, d in res["per_action"].items():
         lines.append(f"{a:<{w}} {d['n']:>8d} {d['mpjpe']:>8.1f} {d['p_mpjpe']:>8.1f}")
     lines.append("-" * len(lines[0]))
-    lines.append(f"{'mean over actions':<{w}} {res['n_poses']:>8d} {res['mpjpe_action_mean']:>8.1f} "
-                 f"{res['p_mpjpe_action_mean']:>8.1f}")
+    lines.append(
+        f"{'mean over actions':<{w}} {res['n_poses']:>8d} {res['mpjpe_action_mean']:>8.1f} "
+        f"{res['p_mpjpe_action_mean']:>8.1f}"
+    )
     lines.append(f"{'mean over poses':<{w}} {res['n_poses']:>8d} {res['mpjpe']:>8.1f} {res['p_mpjpe']:>8.1f}")
     nj = len(res["pck_joints"])
-    other = (f" [all {len(res['per_joint_mpjpe'])} joints: PCK {res['pck150_all_joints']:.1f} %, AUC "
-             f"{res['auc_all_joints']:.1f} %]" if nj != len(res["per_joint_mpjpe"]) and "pck150_all_joints" in res
-             else "")
+    other = (
+        f" [all {len(res['per_joint_mpjpe'])} joints: PCK {res['pck150_all_joints']:.1f} %, AUC "
+        f"{res['auc_all_joints']:.1f} %]"
+        if nj != len(res["per_joint_mpjpe"]) and "pck150_all_joints" in res
+        else ""
+    )
     mpjve = f", MPJVE {res['mpjve']:.2f} mm/frame" if res.get("mpjve") is not None else ""
-    lines.append(f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} % ({nj} joints){other}, "
-                 f"N-MPJPE {res['n_mpjpe']:.1f} mm{mpjve} "
-                 f"({res['source']} 2D, {res['cameras']} cameras, subjects {', '.join(res['subjects'])})")
+    lines.append(
+        f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} % ({nj} joints){other}, "
+        f"N-MPJPE {res['n_mpjpe']:.1f} mm{mpjve} "
+        f"({res['source']} 2D, {res['cameras']} cameras, subjects {', '.join(res['subjects'])})"
+    )
     lines.append(describe_checkpoint(res["checkpoint"]))
     if res.get("reference", "dataset 3D") != "dataset 3D":
         lines.append(f"reference: {res['reference']}, not measured 3D")

@@ -4,6 +4,7 @@ All functions take ``pred`` and ``gt`` of shape (N, J, 3) in mm (same frame, usu
 coordinates) and return mm (errors), mm per frame (MPJVE) or percent (PCK, AUC). Per-pose variants return (N,)
 arrays so callers can pool them by action, subject or camera.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -44,8 +45,8 @@ def procrustes_align(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     mu_g = gt.mean(1, keepdims=True)
     P = pred - mu_p
     G = gt - mu_g
-    norm_p = np.sqrt((P ** 2).sum((1, 2)))[:, None, None]
-    norm_g = np.sqrt((G ** 2).sum((1, 2)))[:, None, None]
+    norm_p = np.sqrt((P**2).sum((1, 2)))[:, None, None]
+    norm_g = np.sqrt((G**2).sum((1, 2)))[:, None, None]
     norm_p = np.where(norm_p > 0, norm_p, 1.0)
     norm_g = np.where(norm_g > 0, norm_g, 1.0)
     P = P / norm_p
@@ -136,4 +137,4 @@ def auc(pred: np.ndarray, gt: np.ndarray, thresholds=AUC_THRESHOLDS) -> float:
 def root_relative(joints: np.ndarray, root: int = 0) -> np.ndarray:
     """Joints (..., J, 3) minus their root joint (..., 1, 3); same unit."""
     joints = np.asarray(joints)
-    return joints - joints[..., root:root + 1, :]
+    return joints - joints[..., root : root + 1, :]

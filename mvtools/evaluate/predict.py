@@ -17,6 +17,7 @@ Outputs: ``.npz`` (from npz input: ``positions_3d[subject][action]`` = list of (
 None where the input was None), ``.parquet`` (a ``joints3d`` list of 51 floats, plus ``subject, action, camera,
 frame`` for npz input or the input's other columns), or ``.csv`` (columns ``X0, Y0, Z0, ..., Z16``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,9 @@ DISTORTION = ["k1", "k2", "p1", "p2", "k3"]
 def camera_list(cameras) -> list[Camera]:
     """Cameras by VideoPose3D list index: ``"h36m"`` (built-in), a JSON camera file or an aniposelib TOML."""
     if cameras is None:
-        raise ValueError("a VideoPose3D .npz input needs intrinsics: pass --calibration h36m or a camera JSON/TOML "
-                         "file")
+        raise ValueError(
+            "a VideoPose3D .npz input needs intrinsics: pass --calibration h36m or a camera JSON/TOML file"
+        )
     if str(cameras) == "h36m":
         cams = h36m_cameras()
         return [next(c for c in cams if c.camera == cid) for cid in H36M_CAMERA_IDS]
@@ -75,12 +77,19 @@ def lift_pixels(lift, uv: np.ndarray, K: np.ndarray, device="cpu", sequence: np.
 
     from mvtools.train.inference import lift_2d
 
-    pred = lift_2d(lift, torch.from_numpy(np.ascontiguousarray(uv, np.float32)),
-                   torch.from_numpy(np.ascontiguousarray(K, np.float32)), device, sequence=sequence)
+    pred = lift_2d(
+        lift,
+        torch.from_numpy(np.ascontiguousarray(uv, np.float32)),
+        torch.from_numpy(np.ascontiguousarray(K, np.float32)),
+        device,
+        sequence=sequence,
+    )
     bad = ~np.isfinite(np.asarray(pred)).all(axis=(1, 2))
     if bad.any():
-        raise DatasetError(f"the lifting network gave NaN/inf 3D for {int(bad.sum())} of {len(bad)} poses "
-                           "(a diverged checkpoint, or 2D far outside the image?); nothing written")
+        raise DatasetError(
+            f"the lifting network gave NaN/inf 3D for {int(bad.sum())} of {len(bad)} poses "
+            "(a diverged checkpoint, or 2D far outside the image?); nothing written"
+        )
     return pred
 
 
@@ -97,8 +106,10 @@ def _predict_npz(lift, inp: Path, cameras, device) -> tuple[dict, pa.Table]:
                 if a is None:
                     continue
                 if i >= len(cams):
-                    raise ValueError(f"{inp}: positions_2d[{subject!r}][{action!r}] has camera index {i} but the "
-                                     f"camera file has {len(cams)} camera(s)")
+                    raise ValueError(
+                        f"{inp}: positions_2d[{subject!r}][{action!r}] has camera index {i} but the "
+                        f"camera file has {len(cams)} camera(s)"
+                    )
                 a = np.asarray(a, np.float64)[..., :2]
                 if not np.isfinite(a).all():
                     raise DatasetError(f"{inp}: positions_2d[{subject!r}][{action!r}][{i}] holds NaN/inf values")
@@ -113,16 +124,21 @@ def _predict_npz(lift, inp: Path, cameras, device) -> tuple[dict, pa.Table]:
     cols = {"subject": [], "action": [], "camera": [], "frame": []}
     s0 = 0
     for subject, action, i, n in items:
-        out[subject][action][i] = pred[s0:s0 + n]
+        out[subject][action][i] = pred[s0 : s0 + n]
         s0 += n
         cols["subject"] += [subject] * n
         cols["action"] += [action] * n
         cols["camera"] += [cams[i].camera] * n
         cols["frame"].append(np.arange(n, dtype=np.int32))
-    table = pa.table({"subject": pa.array(cols["subject"], pa.string()),
-                      "action": pa.array(cols["action"], pa.string()),
-                      "camera": pa.array(cols["camera"], pa.string()), "frame": np.concatenate(cols["frame"]),
-                      "joints3d": fsl(pred)})
+    table = pa.table(
+        {
+            "subject": pa.array(cols["subject"], pa.string()),
+            "action": pa.array(cols["action"], pa.string()),
+            "camera": pa.array(cols["camera"], pa.string()),
+            "frame": np.concatenate(cols["frame"]),
+            "joints3d": fsl(pred),
+        }
+    )
     return out, table
 
 
@@ -151,12 +167,17 @@ def _lift_table_rows(lift, t: pa.Table, uv: np.ndarray, K: np.ndarray, device) -
     keys = [c for c in SEQUENCE_COLUMNS if c in t.column_names]
     df = pd.DataFrame({c: t.column(c).to_numpy(zero_copy_only=False) for c in keys})
     seq = df.groupby(keys, sort=False, dropna=False).ngroup().to_numpy() if keys else np.zeros(len(uv), np.int64)
-    frame = t.column("frame").to_numpy(zero_copy_only=False).astype(np.int64) if "frame" in t.column_names \
+    frame = (
+        t.column("frame").to_numpy(zero_copy_only=False).astype(np.int64)
+        if "frame" in t.column_names
         else np.arange(len(uv))
+    )
     order = np.lexsort((frame, seq))
     if len(order) > 1 and ((seq[order][1:] == seq[order][:-1]) & (frame[order][1:] == frame[order][:-1])).any():
-        raise DatasetError(f"a sequence ({', '.join(keys) or 'the whole table'}) has the same frame twice; a "
-                           "temporal run needs one row per frame")
+        raise DatasetError(
+            f"a sequence ({', '.join(keys) or 'the whole table'}) has the same frame twice; a "
+            "temporal run needs one row per frame"
+        )
     pred = np.empty((len(uv), NUM_JOINTS, 3), np.float32)
     pred[order] = lift_pixels(lift, uv[order], K[order], device, seq[order])
     return pred
@@ -176,8 +197,10 @@ def _predict_table(lift, inp: Path, device) -> pa.Table:
     else:
         miss = [c for c in XY_COLUMNS if c not in t.column_names]
         if miss:
-            raise DatasetError(f"{inp}: need a joints2d list column or columns x0, y0, ..., x16, y16 "
-                               f"(missing {', '.join(miss[:4])}{'...' if len(miss) > 4 else ''})")
+            raise DatasetError(
+                f"{inp}: need a joints2d list column or columns x0, y0, ..., x16, y16 "
+                f"(missing {', '.join(miss[:4])}{'...' if len(miss) > 4 else ''})"
+            )
         uv = np.stack([t.column(c).to_numpy().astype(np.float64) for c in XY_COLUMNS], -1).reshape(-1, J, 2)
         used = list(XY_COLUMNS)
     K = np.stack([t.column(c).to_numpy().astype(np.float64) for c in INTRINSICS], -1)
@@ -187,15 +210,28 @@ def _predict_table(lift, inp: Path, device) -> pa.Table:
         raise DatasetError(f"{inp}: focal lengths fx, fy must be > 0 px")
     dist = [c for c in DISTORTION if c in t.column_names]
     if dist:
-        D = np.stack([t.column(c).to_numpy().astype(np.float64) if c in dist else np.zeros(t.num_rows)
-                      for c in DISTORTION], -1)
+        D = np.stack(
+            [t.column(c).to_numpy().astype(np.float64) if c in dist else np.zeros(t.num_rows) for c in DISTORTION], -1
+        )
         # rows sharing one camera are undistorted together (vectorised per distinct camera)
         keys, inv = np.unique(np.concatenate([K, D], 1), axis=0, return_inverse=True)
         inv = inv.reshape(-1)
         for g, key in enumerate(keys):
             sel = inv == g
-            cam = Camera(camera="", width=0, height=0, fx=key[0], fy=key[1], cx=key[2], cy=key[3], R=np.eye(3),
-                         t=np.zeros(3), k=(key[4], key[5], key[8]), p=(key[6], key[7]), distortion_model="opencv")
+            cam = Camera(
+                camera="",
+                width=0,
+                height=0,
+                fx=key[0],
+                fy=key[1],
+                cx=key[2],
+                cy=key[3],
+                R=np.eye(3),
+                t=np.zeros(3),
+                k=(key[4], key[5], key[8]),
+                p=(key[6], key[7]),
+                distortion_model="opencv",
+            )
             uv[sel] = undistort_pixels(uv[sel], cam)
     pred = _lift_table_rows(lift, t, uv, K, device)
     keep = [c for c in t.column_names if c not in used]
@@ -220,8 +256,18 @@ def is_keypoints_input(inp: Path, fmt: str = "auto") -> bool:
     return False
 
 
-def _predict_keypoints(lift, inp: Path, device, cameras=None, camera: str | None = None, fmt: str = "auto",
-                       layout: str = "auto", focal_px=None, fov_deg=None, image_size=None) -> tuple[pa.Table, dict]:
+def _predict_keypoints(
+    lift,
+    inp: Path,
+    device,
+    cameras=None,
+    camera: str | None = None,
+    fmt: str = "auto",
+    layout: str = "auto",
+    focal_px=None,
+    fov_deg=None,
+    image_size=None,
+) -> tuple[pa.Table, dict]:
     """One view's detector keypoints -> (table view, frame, confidence, joints3d; frames missing a joint
     are left out), arrays for npz output)."""
     from mvtools.ingest.keypoints.formats import read_view
@@ -253,20 +299,39 @@ def _predict_keypoints(lift, inp: Path, device, cameras=None, camera: str | None
     if not complete.any():
         raise DatasetError(f"{inp}: no frame has all 17 joints (missing keypoints); nothing to lift")
     if not complete.all():
-        log(f"predict: {int((~complete).sum())} of {len(complete)} frames lack a joint (missing keypoints) and are "
-            "left out of the output")
+        log(
+            f"predict: {int((~complete).sum())} of {len(complete)} frames lack a joint (missing keypoints) and are "
+            "left out of the output"
+        )
     frames, uv, conf = v.frames[complete], uv[complete], conf[complete]
     x = undistort_pixels(uv, cam)
     pred = lift_pixels(lift, x, np.broadcast_to(cam.intrinsics, (len(uv), 4)), device)
-    table = pa.table({"camera": pa.array([v.name] * len(frames), pa.string()),
-                      "frame": pa.array(frames.astype(np.int32)),
-                      "confidence": fsl(np.clip(conf, 0, 1).astype(np.float32)), "joints3d": fsl(pred)})
+    table = pa.table(
+        {
+            "camera": pa.array([v.name] * len(frames), pa.string()),
+            "frame": pa.array(frames.astype(np.int32)),
+            "confidence": fsl(np.clip(conf, 0, 1).astype(np.float32)),
+            "joints3d": fsl(pred),
+        }
+    )
     return table, {"frames": frames, "joints3d": pred, "confidence": conf.astype(np.float32)}
 
 
-def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str = DEFAULT_DEVICE, fmt: str = "auto",
-            layout: str = "auto", camera: str | None = None, focal_px: float | None = None,
-            fov_deg: float | None = None, image_size=None, overwrite: bool = False) -> Path:
+def predict(
+    run,
+    inp,
+    out,
+    cameras=None,
+    checkpoint: str = "best",
+    device: str = DEFAULT_DEVICE,
+    fmt: str = "auto",
+    layout: str = "auto",
+    camera: str | None = None,
+    focal_px: float | None = None,
+    fov_deg: float | None = None,
+    image_size=None,
+    overwrite: bool = False,
+) -> Path:
     """Lift the 2D joints in ``inp`` with ``run``'s lifting branch and write ``out`` (.npz, .parquet or .csv).
 
     ``cameras`` ('h36m' or a camera JSON/TOML) is needed for VideoPose3D npz input. Detector keypoints of one view
@@ -278,9 +343,15 @@ def predict(run, inp, out, cameras=None, checkpoint: str = "best", device: str =
     device = resolve_device(device)  # a clear error for cuda without CUDA, before anything is claimed
     cam_file = cameras if cameras is not None and str(cameras) != "h36m" else None
     with claim_output(out, "predictions", [inp, run, cam_file], overwrite, file=True):
-        return _predict(run, inp, out, cameras, checkpoint, device,
-                        dict(fmt=fmt, layout=layout, camera=camera, focal_px=focal_px, fov_deg=fov_deg,
-                             image_size=image_size))
+        return _predict(
+            run,
+            inp,
+            out,
+            cameras,
+            checkpoint,
+            device,
+            dict(fmt=fmt, layout=layout, camera=camera, focal_px=focal_px, fov_deg=fov_deg, image_size=image_size),
+        )
 
 
 def _predict(run, inp, out, cameras, checkpoint, device, kp: dict) -> Path:
@@ -296,16 +367,36 @@ def _predict(run, inp, out, cameras, checkpoint, device, kp: dict) -> Path:
     if is_keypoints_input(inp, kp["fmt"]):
         table, arrays = _predict_keypoints(lift, inp, device, cameras, **kp)
         if osuf == ".npz":
-            save_npz_atomic(out, **arrays, metadata=np.array(
-                {"units": "mm", "frame": "camera, root-relative (joint 0 = 0)", "layout_name": "h36m",
-                 "num_joints": J}, dtype=object))
+            save_npz_atomic(
+                out,
+                **arrays,
+                metadata=np.array(
+                    {
+                        "units": "mm",
+                        "frame": "camera, root-relative (joint 0 = 0)",
+                        "layout_name": "h36m",
+                        "num_joints": J,
+                    },
+                    dtype=object,
+                ),
+            )
             return out
     elif inp.suffix.lower() == ".npz":
         positions, table = _predict_npz(lift, inp, cameras, device)
         if osuf == ".npz":
-            save_npz_atomic(out, positions_3d=np.array(positions, dtype=object),
-                      metadata=np.array({"units": "mm", "frame": "camera, root-relative (joint 0 = 0)",
-                                         "layout_name": "h36m", "num_joints": J}, dtype=object))
+            save_npz_atomic(
+                out,
+                positions_3d=np.array(positions, dtype=object),
+                metadata=np.array(
+                    {
+                        "units": "mm",
+                        "frame": "camera, root-relative (joint 0 = 0)",
+                        "layout_name": "h36m",
+                        "num_joints": J,
+                    },
+                    dtype=object,
+                ),
+            )
             return out
     elif inp.suffix.lower() in (".parquet", ".csv"):
         if osuf == ".npz":

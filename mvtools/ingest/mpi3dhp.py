@@ -14,6 +14,7 @@ HDF5: ``annot2`` (T, 1, 17, 2) px, ``annot3``/``univ_annot3`` (T, 1, 17, 3) mm c
   cameras' published calibration (``known``) or a least-squares fit to annot2/annot3 (``fit``);
 - evaluation ground truth: ``joints3d_univ`` (``univ_annot3``, which the test-set README names for evaluation).
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -23,8 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from mvtools.camera import Camera, check_cameras, project, project_camera_frame, project_pinhole
-from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, fsl, poses2d_table, poses3d_table,
-                             read_manifest)
+from mvtools.dataset import DatasetError, DatasetWriter, base_manifest, fsl, poses2d_table, poses3d_table, read_manifest
 from mvtools.progress import log, progress
 from mvtools.rotations import Y_UP_TO_Z_UP, nearest_rotation, rotation_angle_deg
 from mvtools.skeleton import NUM_JOINTS
@@ -32,11 +32,34 @@ from mvtools.skeleton import NUM_JOINTS
 # ----------------------------------------------------------------------------- joints
 #: The 28 joints of annot.mat (``mpii_get_joint_set('all')``), 0-based.
 JOINTS28_NAMES = [
-    "spine3", "spine4", "spine2", "spine", "pelvis", "neck", "head", "head_top",
-    "left_clavicle", "left_shoulder", "left_elbow", "left_wrist", "left_hand",
-    "right_clavicle", "right_shoulder", "right_elbow", "right_wrist", "right_hand",
-    "left_hip", "left_knee", "left_ankle", "left_foot", "left_toe",
-    "right_hip", "right_knee", "right_ankle", "right_foot", "right_toe",
+    "spine3",
+    "spine4",
+    "spine2",
+    "spine",
+    "pelvis",
+    "neck",
+    "head",
+    "head_top",
+    "left_clavicle",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "left_hand",
+    "right_clavicle",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "right_hand",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "left_foot",
+    "left_toe",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "right_foot",
+    "right_toe",
 ]
 #: 28 -> the 17 "relevant" joints, in the order the test set uses (``mpii_get_joint_set('relevant')``).
 RELEVANT17_FROM_28 = np.array([7, 5, 14, 15, 16, 9, 10, 11, 23, 24, 25, 18, 19, 20, 4, 3, 6])
@@ -53,16 +76,28 @@ PCK14_H36M = np.sort(np.argsort(TEST17_TO_H36M)[:14])
 # ----------------------------------------------------------------------------- sequences
 #: Frames per training sequence (``mpii_get_sequence_info``; MMPOSE ``train_frame_nums``).
 TRAIN_FRAMES = {
-    "S1": (6416, 12430), "S2": (6502, 6081), "S3": (12488, 12283), "S4": (6171, 6675),
-    "S5": (12820, 12312), "S6": (6188, 6145), "S7": (6239, 6320), "S8": (6468, 6054),
+    "S1": (6416, 12430),
+    "S2": (6502, 6081),
+    "S3": (12488, 12283),
+    "S4": (6171, 6675),
+    "S5": (12820, 12312),
+    "S6": (6188, 6145),
+    "S7": (6239, 6320),
+    "S8": (6468, 6054),
 }
 #: Frame rate (Hz) per training sequence (``mpii_get_sequence_info``).
 TRAIN_FPS = {(s, q): 25 for s in TRAIN_FRAMES for q in (1, 2)}
 TRAIN_FPS.update({("S1", 2): 50, ("S3", 1): 50, ("S3", 2): 50, ("S5", 1): 50, ("S5", 2): 50})
 #: Frames per test sequence (MMPOSE ``test_frame_nums``).
 TEST_FRAMES = {"TS1": 6151, "TS2": 6080, "TS3": 5838, "TS4": 6007, "TS5": 320, "TS6": 492}
-TEST_SCENES = {"TS1": "greenscreen", "TS2": "greenscreen", "TS3": "studio", "TS4": "studio",
-               "TS5": "outdoor", "TS6": "outdoor"}
+TEST_SCENES = {
+    "TS1": "greenscreen",
+    "TS2": "greenscreen",
+    "TS3": "studio",
+    "TS4": "studio",
+    "TS5": "outdoor",
+    "TS6": "outdoor",
+}
 #: ``activity_annotation`` codes 1..7.
 ACTIVITIES = ("Stand/Walk", "Exercise", "Sit on Chair", "Reach/Crouch", "On Floor", "Sports", "Misc.")
 NUM_CAMERAS = 14
@@ -75,11 +110,22 @@ TEST_CAMERA_ID = "test"
 #: Published test-camera calibration (as hard-coded by PosePile ``posepile/ds/tdhp/main.py``): focal length,
 #: sensor size and principal-point offset in mm, pixel aspect, image size px, OpenCV distortion k1 k2 p1 p2 k3.
 TEST_CAMERA_SPECS = {
-    "studio": dict(size=(2048, 2048), sensor_mm=(10.0, 10.0), focal_mm=7.32506, aspect=1.00044,
-                   offset_mm=(-0.0322884, 0.0929296), distortion=None),
-    "outdoor": dict(size=(1920, 1080), sensor_mm=(10.0, 5.625), focal_mm=8.770747185, aspect=0.993236423,
-                    offset_mm=(-0.104908645, 0.104899704),
-                    distortion=(-0.276859611, 0.131125256, -0.000360494, -0.001149441, -0.049318332)),
+    "studio": dict(
+        size=(2048, 2048),
+        sensor_mm=(10.0, 10.0),
+        focal_mm=7.32506,
+        aspect=1.00044,
+        offset_mm=(-0.0322884, 0.0929296),
+        distortion=None,
+    ),
+    "outdoor": dict(
+        size=(1920, 1080),
+        sensor_mm=(10.0, 5.625),
+        focal_mm=8.770747185,
+        aspect=0.993236423,
+        offset_mm=(-0.104908645, 0.104899704),
+        distortion=(-0.276859611, 0.131125256, -0.000360494, -0.001149441, -0.049318332),
+    ),
 }
 TEST_INTRINSICS = ("auto", "known", "pinhole", "fit")
 #: ``auto`` takes the published camera (``known``, with its distortion) or the same intrinsics without
@@ -110,8 +156,7 @@ def read_calibration(path) -> dict[int, Camera]:
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: cannot read ({e})") from None
     if not lines or not lines[0].strip().startswith(_CALIB_HEADER):
-        raise DatasetError(f"{path}: not a 3DHP camera.calibration file (first line must start with "
-                           f"{_CALIB_HEADER!r})")
+        raise DatasetError(f"{path}: not a 3DHP camera.calibration file (first line must start with {_CALIB_HEADER!r})")
     raw: dict[int, dict] = {}
     cur = None
     for n, line in enumerate(lines[1:], start=2):
@@ -151,12 +196,23 @@ def read_calibration(path) -> dict[int, Camera]:
         if abs(K[0, 1]) > 1e-3 * abs(K[0, 0]):
             raise DatasetError(f"{path}: camera {i}: intrinsic skew {K[0, 1]} is not supported")
         if "radial" in d and d["radial"][0] != 0:
-            raise DatasetError(f"{path}: camera {i}: 'radial {d['radial'][0]:g}' is not supported "
-                               "(only radial 0 = no lens distortion)")
+            raise DatasetError(
+                f"{path}: camera {i}: 'radial {d['radial'][0]:g}' is not supported (only radial 0 = no lens distortion)"
+            )
         # nearest_rotation removes the rounding of the printed matrix
-        cams[i] = Camera(camera=str(i), width=int(d["size"][0]), height=int(d["size"][1]),
-                         fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]),
-                         R=nearest_rotation(R), t=t.astype(float), distortion_model="none", source="given")
+        cams[i] = Camera(
+            camera=str(i),
+            width=int(d["size"][0]),
+            height=int(d["size"][1]),
+            fx=float(K[0, 0]),
+            fy=float(K[1, 1]),
+            cx=float(K[0, 2]),
+            cy=float(K[1, 2]),
+            R=nearest_rotation(R),
+            t=t.astype(float),
+            distortion_model="none",
+            source="given",
+        )
     check_cameras(cams.values(), str(path))  # fx, fy, size > 0, finite, no duplicated pose
     return cams
 
@@ -175,10 +231,15 @@ def write_calibration(path, cams: dict[int, Camera]) -> None:
         E = np.eye(4)
         E[:3, :3], E[:3, 3] = c.R, c.t
         sensor = (10.0, 10.0 * c.height / c.width)
-        out += [f"name          {i}", f"  sensor      {sensor[0]:g} {sensor[1]:g}",
-                f"  size        {c.width} {c.height}", "  animated    0",
-                "  intrinsic   " + " ".join(f"{v:.10g}" for v in K.ravel()),
-                "  extrinsic   " + " ".join(f"{v:.10g}" for v in E.ravel()), "  radial      0"]
+        out += [
+            f"name          {i}",
+            f"  sensor      {sensor[0]:g} {sensor[1]:g}",
+            f"  size        {c.width} {c.height}",
+            "  animated    0",
+            "  intrinsic   " + " ".join(f"{v:.10g}" for v in K.ravel()),
+            "  extrinsic   " + " ".join(f"{v:.10g}" for v in E.ravel()),
+            "  radial      0",
+        ]
     Path(path).write_text("\n".join(out) + "\n")
 
 
@@ -212,8 +273,10 @@ def read_train_annot(path, cameras=None, num_frames: int | None = None) -> dict:
     if not path.is_file():
         raise DatasetError(f"{path}: missing annotation file (expected a MAT v5 annot.mat)")
     if mat_version(path) != "5":
-        raise DatasetError(f"{path}: is a MATLAB v7.3 (HDF5) file; a 3DHP training annot.mat is MAT v5 "
-                           "(the v7.3 annot_data.mat belongs to the test set)")
+        raise DatasetError(
+            f"{path}: is a MATLAB v7.3 (HDF5) file; a 3DHP training annot.mat is MAT v5 "
+            "(the v7.3 annot_data.mat belongs to the test set)"
+        )
     names = ("annot2", "annot3", "univ_annot3", "cameras", "frames")
     try:
         m = loadmat(str(path), variable_names=names)
@@ -225,10 +288,11 @@ def read_train_annot(path, cameras=None, num_frames: int | None = None) -> dict:
     cells = {k: np.asarray(m[k], dtype=object).reshape(-1) for k in names[:3]}
     ncell = len(cells["annot2"])
     if any(len(v) != ncell for v in cells.values()):
-        raise DatasetError(f"{path}: annot2/annot3/univ_annot3 have different numbers of cells "
-                           f"({', '.join(str(len(v)) for v in cells.values())})")
-    file_cams = (np.asarray(m["cameras"]).reshape(-1).astype(int) if "cameras" in m
-                 else np.arange(ncell))
+        raise DatasetError(
+            f"{path}: annot2/annot3/univ_annot3 have different numbers of cells "
+            f"({', '.join(str(len(v)) for v in cells.values())})"
+        )
+    file_cams = np.asarray(m["cameras"]).reshape(-1).astype(int) if "cameras" in m else np.arange(ncell)
     if len(file_cams) != ncell:
         raise DatasetError(f"{path}: 'cameras' lists {len(file_cams)} cameras but annot2 has {ncell} cells")
     cameras = list(file_cams) if cameras is None else [int(c) for c in cameras]
@@ -237,8 +301,9 @@ def read_train_annot(path, cameras=None, num_frames: int | None = None) -> dict:
     rows = None
     for c in cameras:
         if c not in where:
-            raise DatasetError(f"{path}: no annotations for camera {c} (file has cameras "
-                               f"{', '.join(str(x) for x in file_cams)})")
+            raise DatasetError(
+                f"{path}: no annotations for camera {c} (file has cameras {', '.join(str(x) for x in file_cams)})"
+            )
         for key, k in (("annot2", 2), ("annot3", 3), ("univ_annot3", 3)):
             a = np.asarray(cells[key][where[c]], dtype=np.float64)
             if a.ndim != 2 or a.shape[1] != 28 * k:
@@ -246,13 +311,17 @@ def read_train_annot(path, cameras=None, num_frames: int | None = None) -> dict:
             if rows is None:
                 rows = a.shape[0]
             elif a.shape[0] != rows:
-                raise DatasetError(f"{path}: {key} of camera {c} has {a.shape[0]} rows but annot2 of camera "
-                                   f"{cameras[0]} has {rows}; the sequence lengths disagree")
+                raise DatasetError(
+                    f"{path}: {key} of camera {c} has {a.shape[0]} rows but annot2 of camera "
+                    f"{cameras[0]} has {rows}; the sequence lengths disagree"
+                )
             out[key].append(a)
     F = rows if num_frames is None else int(num_frames)
     if rows is not None and rows < F:
-        raise DatasetError(f"{path}: {rows} annotated frames, fewer than the {F} frames this sequence has "
-                           "(frame-count table of mpii_get_sequence_info)")
+        raise DatasetError(
+            f"{path}: {rows} annotated frames, fewer than the {F} frames this sequence has "
+            "(frame-count table of mpii_get_sequence_info)"
+        )
     res = {key: np.stack([a[:F] for a in v]).reshape(len(cameras), F, 28, -1) for key, v in out.items()}
     for key, a in res.items():  # refused like H36M's NaN/inf (mvtools.dataset.check_values is the last guard)
         if not np.isfinite(a).all():
@@ -302,8 +371,7 @@ def read_test_annot(path) -> dict:
     for key in ("valid_frame", "activity_annotation"):
         a = out[key]
         if a.size != T:
-            raise DatasetError(f"{path}: {key} has {a.size} entries but annot2 has {T} frames; "
-                               "the lengths disagree")
+            raise DatasetError(f"{path}: {key} has {a.size} entries but annot2 has {T} frames; the lengths disagree")
     res["valid"] = out["valid_frame"].reshape(T) != 0
     res["activity"] = np.rint(out["activity_annotation"].reshape(T)).astype(np.int64)
     return res
@@ -324,8 +392,20 @@ def test_camera(scene_kind: str, subject: str = "", distortion: bool = True) -> 
     kx, ky = W / sw, H / sh
     d = s["distortion"] if distortion else None
     kw = {} if d is None else dict(k=(d[0], d[1], d[4]), p=(d[2], d[3]), distortion_model="opencv")
-    return Camera(camera=TEST_CAMERA_ID, width=W, height=H, fx=f * kx, fy=f * ky * a, cx=(sw / 2 + ox) * kx,
-                  cy=(sh / 2 + oy) * ky, R=np.eye(3), t=np.zeros(3), subject=subject, source="given", **kw)
+    return Camera(
+        camera=TEST_CAMERA_ID,
+        width=W,
+        height=H,
+        fx=f * kx,
+        fy=f * ky * a,
+        cx=(sw / 2 + ox) * kx,
+        cy=(sh / 2 + oy) * ky,
+        R=np.eye(3),
+        t=np.zeros(3),
+        subject=subject,
+        source="given",
+        **kw,
+    )
 
 
 def fit_intrinsics(x2d: np.ndarray, X3d: np.ndarray) -> tuple[np.ndarray, float]:
@@ -343,7 +423,7 @@ def fit_intrinsics(x2d: np.ndarray, X3d: np.ndarray) -> tuple[np.ndarray, float]
         par.append(np.linalg.lstsq(A, x[:, ax], rcond=None)[0])
     intr = np.array([par[0][0], par[1][0], par[0][1], par[1][1]])
     res = project_pinhole(X, intr) - x
-    return intr, float(np.sqrt((res ** 2).sum(1).mean()))
+    return intr, float(np.sqrt((res**2).sum(1).mean()))
 
 
 def _rms_px(cam: Camera, x2d: np.ndarray, Xc: np.ndarray) -> float:
@@ -351,7 +431,7 @@ def _rms_px(cam: Camera, x2d: np.ndarray, Xc: np.ndarray) -> float:
     if not ok.any():
         return float("nan")
     d = project_camera_frame(Xc[ok], cam) - x2d[ok]
-    return float(np.sqrt((d ** 2).sum(-1).mean()))
+    return float(np.sqrt((d**2).sum(-1).mean()))
 
 
 # ----------------------------------------------------------------------------- layout
@@ -363,8 +443,12 @@ def _train_root(root: Path) -> Path:
 
 
 def _test_root(root: Path) -> Path:
-    for cand in (root / "mpi_inf_3dhp_test_set", root / "mpi_inf_3dhp_test_set" / "mpi_inf_3dhp_test_set",
-                 root / "test", root):
+    for cand in (
+        root / "mpi_inf_3dhp_test_set",
+        root / "mpi_inf_3dhp_test_set" / "mpi_inf_3dhp_test_set",
+        root / "test",
+        root,
+    ):
         if any((cand / s).is_dir() for s in TEST_FRAMES):
             return cand
     return root / "mpi_inf_3dhp_test_set"
@@ -391,8 +475,9 @@ def _sequence_table(action, subaction, raw_name, frames, joints, univ, valid, sc
     n = len(frames)
     t = t.append_column("valid", pa.array(np.asarray(valid, bool)))
     t = t.append_column("scene", pa.array(np.full(n, scene, dtype=object), pa.string()))
-    return t.append_column(pa.field("joints3d_univ", pa.list_(pa.float32(), NUM_JOINTS * 3)),
-                           fsl(np.asarray(univ, np.float32)))
+    return t.append_column(
+        pa.field("joints3d_univ", pa.list_(pa.float32(), NUM_JOINTS * 3)), fsl(np.asarray(univ, np.float32))
+    )
 
 
 def _ingest_train_sequence(w: DatasetWriter, seq_dir: Path, subject: str, q: int, cameras, F: int) -> tuple:
@@ -400,8 +485,10 @@ def _ingest_train_sequence(w: DatasetWriter, seq_dir: Path, subject: str, q: int
     calib = read_calibration(calib_path)
     bad = [c for c in cameras if c not in calib]
     if bad:
-        raise DatasetError(f"{calib_path}: no camera {', '.join(map(str, bad))} (the file has cameras "
-                           f"{', '.join(map(str, sorted(calib)))})")
+        raise DatasetError(
+            f"{calib_path}: no camera {', '.join(map(str, bad))} (the file has cameras "
+            f"{', '.join(map(str, sorted(calib)))})"
+        )
     a = read_train_annot(seq_dir / "annot.mat", cameras, F)
     R = np.stack([calib[c].R for c in cameras])
     t = np.stack([calib[c].t for c in cameras])
@@ -424,13 +511,30 @@ def _ingest_train_sequence(w: DatasetWriter, seq_dir: Path, subject: str, q: int
     action, raw = f"Seq{q}", f"{subject}/Seq{q}"
     w.add_poses3d(subject, _sequence_table(action, 1, raw, frames, X, U, np.ones(F, bool), "training"))
     C = len(cameras)
-    w.add_poses2d(subject, poses2d_table(
-        action, 1, raw, np.tile(frames, C), np.repeat([str(c) for c in cameras], F),
-        x2d.reshape(C * F, NUM_JOINTS, 2), None, "gt"))
-    report = {"subject": subject, "sequence": f"Seq{q}", "frames": F, "annot_rows": a["rows"],
-              "fps": TRAIN_FPS.get((subject, q)), "cameras": [int(c) for c in cameras],
-              "max_camera_disagreement_mm": round(disagree, 4), "reprojection_rms_px": round(rms, 4),
-              "thorax_up_angle_deg": round(up_angle, 2)}
+    w.add_poses2d(
+        subject,
+        poses2d_table(
+            action,
+            1,
+            raw,
+            np.tile(frames, C),
+            np.repeat([str(c) for c in cameras], F),
+            x2d.reshape(C * F, NUM_JOINTS, 2),
+            None,
+            "gt",
+        ),
+    )
+    report = {
+        "subject": subject,
+        "sequence": f"Seq{q}",
+        "frames": F,
+        "annot_rows": a["rows"],
+        "fps": TRAIN_FPS.get((subject, q)),
+        "cameras": [int(c) for c in cameras],
+        "max_camera_disagreement_mm": round(disagree, 4),
+        "reprojection_rms_px": round(rms, 4),
+        "thorax_up_angle_deg": round(up_angle, 2),
+    }
     return cams, report
 
 
@@ -447,8 +551,7 @@ def _ingest_test_sequence(w: DatasetWriter, ts_dir: Path, subject: str, F: int, 
     a = read_test_annot(path)
     T = len(a["valid"])
     if T < F:
-        raise DatasetError(f"{path}: {T} annotated frames, fewer than the {F} frames of {subject} "
-                           "(frame-count table)")
+        raise DatasetError(f"{path}: {T} annotated frames, fewer than the {F} frames of {subject} (frame-count table)")
     a = {k: v[:F] for k, v in a.items()}
     valid = a["valid"]
     scene = TEST_SCENES[subject]
@@ -470,19 +573,33 @@ def _ingest_test_sequence(w: DatasetWriter, ts_dir: Path, subject: str, F: int, 
             raise DatasetError(
                 f"{path}: neither the published camera ({rms_known:.2f} px RMS with its lens distortion) nor its "
                 f"pinhole ({rms_pinhole:.2f} px) reproduces annot2 from annot3 within {MAX_TEST_RMS_PX:g} px (a "
-                f"least-squares pinhole fit gives {rms_fit:.2f} px); check the file, or pass --test-intrinsics fit")
+                f"least-squares pinhole fit gives {rms_fit:.2f} px); check the file, or pass --test-intrinsics fit"
+            )
     if chosen == "known":
         cam = known
     elif chosen == "pinhole":
         cam = pinhole
     else:
         fx, fy, cx, cy = fitted
-        cam = Camera(camera=TEST_CAMERA_ID, width=known.width, height=known.height, fx=fx, fy=fy, cx=cx, cy=cy,
-                     R=np.eye(3), t=np.zeros(3), subject=subject, source="given")
+        cam = Camera(
+            camera=TEST_CAMERA_ID,
+            width=known.width,
+            height=known.height,
+            fx=fx,
+            fy=fy,
+            cx=cx,
+            cy=cy,
+            R=np.eye(3),
+            t=np.zeros(3),
+            subject=subject,
+            source="given",
+        )
     rms_chosen = {"known": rms_known, "pinhole": rms_pinhole, "fit": rms_fit}[chosen]
     if intrinsics != "auto" and not rms_chosen <= MAX_TEST_RMS_PX:
-        log(f"warning: {path}: the {chosen} test camera reproduces annot2 to {rms_chosen:.2f} px RMS only "
-            f"(known {rms_known:.2f}, pinhole {rms_pinhole:.2f}, fit {rms_fit:.2f} px); --test-intrinsics auto picks")
+        log(
+            f"warning: {path}: the {chosen} test camera reproduces annot2 to {rms_chosen:.2f} px RMS only "
+            f"(known {rms_known:.2f}, pinhole {rms_pinhole:.2f}, fit {rms_fit:.2f} px); --test-intrinsics auto picks"
+        )
     codes = a["activity"]
     names = np.array(ACTIVITIES + ("Unknown",), dtype=object)
     inrange = (codes >= 1) & (codes <= len(ACTIVITIES))
@@ -496,19 +613,43 @@ def _ingest_test_sequence(w: DatasetWriter, ts_dir: Path, subject: str, F: int, 
     t2 = poses2d_table("", 1, subject, frames, TEST_CAMERA_ID, x2d, None, "gt")
     t2 = t2.set_column(0, "action", pa.array(action, pa.string()))
     w.add_poses2d(subject, t2)
-    report = {"subject": subject, "frames": F, "annot_rows": T, "valid_frames": int(valid.sum()), "scene": scene,
-              "intrinsics": intrinsics, "camera_chosen": chosen, "camera": {"width": cam.width, "height": cam.height,
-                                                   "fx": cam.fx, "fy": cam.fy, "cx": cam.cx, "cy": cam.cy,
-                                                   "distortion_model": cam.distortion_model},
-              "reprojection_rms_px_known": round(rms_known, 4), "reprojection_rms_px_pinhole": round(rms_pinhole, 4),
-              "reprojection_rms_px_fit": round(rms_fit, 4),
-              "fitted_intrinsics_px": [round(float(v), 4) for v in fitted]}
+    report = {
+        "subject": subject,
+        "frames": F,
+        "annot_rows": T,
+        "valid_frames": int(valid.sum()),
+        "scene": scene,
+        "intrinsics": intrinsics,
+        "camera_chosen": chosen,
+        "camera": {
+            "width": cam.width,
+            "height": cam.height,
+            "fx": cam.fx,
+            "fy": cam.fy,
+            "cx": cam.cx,
+            "cy": cam.cy,
+            "distortion_model": cam.distortion_model,
+        },
+        "reprojection_rms_px_known": round(rms_known, 4),
+        "reprojection_rms_px_pinhole": round(rms_pinhole, 4),
+        "reprojection_rms_px_fit": round(rms_fit, 4),
+        "fitted_intrinsics_px": [round(float(v), 4) for v in fitted],
+    }
     return cam, report
 
 
-def ingest_3dhp(root, out, split: str = "train", cameras=CHEST_CAMERAS, subjects=None, *,
-                test_intrinsics: str = "auto", frame_counts: dict | None = None,
-                command: str | None = None, overwrite: bool = False) -> dict:
+def ingest_3dhp(
+    root,
+    out,
+    split: str = "train",
+    cameras=CHEST_CAMERAS,
+    subjects=None,
+    *,
+    test_intrinsics: str = "auto",
+    frame_counts: dict | None = None,
+    command: str | None = None,
+    overwrite: bool = False,
+) -> dict:
     """Read an MPI-INF-3DHP tree into a dataset directory ``out`` (written atomically).
 
     root: the dataset root holding ``S1..S8/Seq{1,2}/`` and/or ``mpi_inf_3dhp_test_set/TS1..TS6/`` (MMPOSE's
@@ -551,8 +692,9 @@ def ingest_3dhp(root, out, split: str = "train", cameras=CHEST_CAMERAS, subjects
         if want is None or want or split == "train":
             for s in _pick(want, list(TRAIN_FRAMES), present, "training", tr):
                 for q in (1, 2):
-                    jobs.append(("train", s, q, tr / s / f"Seq{q}",
-                                 int(counts.get(f"{s}/Seq{q}", TRAIN_FRAMES[s][q - 1]))))
+                    jobs.append(
+                        ("train", s, q, tr / s / f"Seq{q}", int(counts.get(f"{s}/Seq{q}", TRAIN_FRAMES[s][q - 1])))
+                    )
     if split in ("test", "both"):
         te = _test_root(root)
         present = {s for s in TEST_FRAMES if (te / s).is_dir()}
@@ -563,7 +705,7 @@ def ingest_3dhp(root, out, split: str = "train", cameras=CHEST_CAMERAS, subjects
     if not jobs:
         raise ValueError(f"nothing to ingest: no {split} subjects among {', '.join(subjects or [])}")
     for kind, s, q, d, _ in jobs:  # fail early on missing files, before any work
-        for f in ((d / "annot.mat", d / "camera.calibration") if kind == "train" else (d / "annot_data.mat",)):
+        for f in (d / "annot.mat", d / "camera.calibration") if kind == "train" else (d / "annot_data.mat",):
             if not f.is_file():
                 raise DatasetError(f"{f}: missing (needed for {s}{f' Seq{q}' if q else ''})")
     train_reports, test_reports, all_cams = [], [], []
@@ -575,18 +717,24 @@ def ingest_3dhp(root, out, split: str = "train", cameras=CHEST_CAMERAS, subjects
                 if s in rigs:
                     first, rig0 = rigs[s]
                     dc, dr, dk = _rig_difference(rig0, cams)
-                    rep["rig_difference"] = {"centre_mm": round(dc, 4), "rotation_deg": round(dr, 5),
-                                             "intrinsics_px": round(dk, 4)}
+                    rep["rig_difference"] = {
+                        "centre_mm": round(dc, 4),
+                        "rotation_deg": round(dr, 5),
+                        "intrinsics_px": round(dk, 4),
+                    }
                     if dc > 5.0 or dr > 0.1 or dk > 1.0:
                         raise DatasetError(
                             f"{d / 'camera.calibration'}: cameras differ from {first} (centre {dc:.1f} mm, "
-                            f"rotation {dr:.3f} deg, intrinsics {dk:.2f} px); mvtools stores one rig per subject")
+                            f"rotation {dr:.3f} deg, intrinsics {dk:.2f} px); mvtools stores one rig per subject"
+                        )
                 else:
                     rigs[s] = (d / "camera.calibration", cams)
                     all_cams += cams
                 if rep["max_camera_disagreement_mm"] > 10:
-                    log(f"warning: {d}: cameras disagree on the world joints by up to "
-                        f"{rep['max_camera_disagreement_mm']:.1f} mm")
+                    log(
+                        f"warning: {d}: cameras disagree on the world joints by up to "
+                        f"{rep['max_camera_disagreement_mm']:.1f} mm"
+                    )
                 train_reports.append(rep)
             else:
                 cam, rep = _ingest_test_sequence(w, d, s, F, test_intrinsics)
@@ -596,31 +744,44 @@ def ingest_3dhp(root, out, split: str = "train", cameras=CHEST_CAMERAS, subjects
         train_subj = list(dict.fromkeys(r["subject"] for r in train_reports))
         test_subj = [r["subject"] for r in test_reports]
         summary = {
-            "split": split, "cameras": cameras if train_reports else [], "test_intrinsics": test_intrinsics,
-            "train": train_reports, "test": test_reports,
-            "max_camera_disagreement_mm": max((r["max_camera_disagreement_mm"] for r in train_reports),
-                                              default=None),
+            "split": split,
+            "cameras": cameras if train_reports else [],
+            "test_intrinsics": test_intrinsics,
+            "train": train_reports,
+            "test": test_reports,
+            "max_camera_disagreement_mm": max((r["max_camera_disagreement_mm"] for r in train_reports), default=None),
             "world": "training: 3DHP calibration world rotated to Z up (x, y, z) -> (x, -z, y), mm; "
-                     "test: each sequence's camera frame (R = I, t = 0), mm",
+            "test: each sequence's camera frame (R = I, t = 0), mm",
         }
         seq_fps = {f"{r['subject']}/{r['sequence']}": r["fps"] for r in train_reports}
         seq_fps.update({s: None for s in test_subj})
         manifest = base_manifest(
-            "mpi-inf-3dhp", splits={"train": train_subj, "test": test_subj}, fps=None, command=command,
+            "mpi-inf-3dhp",
+            splits={"train": train_subj, "test": test_subj},
+            fps=None,
+            command=command,
             sequence_fps=seq_fps,
-            evaluation={"reference_column": "joints3d_univ", "metrics": ["pck150", "auc"], "root_joint": 0,
-                        "valid_column": "valid", "scene_column": "scene",
-                        "pck_joints": PCK14_H36M.tolist(),
-                        "note": "univ_annot3, valid frames only, root-relative (pelvis), PCK@150 mm and AUC over "
-                                "linspace(0, 150, 31) mm; pck150/auc average over the 14 pck_joints (pelvis, "
-                                "spine, neck/nose excluded: the widely copied mpii_get_pck_auc_joint_groups.m); "
-                                "evaluate also reports pck150_all_joints/auc_all_joints over all 17 (the "
-                                "unmodified joint groups, mmpose); see docs/3dhp.md"},
-            notes={"fps": "per sequence in sequence_fps (training 25 or 50 Hz; test not recorded here)",
-                   "frames": "training: row index of annot.mat (first F rows, F from mpii_get_sequence_info); "
-                             "test: 0-based frame index (image img_<frame+1>.jpg)",
-                   "action": "training: Seq1/Seq2; test: activity label per frame"},
-            mpi3dhp=summary)
+            evaluation={
+                "reference_column": "joints3d_univ",
+                "metrics": ["pck150", "auc"],
+                "root_joint": 0,
+                "valid_column": "valid",
+                "scene_column": "scene",
+                "pck_joints": PCK14_H36M.tolist(),
+                "note": "univ_annot3, valid frames only, root-relative (pelvis), PCK@150 mm and AUC over "
+                "linspace(0, 150, 31) mm; pck150/auc average over the 14 pck_joints (pelvis, "
+                "spine, neck/nose excluded: the widely copied mpii_get_pck_auc_joint_groups.m); "
+                "evaluate also reports pck150_all_joints/auc_all_joints over all 17 (the "
+                "unmodified joint groups, mmpose); see docs/3dhp.md",
+            },
+            notes={
+                "fps": "per sequence in sequence_fps (training 25 or 50 Hz; test not recorded here)",
+                "frames": "training: row index of annot.mat (first F rows, F from mpii_get_sequence_info); "
+                "test: 0-based frame index (image img_<frame+1>.jpg)",
+                "action": "training: Seq1/Seq2; test: activity label per frame",
+            },
+            mpi3dhp=summary,
+        )
         w.set_cameras(all_cams)
         w.commit(manifest)
     return dict(summary, out=str(out), rows=read_manifest(out)["rows"])

@@ -5,25 +5,41 @@ mvtools dataset directory (poses3d, ground-truth and detected poses2d, the built
 Everything is deterministic per seed and independent of iteration order: each sequence has its own random
 stream derived from (seed, subject, action, subaction), each subject's body from (seed, subject).
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from mvtools.camera import project, world_to_camera
 from mvtools.dataset import DatasetWriter, base_manifest, poses2d_table, poses3d_table
 from mvtools.h36m_cameras import H36M_SUBJECTS, H36M_TEST, H36M_TRAIN, h36m_cameras, h36m_rig
-from mvtools.synth.motion import H36M_ACTION_TO_ACTIVITY, generate_motion, random_body
-from mvtools.synth.noise import NoiseParams, resolve_noise, simulate_detections
 from mvtools.progress import log, progress
 from mvtools.seeding import stable_rng
 from mvtools.skeleton import H36M32_TO_17
+from mvtools.synth.motion import H36M_ACTION_TO_ACTIVITY, generate_motion, random_body
+from mvtools.synth.noise import NoiseParams, resolve_noise, simulate_detections
 
 #: The 15 canonical Human3.6M action names, in the official action-id order (2..16).
-H36M_ACTIONS = ["Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases",
-                "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking", "WalkTogether"]
+H36M_ACTIONS = [
+    "Directions",
+    "Discussion",
+    "Eating",
+    "Greeting",
+    "Phoning",
+    "Photo",
+    "Posing",
+    "Purchases",
+    "Sitting",
+    "SittingDown",
+    "Smoking",
+    "Waiting",
+    "WalkDog",
+    "Walking",
+    "WalkTogether",
+]
 
 _REALISTIC = "realistic"
 
@@ -43,8 +59,9 @@ def subject_body(subject: str, seed: int = 0):
     return random_body(stable_rng(seed, subject, "body"))
 
 
-def synth_sequences(subjects=H36M_SUBJECTS, sequences_per_subject: int = 4, frames: int = 300, seed: int = 0,
-                    fps: float = 50.0) -> Iterator[tuple[str, str, int, str, np.ndarray]]:
+def synth_sequences(
+    subjects=H36M_SUBJECTS, sequences_per_subject: int = 4, frames: int = 300, seed: int = 0, fps: float = 50.0
+) -> Iterator[tuple[str, str, int, str, np.ndarray]]:
     """Yield ``(subject, action, subaction, raw_name, joints32 (frames, 32, 3) world mm)``.
 
     ``action`` is a canonical H36M action name, ``raw_name`` like ``"Walking 1"``, ``fps`` in Hz.
@@ -59,9 +76,18 @@ def synth_sequences(subjects=H36M_SUBJECTS, sequences_per_subject: int = 4, fram
             yield subject, action, sub, f"{action} {sub}", X
 
 
-def synth_dataset(out, subjects=None, sequences_per_subject: int = 4, frames: int = 300, seed: int = 0,
-                  noise: NoiseParams | None | str = _REALISTIC, fps: float = 50.0, command: str | None = None,
-                  detections: bool = True, overwrite: bool = False) -> Path:
+def synth_dataset(
+    out,
+    subjects=None,
+    sequences_per_subject: int = 4,
+    frames: int = 300,
+    seed: int = 0,
+    noise: NoiseParams | None | str = _REALISTIC,
+    fps: float = 50.0,
+    command: str | None = None,
+    detections: bool = True,
+    overwrite: bool = False,
+) -> Path:
     """Write a synthetic H36M-like mvtools dataset to ``out`` and return its path.
 
     poses3d: 17 joints, world mm. poses2d ``gt``: projection through the H36M rig with lens distortion (px);
@@ -95,8 +121,9 @@ def synth_dataset(out, subjects=None, sequences_per_subject: int = 4, frames: in
                 outside += int(((uv < 0) | (uv >= [cam.width, cam.height])).any(-1).any(-1).sum())
                 gt.append(poses2d_table(action, sub, raw, frame_ids, cam_id, uv, None, "gt"))
                 if noise is not None:
-                    d_uv, conf = simulate_detections(X, cam, noise, stable_rng(seed, subject, action, sub, cam_id),
-                                                     fps=fps)
+                    d_uv, conf = simulate_detections(
+                        X, cam, noise, stable_rng(seed, subject, action, sub, cam_id), fps=fps
+                    )
                     det.append(poses2d_table(action, sub, raw, frame_ids, cam_id, d_uv, conf, "detected"))
             for t in gt:
                 w.add_poses2d(subject, t)
@@ -107,8 +134,18 @@ def synth_dataset(out, subjects=None, sequences_per_subject: int = 4, frames: in
             log(f"warning: synth: {outside} camera-frames with a joint outside the image, {behind} behind a camera")
         w.set_cameras([c for c in h36m_cameras() if c.subject in subjects])
         splits = {"train": [s for s in H36M_TRAIN if s in subjects], "test": [s for s in H36M_TEST if s in subjects]}
-        manifest = base_manifest("synthetic-h36m", splits=splits, fps=fps, command=command, synth={
-            "seed": int(seed), "sequences_per_subject": int(sequences_per_subject), "frames": int(frames),
-            "noise": None if noise is None else noise.to_dict(),
-            "frames_outside_image": outside, "frames_behind_camera": behind})
+        manifest = base_manifest(
+            "synthetic-h36m",
+            splits=splits,
+            fps=fps,
+            command=command,
+            synth={
+                "seed": int(seed),
+                "sequences_per_subject": int(sequences_per_subject),
+                "frames": int(frames),
+                "noise": None if noise is None else noise.to_dict(),
+                "frames_outside_image": outside,
+                "frames_behind_camera": behind,
+            },
+        )
         return w.commit(manifest)

@@ -6,6 +6,7 @@ calibration and its distortion model), with the real file names (irregular sub-a
 S1's ``TakingPhoto``/``WalkingDog``), plus ``detections.npz`` in the VideoPose3D layout with a confidence
 channel. Motion from :mod:`mvtools.synth` / :mod:`mvtools.synth.motion`, detector noise from :mod:`mvtools.synth.noise`.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,17 @@ from mvtools.seeding import stable_rng
 FULL_SCALE = {"sequences": 30, "frames": 4300}
 
 
-def write_raw_sequence(root, subject: str, raw_name: str, joints32: np.ndarray, rig: dict[str, Camera],
-                       d3_frames: int | None = None, d2_frames: dict[str, int] | None = None,
-                       layout: str = "release", dtype=np.float64) -> list[Path]:
+def write_raw_sequence(
+    root,
+    subject: str,
+    raw_name: str,
+    joints32: np.ndarray,
+    rig: dict[str, Camera],
+    d3_frames: int | None = None,
+    d2_frames: dict[str, int] | None = None,
+    layout: str = "release",
+    dtype=np.float64,
+) -> list[Path]:
     """Write one sequence in the raw layout: its D3 file and one D2 file per camera of ``rig``.
 
     joints32: (T, 32, 3) world mm covering the whole capture; the D3 file gets the first ``d3_frames``
@@ -82,9 +91,19 @@ def _quirks(rng: np.random.Generator, cams: list[str]) -> tuple[dict[str, int], 
     return d2, video
 
 
-def synth_h36m(out_root, subjects=None, sequences: int = 4, frames: int = 300, seed: int = 0,
-               detections: bool = True, noise="realistic", full_scale: bool = False, length_quirks: bool = True,
-               dtype=np.float64, overwrite: bool = False) -> dict:
+def synth_h36m(
+    out_root,
+    subjects=None,
+    sequences: int = 4,
+    frames: int = 300,
+    seed: int = 0,
+    detections: bool = True,
+    noise="realistic",
+    full_scale: bool = False,
+    length_quirks: bool = True,
+    dtype=np.float64,
+    overwrite: bool = False,
+) -> dict:
     """Write a raw Human3.6M-layout tree of procedural motion to ``out_root`` (replaced atomically).
 
     subjects: default the 7 labelled subjects (S1, S5, S6, S7, S8, S9, S11), each with its built-in rig.
@@ -96,14 +115,14 @@ def synth_h36m(out_root, subjects=None, sequences: int = 4, frames: int = 300, s
     Deterministic for a seed. An existing ``out_root`` is replaced only if it is empty, or an earlier synth
     tree (it holds ``synth.json``) and ``overwrite`` is true. Returns a summary dict (also written to ``synth.json``).
     """
-    from mvtools.io import staged_directory
-    from mvtools.ingest.h36m.reader import videopose3d_key, write_videopose3d_2d
     from mvtools.h36m_cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, h36m_rig
-    from mvtools.synth.motion import H36M_ACTION_TO_ACTIVITY, generate_motion
-    from mvtools.synth.noise import resolve_noise, simulate_detections
+    from mvtools.ingest.h36m.reader import videopose3d_key, write_videopose3d_2d
+    from mvtools.io import staged_directory
     from mvtools.progress import progress
     from mvtools.skeleton import H36M32_TO_17
     from mvtools.synth.dataset import subject_body
+    from mvtools.synth.motion import H36M_ACTION_TO_ACTIVITY, generate_motion
+    from mvtools.synth.noise import resolve_noise, simulate_detections
 
     if full_scale:
         sequences, frames = FULL_SCALE["sequences"], FULL_SCALE["frames"]
@@ -124,8 +143,13 @@ def synth_h36m(out_root, subjects=None, sequences: int = 4, frames: int = 300, s
         with progress(plan, label="synth h36m") as bar:
             for subject, action, subaction, raw_name in bar:
                 # the same motion as mvtools.synth.dataset.synth_sequences gives for (seed, subject, action, sub-action)
-                j32 = generate_motion(H36M_ACTION_TO_ACTIVITY[action], frames, bodies[subject],
-                                      stable_rng(seed, subject, action, subaction), fps=50)
+                j32 = generate_motion(
+                    H36M_ACTION_TO_ACTIVITY[action],
+                    frames,
+                    bodies[subject],
+                    stable_rng(seed, subject, action, subaction),
+                    fps=50,
+                )
                 j32 = np.concatenate([j32, np.repeat(j32[-1:], _PAD, axis=0)])
                 rig = rigs[subject]
                 rng = stable_rng(seed, 7, count)
@@ -135,10 +159,12 @@ def synth_h36m(out_root, subjects=None, sequences: int = 4, frames: int = 300, s
                 else:
                     d2_off, video = {c: 0 for c in rig}, {c: 0 for c in rig}
                 d2_frames = {c: frames + d2_off[c] for c in rig}
-                write_raw_sequence(tmp, subject, raw_name, j32, rig, d3_frames=frames, d2_frames=d2_frames,
-                                   dtype=dtype)
-                quirks += [{"subject": subject, "raw_name": raw_name, "camera": c, "d2_frames": n,
-                            "d3_frames": frames} for c, n in d2_frames.items() if n != frames]
+                write_raw_sequence(tmp, subject, raw_name, j32, rig, d3_frames=frames, d2_frames=d2_frames, dtype=dtype)
+                quirks += [
+                    {"subject": subject, "raw_name": raw_name, "camera": c, "d2_frames": n, "d3_frames": frames}
+                    for c, n in d2_frames.items()
+                    if n != frames
+                ]
                 total += frames
                 if not detections or (subject, raw_name) == ("S11", "Directions"):
                     continue  # VideoPose3D's files drop S11 Directions (corrupt 54138969 video) entirely
@@ -148,14 +174,22 @@ def synth_h36m(out_root, subjects=None, sequences: int = 4, frames: int = 300, s
                     if cam_id not in rig:
                         lst.append(None)
                         continue
-                    uv, conf = simulate_detections(j17[:frames + video[cam_id]], rig[cam_id], params, rng, fps=50)
+                    uv, conf = simulate_detections(j17[: frames + video[cam_id]], rig[cam_id], params, rng, fps=50)
                     lst.append(np.concatenate([uv, conf[..., None]], -1).astype(np.float32))
                 positions_2d.setdefault(subject, {})[videopose3d_key(raw_name)] = lst
         if detections:
             write_videopose3d_2d(tmp / "detections.npz", positions_2d)
-        summary = {"generator": "mvtools synth h36m", "seed": seed, "subjects": subjects, "sequences": count,
-                   "frames_per_sequence": frames, "frames_per_camera": total, "fps": 50,
-                   "noise": None if params is None else params.to_dict(), "length_quirks": quirks,
-                   "detections": "detections.npz" if detections else None}
+        summary = {
+            "generator": "mvtools synth h36m",
+            "seed": seed,
+            "subjects": subjects,
+            "sequences": count,
+            "frames_per_sequence": frames,
+            "frames_per_camera": total,
+            "fps": 50,
+            "noise": None if params is None else params.to_dict(),
+            "length_quirks": quirks,
+            "detections": "detections.npz" if detections else None,
+        }
         (tmp / "synth.json").write_text(json.dumps(summary, indent=2) + "\n")
     return {**summary, "out": str(out_root)}

@@ -12,6 +12,7 @@ x forward, y to the person's left, z up; the root yaw turns it about world z.
 Public API: :func:`random_body`, :func:`generate_motion`, :data:`ACTIVITIES`, :data:`H36M_ACTION_TO_ACTIVITY`,
 :func:`forward_kinematics`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,40 +28,43 @@ from mvtools.skeleton import H36M32_PARENTS, chain_kinematics
 #: Rest-pose offsets of each raw joint from its parent (mm, body frame: x forward, y left, z up), for a
 #: reference adult; duplicated joints of the real files (11=0, 16=24=13, 20=19, 23=22, 28=27, 31=30) have
 #: zero offsets or repeat their sibling's offset.
-_REF_OFFSETS = np.array([
-    [0, 0, 0],          # 0 Hips
-    [0, -130, -10],     # 1 RightUpLeg (hip joint)
-    [0, 0, -445],       # 2 RightLeg (knee)
-    [0, 0, -440],       # 3 RightFoot (ankle)
-    [135, 0, -55],      # 4 RightToeBase
-    [65, 0, -10],       # 5 RightToeSite
-    [0, 130, -10],      # 6 LeftUpLeg
-    [0, 0, -445],       # 7 LeftLeg
-    [0, 0, -440],       # 8 LeftFoot
-    [135, 0, -55],      # 9 LeftToeBase
-    [65, 0, -10],       # 10 LeftToeSite
-    [0, 0, 0],          # 11 Spine (= Hips in the real files)
-    [10, 0, 235],       # 12 Spine1
-    [-5, 0, 250],       # 13 Neck (thorax)
-    [60, 0, 100],       # 14 Head (nose level)
-    [-40, 0, 120],      # 15 HeadSite (head top)
-    [-5, 0, 250],       # 16 LeftShoulder (= Neck)
-    [-10, 150, -25],    # 17 LeftArm (shoulder joint)
-    [0, 0, -280],       # 18 LeftForeArm (elbow)
-    [0, 0, -250],       # 19 LeftHand (wrist)
-    [0, 0, 0],          # 20 LeftHandThumb (= LeftHand)
-    [35, 0, -45],       # 21 LeftThumbSite
-    [0, 0, -95],        # 22 L_Wrist_End
-    [0, 0, 0],          # 23 LeftWristSite (= L_Wrist_End)
-    [-5, 0, 250],       # 24 RightShoulder (= Neck)
-    [-10, -150, -25],   # 25 RightArm
-    [0, 0, -280],       # 26 RightForeArm
-    [0, 0, -250],       # 27 RightHand
-    [0, 0, 0],          # 28 RightHandThumb
-    [35, 0, -45],       # 29 RightThumbSite
-    [0, 0, -95],        # 30 R_Wrist_End
-    [0, 0, 0],          # 31 RightWristSite
-], dtype=np.float64)
+_REF_OFFSETS = np.array(
+    [
+        [0, 0, 0],  # 0 Hips
+        [0, -130, -10],  # 1 RightUpLeg (hip joint)
+        [0, 0, -445],  # 2 RightLeg (knee)
+        [0, 0, -440],  # 3 RightFoot (ankle)
+        [135, 0, -55],  # 4 RightToeBase
+        [65, 0, -10],  # 5 RightToeSite
+        [0, 130, -10],  # 6 LeftUpLeg
+        [0, 0, -445],  # 7 LeftLeg
+        [0, 0, -440],  # 8 LeftFoot
+        [135, 0, -55],  # 9 LeftToeBase
+        [65, 0, -10],  # 10 LeftToeSite
+        [0, 0, 0],  # 11 Spine (= Hips in the real files)
+        [10, 0, 235],  # 12 Spine1
+        [-5, 0, 250],  # 13 Neck (thorax)
+        [60, 0, 100],  # 14 Head (nose level)
+        [-40, 0, 120],  # 15 HeadSite (head top)
+        [-5, 0, 250],  # 16 LeftShoulder (= Neck)
+        [-10, 150, -25],  # 17 LeftArm (shoulder joint)
+        [0, 0, -280],  # 18 LeftForeArm (elbow)
+        [0, 0, -250],  # 19 LeftHand (wrist)
+        [0, 0, 0],  # 20 LeftHandThumb (= LeftHand)
+        [35, 0, -45],  # 21 LeftThumbSite
+        [0, 0, -95],  # 22 L_Wrist_End
+        [0, 0, 0],  # 23 LeftWristSite (= L_Wrist_End)
+        [-5, 0, 250],  # 24 RightShoulder (= Neck)
+        [-10, -150, -25],  # 25 RightArm
+        [0, 0, -280],  # 26 RightForeArm
+        [0, 0, -250],  # 27 RightHand
+        [0, 0, 0],  # 28 RightHandThumb
+        [35, 0, -45],  # 29 RightThumbSite
+        [0, 0, -95],  # 30 R_Wrist_End
+        [0, 0, 0],  # 31 RightWristSite
+    ],
+    dtype=np.float64,
+)
 
 #: Joints whose rest offset is a duplicate: joint -> joint it coincides with.
 DUPLICATE_JOINTS = {11: 0, 16: 13, 24: 13, 20: 19, 23: 22, 28: 27, 31: 30}
@@ -100,13 +104,37 @@ def random_body(rng: np.random.Generator) -> Body:
     s = height / _REF_HEIGHT
     jit = lambda sd=0.03: float(np.clip(1 + rng.normal(0, sd), 1 - 2.5 * sd, 1 + 2.5 * sd))  # noqa: E731
     seg = {  # per-segment scale factors, shared by left and right
-        "pelvis": jit(0.05), "femur": jit(), "tibia": jit(), "foot": jit(), "spine": jit(), "chest": jit(),
-        "neck": jit(), "head": jit(0.02), "clav": jit(0.05), "humerus": jit(), "radius": jit(), "hand": jit(),
+        "pelvis": jit(0.05),
+        "femur": jit(),
+        "tibia": jit(),
+        "foot": jit(),
+        "spine": jit(),
+        "chest": jit(),
+        "neck": jit(),
+        "head": jit(0.02),
+        "clav": jit(0.05),
+        "humerus": jit(),
+        "radius": jit(),
+        "hand": jit(),
     }
     femur = np.clip(445.0 * s * seg["femur"], 380.0, 500.0)
     seg["femur"] = femur / (445.0 * s)
-    which = {1: "pelvis", 2: "femur", 3: "tibia", 4: "foot", 5: "foot", 12: "spine", 13: "chest", 14: "neck",
-             15: "head", 17: "clav", 18: "humerus", 19: "radius", 21: "hand", 22: "hand"}
+    which = {
+        1: "pelvis",
+        2: "femur",
+        3: "tibia",
+        4: "foot",
+        5: "foot",
+        12: "spine",
+        13: "chest",
+        14: "neck",
+        15: "head",
+        17: "clav",
+        18: "humerus",
+        19: "radius",
+        21: "hand",
+        22: "hand",
+    }
     off = _REF_OFFSETS * s
     for j, name in which.items():
         off[j] *= seg[name]
@@ -144,24 +172,63 @@ def forward_kinematics(local_rot: np.ndarray, offsets: np.ndarray, root_pos: np.
 # ----------------------------------------------------------------------------- joint-angle channels
 #: Angle channels (degrees). Anatomical signs: flex > 0 forward/bending, abd > 0 away from the midline,
 #: twist > 0 internal rotation; spine/neck lat > 0 bends to the left, twist > 0 turns to the left.
-_SIDE_CH = ["hip_flex", "hip_abd", "hip_twist", "knee", "ankle", "clav", "sh_flex", "sh_abd", "sh_twist",
-            "elbow", "wrist"]
-CHANNELS = (["pelvis_pitch", "pelvis_roll", "spine_flex", "spine_lat", "spine_twist", "neck_flex", "neck_lat",
-             "neck_twist"] + [f"l_{c}" for c in _SIDE_CH] + [f"r_{c}" for c in _SIDE_CH])
+_SIDE_CH = [
+    "hip_flex",
+    "hip_abd",
+    "hip_twist",
+    "knee",
+    "ankle",
+    "clav",
+    "sh_flex",
+    "sh_abd",
+    "sh_twist",
+    "elbow",
+    "wrist",
+]
+CHANNELS = (
+    ["pelvis_pitch", "pelvis_roll", "spine_flex", "spine_lat", "spine_twist", "neck_flex", "neck_lat", "neck_twist"]
+    + [f"l_{c}" for c in _SIDE_CH]
+    + [f"r_{c}" for c in _SIDE_CH]
+)
 _CI = {c: i for i, c in enumerate(CHANNELS)}
 
 _LIMITS_SIDE = {  # degrees
-    "hip_flex": (-30, 125), "hip_abd": (-30, 45), "hip_twist": (-35, 35), "knee": (0, 150), "ankle": (-35, 40),
-    "clav": (-10, 25), "sh_flex": (-55, 175), "sh_abd": (-15, 170), "sh_twist": (-70, 80), "elbow": (0, 150),
+    "hip_flex": (-30, 125),
+    "hip_abd": (-30, 45),
+    "hip_twist": (-35, 35),
+    "knee": (0, 150),
+    "ankle": (-35, 40),
+    "clav": (-10, 25),
+    "sh_flex": (-55, 175),
+    "sh_abd": (-15, 170),
+    "sh_twist": (-70, 80),
+    "elbow": (0, 150),
     "wrist": (-60, 60),
 }
-_LIMITS = {"pelvis_pitch": (-20, 35), "pelvis_roll": (-12, 12), "spine_flex": (-25, 70), "spine_lat": (-30, 30),
-           "spine_twist": (-40, 40), "neck_flex": (-40, 50), "neck_lat": (-30, 30), "neck_twist": (-70, 70)}
+_LIMITS = {
+    "pelvis_pitch": (-20, 35),
+    "pelvis_roll": (-12, 12),
+    "spine_flex": (-25, 70),
+    "spine_lat": (-30, 30),
+    "spine_twist": (-40, 40),
+    "neck_flex": (-40, 50),
+    "neck_lat": (-30, 30),
+    "neck_twist": (-70, 70),
+}
 _LIMITS.update({f"{s}_{c}": v for c, v in _LIMITS_SIDE.items() for s in "lr"})
 LIMITS = np.array([_LIMITS[c] for c in CHANNELS], dtype=np.float64)  # (C, 2) degrees
 
-_NEUTRAL = {"l_sh_abd": 8, "r_sh_abd": 8, "l_elbow": 12, "r_elbow": 12, "l_knee": 3, "r_knee": 3,
-            "l_hip_flex": 2, "r_hip_flex": 2, "spine_flex": 2}
+_NEUTRAL = {
+    "l_sh_abd": 8,
+    "r_sh_abd": 8,
+    "l_elbow": 12,
+    "r_elbow": 12,
+    "l_knee": 3,
+    "r_knee": 3,
+    "l_hip_flex": 2,
+    "r_hip_flex": 2,
+    "spine_flex": 2,
+}
 
 
 def _vec(d: dict) -> np.ndarray:
@@ -184,9 +251,12 @@ def _channels_to_local(ch: np.ndarray, yaw_deg: np.ndarray) -> np.ndarray:
     for j, w in ((13, 0.6), (14, 0.4)):
         R[:, j] = _zyx(w * g("neck_twist"), w * g("neck_flex"), -w * g("neck_lat"))
     for side, sgn, hip, clav in (("l", 1.0, 6, 16), ("r", -1.0, 1, 24)):
-        c = lambda name: g(f"{side}_{name}")  # noqa: E731
-        R[:, hip] = axis_rotation("X", (sgn * c("hip_abd"))) @ axis_rotation("Y", (-c("hip_flex"))) \
+        c = lambda name, side=side: g(f"{side}_{name}")  # noqa: E731
+        R[:, hip] = (
+            axis_rotation("X", (sgn * c("hip_abd")))
+            @ axis_rotation("Y", (-c("hip_flex")))
             @ axis_rotation("Z", (-sgn * c("hip_twist")))
+        )
         R[:, hip + 1] = axis_rotation("Y", (c("knee")))
         R[:, hip + 2] = axis_rotation("Y", (-c("ankle")))
         R[:, clav] = axis_rotation("X", (-sgn * c("clav")))
@@ -202,144 +272,436 @@ def _channels_to_local(ch: np.ndarray, yaw_deg: np.ndarray) -> np.ndarray:
 _POSES = {
     "neutral": {},
     "weight_shift": {"pelvis_roll": 5, "l_hip_abd": 4, "r_hip_abd": -4, "r_knee": 12, "spine_lat": -4},
-    "hands_front": {"l_sh_flex": 25, "r_sh_flex": 25, "l_elbow": 70, "r_elbow": 70, "l_sh_twist": 25,
-                    "r_sh_twist": 25},
-    "arms_crossed": {"l_sh_flex": 25, "r_sh_flex": 25, "l_sh_twist": 60, "r_sh_twist": 60, "l_elbow": 105,
-                     "r_elbow": 105, "l_sh_abd": 15, "r_sh_abd": 15},
-    "hands_on_hips": {"l_sh_abd": 45, "r_sh_abd": 45, "l_sh_flex": -15, "r_sh_flex": -15, "l_elbow": 100,
-                      "r_elbow": 100, "l_sh_twist": 40, "r_sh_twist": 40},
-    "hands_back": {"l_sh_flex": -35, "r_sh_flex": -35, "l_elbow": 40, "r_elbow": 40, "l_sh_abd": -5,
-                   "r_sh_abd": -5, "l_sh_twist": 30, "r_sh_twist": 30},
+    "hands_front": {"l_sh_flex": 25, "r_sh_flex": 25, "l_elbow": 70, "r_elbow": 70, "l_sh_twist": 25, "r_sh_twist": 25},
+    "arms_crossed": {
+        "l_sh_flex": 25,
+        "r_sh_flex": 25,
+        "l_sh_twist": 60,
+        "r_sh_twist": 60,
+        "l_elbow": 105,
+        "r_elbow": 105,
+        "l_sh_abd": 15,
+        "r_sh_abd": 15,
+    },
+    "hands_on_hips": {
+        "l_sh_abd": 45,
+        "r_sh_abd": 45,
+        "l_sh_flex": -15,
+        "r_sh_flex": -15,
+        "l_elbow": 100,
+        "r_elbow": 100,
+        "l_sh_twist": 40,
+        "r_sh_twist": 40,
+    },
+    "hands_back": {
+        "l_sh_flex": -35,
+        "r_sh_flex": -35,
+        "l_elbow": 40,
+        "r_elbow": 40,
+        "l_sh_abd": -5,
+        "r_sh_abd": -5,
+        "l_sh_twist": 30,
+        "r_sh_twist": 30,
+    },
     "point": {"side": True, "l_sh_flex": 80, "l_sh_abd": 25, "l_elbow": 8, "neck_twist": 25, "spine_twist": 10},
-    "explain": {"l_sh_flex": 35, "r_sh_flex": 30, "l_sh_abd": 25, "r_sh_abd": 20, "l_elbow": 85, "r_elbow": 75,
-                "l_sh_twist": -10, "r_sh_twist": -5, "osc": {"l_elbow": (15, 0.8), "r_sh_abd": (10, 0.6)}},
-    "explain_one": {"side": True, "l_sh_flex": 45, "l_sh_abd": 30, "l_elbow": 70, "l_sh_twist": -15,
-                    "osc": {"l_elbow": (18, 1.0), "l_sh_flex": (10, 0.7)}},
-    "phone_ear": {"side": True, "l_sh_flex": 35, "l_sh_abd": 45, "l_sh_twist": 30, "l_elbow": 145,
-                  "neck_lat": 8, "r_sh_flex": 10, "r_elbow": 30},
+    "explain": {
+        "l_sh_flex": 35,
+        "r_sh_flex": 30,
+        "l_sh_abd": 25,
+        "r_sh_abd": 20,
+        "l_elbow": 85,
+        "r_elbow": 75,
+        "l_sh_twist": -10,
+        "r_sh_twist": -5,
+        "osc": {"l_elbow": (15, 0.8), "r_sh_abd": (10, 0.6)},
+    },
+    "explain_one": {
+        "side": True,
+        "l_sh_flex": 45,
+        "l_sh_abd": 30,
+        "l_elbow": 70,
+        "l_sh_twist": -15,
+        "osc": {"l_elbow": (18, 1.0), "l_sh_flex": (10, 0.7)},
+    },
+    "phone_ear": {
+        "side": True,
+        "l_sh_flex": 35,
+        "l_sh_abd": 45,
+        "l_sh_twist": 30,
+        "l_elbow": 145,
+        "neck_lat": 8,
+        "r_sh_flex": 10,
+        "r_elbow": 30,
+    },
     "phone_look": {"side": True, "l_sh_flex": 30, "l_elbow": 100, "l_sh_twist": 35, "neck_flex": 25},
     "hand_mouth": {"side": True, "l_sh_flex": 40, "l_sh_abd": 15, "l_sh_twist": 45, "l_elbow": 140},
     "hand_held_low": {"side": True, "l_sh_flex": 10, "l_sh_abd": 12, "l_elbow": 75, "l_sh_twist": 10},
-    "eat_both": {"l_sh_flex": 30, "r_sh_flex": 35, "l_elbow": 110, "r_elbow": 90, "l_sh_twist": 40,
-                 "r_sh_twist": 35, "neck_flex": 12, "osc": {"r_elbow": (25, 0.5)}},
-    "wave": {"side": True, "l_sh_abd": 115, "l_sh_flex": 35, "l_elbow": 75, "l_sh_twist": -20,
-             "osc": {"l_sh_twist": (22, 2.0), "l_elbow": (12, 2.0)}},
-    "handshake": {"side": True, "l_sh_flex": 40, "l_elbow": 45, "spine_flex": 8,
-                  "osc": {"l_elbow": (8, 2.5)}},
+    "eat_both": {
+        "l_sh_flex": 30,
+        "r_sh_flex": 35,
+        "l_elbow": 110,
+        "r_elbow": 90,
+        "l_sh_twist": 40,
+        "r_sh_twist": 35,
+        "neck_flex": 12,
+        "osc": {"r_elbow": (25, 0.5)},
+    },
+    "wave": {
+        "side": True,
+        "l_sh_abd": 115,
+        "l_sh_flex": 35,
+        "l_elbow": 75,
+        "l_sh_twist": -20,
+        "osc": {"l_sh_twist": (22, 2.0), "l_elbow": (12, 2.0)},
+    },
+    "handshake": {"side": True, "l_sh_flex": 40, "l_elbow": 45, "spine_flex": 8, "osc": {"l_elbow": (8, 2.5)}},
     "bow": {"spine_flex": 30, "pelvis_pitch": 12, "l_hip_flex": 10, "r_hip_flex": 10, "neck_flex": 15},
-    "crouch_reach": {"l_hip_flex": 100, "r_hip_flex": 100, "l_knee": 120, "r_knee": 120, "l_ankle": 30,
-                     "r_ankle": 30, "spine_flex": 25, "pelvis_pitch": 15, "l_sh_flex": 55, "r_sh_flex": 45,
-                     "l_elbow": 20, "r_elbow": 30, "l_hip_abd": 12, "r_hip_abd": 12},
-    "bend_reach": {"side": True, "spine_flex": 45, "pelvis_pitch": 25, "l_hip_flex": 25, "r_hip_flex": 25,
-                   "l_knee": 15, "r_knee": 15, "l_sh_flex": 75, "l_elbow": 10, "neck_flex": -10},
-    "reach_high": {"side": True, "l_sh_flex": 150, "l_sh_abd": 15, "l_elbow": 10, "l_ankle": -20,
-                   "r_ankle": -20, "neck_flex": -15},
-    "carry": {"l_sh_flex": 20, "r_sh_flex": 20, "l_elbow": 95, "r_elbow": 95, "l_sh_twist": 30,
-              "r_sh_twist": 30},
+    "crouch_reach": {
+        "l_hip_flex": 100,
+        "r_hip_flex": 100,
+        "l_knee": 120,
+        "r_knee": 120,
+        "l_ankle": 30,
+        "r_ankle": 30,
+        "spine_flex": 25,
+        "pelvis_pitch": 15,
+        "l_sh_flex": 55,
+        "r_sh_flex": 45,
+        "l_elbow": 20,
+        "r_elbow": 30,
+        "l_hip_abd": 12,
+        "r_hip_abd": 12,
+    },
+    "bend_reach": {
+        "side": True,
+        "spine_flex": 45,
+        "pelvis_pitch": 25,
+        "l_hip_flex": 25,
+        "r_hip_flex": 25,
+        "l_knee": 15,
+        "r_knee": 15,
+        "l_sh_flex": 75,
+        "l_elbow": 10,
+        "neck_flex": -10,
+    },
+    "reach_high": {
+        "side": True,
+        "l_sh_flex": 150,
+        "l_sh_abd": 15,
+        "l_elbow": 10,
+        "l_ankle": -20,
+        "r_ankle": -20,
+        "neck_flex": -15,
+    },
+    "carry": {"l_sh_flex": 20, "r_sh_flex": 20, "l_elbow": 95, "r_elbow": 95, "l_sh_twist": 30, "r_sh_twist": 30},
     "pose_arms_up": {"l_sh_flex": 165, "r_sh_flex": 165, "l_elbow": 15, "r_elbow": 15, "neck_flex": -15},
     "pose_t": {"l_sh_abd": 90, "r_sh_abd": 90, "l_elbow": 5, "r_elbow": 5},
-    "pose_flex": {"l_sh_abd": 90, "r_sh_abd": 90, "l_elbow": 110, "r_elbow": 110, "l_sh_twist": -60,
-                  "r_sh_twist": -60},
-    "pose_lunge": {"side": True, "l_hip_flex": 70, "l_knee": 75, "r_hip_flex": -15, "r_knee": 10,
-                   "pelvis_pitch": 8, "l_sh_abd": 60, "r_sh_abd": 60, "spine_flex": 5},
-    "pose_leg_side": {"side": True, "l_hip_abd": 35, "r_hip_abd": -5, "l_sh_abd": 70, "spine_lat": -10,
-                      "pelvis_roll": -5},
+    "pose_flex": {"l_sh_abd": 90, "r_sh_abd": 90, "l_elbow": 110, "r_elbow": 110, "l_sh_twist": -60, "r_sh_twist": -60},
+    "pose_lunge": {
+        "side": True,
+        "l_hip_flex": 70,
+        "l_knee": 75,
+        "r_hip_flex": -15,
+        "r_knee": 10,
+        "pelvis_pitch": 8,
+        "l_sh_abd": 60,
+        "r_sh_abd": 60,
+        "spine_flex": 5,
+    },
+    "pose_leg_side": {
+        "side": True,
+        "l_hip_abd": 35,
+        "r_hip_abd": -5,
+        "l_sh_abd": 70,
+        "spine_lat": -10,
+        "pelvis_roll": -5,
+    },
     "pose_one_leg": {"side": True, "l_hip_flex": 60, "l_knee": 90, "l_sh_abd": 80, "r_sh_abd": 80},
-    "photo": {"l_sh_flex": 60, "r_sh_flex": 60, "l_sh_abd": 30, "r_sh_abd": 30, "l_sh_twist": 45,
-              "r_sh_twist": 45, "l_elbow": 125, "r_elbow": 125, "neck_flex": -5},
-    "photo_crouch": {"l_sh_flex": 60, "r_sh_flex": 60, "l_sh_abd": 30, "r_sh_abd": 30, "l_sh_twist": 45,
-                     "r_sh_twist": 45, "l_elbow": 125, "r_elbow": 125, "l_hip_flex": 85, "r_hip_flex": 90,
-                     "l_knee": 105, "r_knee": 110, "l_ankle": 25, "r_ankle": 25, "spine_flex": 15,
-                     "pelvis_pitch": 10},
-    "photo_lean": {"side": True, "l_sh_flex": 60, "r_sh_flex": 60, "l_sh_abd": 30, "r_sh_abd": 30,
-                   "l_sh_twist": 45, "r_sh_twist": 45, "l_elbow": 125, "r_elbow": 125, "spine_lat": 15,
-                   "spine_twist": 20, "l_knee": 25},
+    "photo": {
+        "l_sh_flex": 60,
+        "r_sh_flex": 60,
+        "l_sh_abd": 30,
+        "r_sh_abd": 30,
+        "l_sh_twist": 45,
+        "r_sh_twist": 45,
+        "l_elbow": 125,
+        "r_elbow": 125,
+        "neck_flex": -5,
+    },
+    "photo_crouch": {
+        "l_sh_flex": 60,
+        "r_sh_flex": 60,
+        "l_sh_abd": 30,
+        "r_sh_abd": 30,
+        "l_sh_twist": 45,
+        "r_sh_twist": 45,
+        "l_elbow": 125,
+        "r_elbow": 125,
+        "l_hip_flex": 85,
+        "r_hip_flex": 90,
+        "l_knee": 105,
+        "r_knee": 110,
+        "l_ankle": 25,
+        "r_ankle": 25,
+        "spine_flex": 15,
+        "pelvis_pitch": 10,
+    },
+    "photo_lean": {
+        "side": True,
+        "l_sh_flex": 60,
+        "r_sh_flex": 60,
+        "l_sh_abd": 30,
+        "r_sh_abd": 30,
+        "l_sh_twist": 45,
+        "r_sh_twist": 45,
+        "l_elbow": 125,
+        "r_elbow": 125,
+        "spine_lat": 15,
+        "spine_twist": 20,
+        "l_knee": 25,
+    },
     "leash": {"side": True, "l_sh_flex": 25, "l_elbow": 45, "l_sh_abd": 10, "spine_flex": 6},
-    "pet_dog": {"side": True, "spine_flex": 40, "pelvis_pitch": 20, "l_hip_flex": 40, "r_hip_flex": 40,
-                "l_knee": 50, "r_knee": 50, "l_ankle": 15, "r_ankle": 15, "l_sh_flex": 70, "l_elbow": 15},
+    "pet_dog": {
+        "side": True,
+        "spine_flex": 40,
+        "pelvis_pitch": 20,
+        "l_hip_flex": 40,
+        "r_hip_flex": 40,
+        "l_knee": 50,
+        "r_knee": 50,
+        "l_ankle": 15,
+        "r_ankle": 15,
+        "l_sh_flex": 70,
+        "l_elbow": 15,
+    },
     "talk_side": {"side": True, "neck_twist": 40, "spine_twist": 12, "l_sh_flex": 20, "l_elbow": 60},
     "hold_arm": {"side": True, "l_sh_abd": 25, "l_elbow": 60, "l_sh_twist": -20, "neck_twist": 25},
     # seated (a chair: hip ~90, knee ~90)
-    "sit": {"l_hip_flex": 88, "r_hip_flex": 88, "l_knee": 92, "r_knee": 92, "l_hip_abd": 6, "r_hip_abd": 6,
-            "l_sh_flex": 35, "r_sh_flex": 35, "l_elbow": 65, "r_elbow": 65, "l_sh_twist": 30, "r_sh_twist": 30,
-            "spine_flex": 8},
-    "sit_lean_fwd": {"l_hip_flex": 95, "r_hip_flex": 95, "l_knee": 100, "r_knee": 100, "spine_flex": 30,
-                     "pelvis_pitch": 10, "l_sh_flex": 45, "r_sh_flex": 45, "l_elbow": 90, "r_elbow": 90,
-                     "l_sh_twist": 25, "r_sh_twist": 25, "l_hip_abd": 10, "r_hip_abd": 10},
-    "sit_lean_back": {"l_hip_flex": 75, "r_hip_flex": 75, "l_knee": 65, "r_knee": 70, "spine_flex": -10,
-                      "pelvis_pitch": -10, "l_sh_abd": 20, "r_sh_abd": 20, "l_elbow": 30, "r_elbow": 30},
-    "sit_cross_legs": {"side": True, "l_hip_flex": 100, "l_hip_abd": -12, "l_knee": 100, "l_hip_twist": 20,
-                       "r_hip_flex": 88, "r_knee": 92, "l_sh_flex": 30, "r_sh_flex": 30, "l_elbow": 70,
-                       "r_elbow": 70, "l_sh_twist": 30, "r_sh_twist": 30},
-    "sit_phone": {"side": True, "l_hip_flex": 88, "r_hip_flex": 88, "l_knee": 92, "r_knee": 92,
-                  "l_sh_flex": 35, "l_sh_abd": 45, "l_sh_twist": 30, "l_elbow": 145, "r_sh_flex": 35,
-                  "r_elbow": 65, "r_sh_twist": 30, "spine_flex": 8},
-    "sit_eat": {"l_hip_flex": 92, "r_hip_flex": 92, "l_knee": 95, "r_knee": 95, "spine_flex": 18,
-                "l_sh_flex": 35, "r_sh_flex": 40, "l_elbow": 110, "r_elbow": 95, "l_sh_twist": 40,
-                "r_sh_twist": 35, "neck_flex": 15, "osc": {"r_elbow": (25, 0.5), "r_sh_flex": (8, 0.5)}},
-    "sit_floor": {"l_hip_flex": 115, "r_hip_flex": 112, "l_knee": 95, "r_knee": 100, "pelvis_pitch": -15,
-                  "spine_flex": 30, "l_hip_abd": 10, "r_hip_abd": 12, "l_sh_flex": 50, "r_sh_flex": 50,
-                  "l_elbow": 40, "r_elbow": 40, "l_sh_twist": 20, "r_sh_twist": 20},
+    "sit": {
+        "l_hip_flex": 88,
+        "r_hip_flex": 88,
+        "l_knee": 92,
+        "r_knee": 92,
+        "l_hip_abd": 6,
+        "r_hip_abd": 6,
+        "l_sh_flex": 35,
+        "r_sh_flex": 35,
+        "l_elbow": 65,
+        "r_elbow": 65,
+        "l_sh_twist": 30,
+        "r_sh_twist": 30,
+        "spine_flex": 8,
+    },
+    "sit_lean_fwd": {
+        "l_hip_flex": 95,
+        "r_hip_flex": 95,
+        "l_knee": 100,
+        "r_knee": 100,
+        "spine_flex": 30,
+        "pelvis_pitch": 10,
+        "l_sh_flex": 45,
+        "r_sh_flex": 45,
+        "l_elbow": 90,
+        "r_elbow": 90,
+        "l_sh_twist": 25,
+        "r_sh_twist": 25,
+        "l_hip_abd": 10,
+        "r_hip_abd": 10,
+    },
+    "sit_lean_back": {
+        "l_hip_flex": 75,
+        "r_hip_flex": 75,
+        "l_knee": 65,
+        "r_knee": 70,
+        "spine_flex": -10,
+        "pelvis_pitch": -10,
+        "l_sh_abd": 20,
+        "r_sh_abd": 20,
+        "l_elbow": 30,
+        "r_elbow": 30,
+    },
+    "sit_cross_legs": {
+        "side": True,
+        "l_hip_flex": 100,
+        "l_hip_abd": -12,
+        "l_knee": 100,
+        "l_hip_twist": 20,
+        "r_hip_flex": 88,
+        "r_knee": 92,
+        "l_sh_flex": 30,
+        "r_sh_flex": 30,
+        "l_elbow": 70,
+        "r_elbow": 70,
+        "l_sh_twist": 30,
+        "r_sh_twist": 30,
+    },
+    "sit_phone": {
+        "side": True,
+        "l_hip_flex": 88,
+        "r_hip_flex": 88,
+        "l_knee": 92,
+        "r_knee": 92,
+        "l_sh_flex": 35,
+        "l_sh_abd": 45,
+        "l_sh_twist": 30,
+        "l_elbow": 145,
+        "r_sh_flex": 35,
+        "r_elbow": 65,
+        "r_sh_twist": 30,
+        "spine_flex": 8,
+    },
+    "sit_eat": {
+        "l_hip_flex": 92,
+        "r_hip_flex": 92,
+        "l_knee": 95,
+        "r_knee": 95,
+        "spine_flex": 18,
+        "l_sh_flex": 35,
+        "r_sh_flex": 40,
+        "l_elbow": 110,
+        "r_elbow": 95,
+        "l_sh_twist": 40,
+        "r_sh_twist": 35,
+        "neck_flex": 15,
+        "osc": {"r_elbow": (25, 0.5), "r_sh_flex": (8, 0.5)},
+    },
+    "sit_floor": {
+        "l_hip_flex": 115,
+        "r_hip_flex": 112,
+        "l_knee": 95,
+        "r_knee": 100,
+        "pelvis_pitch": -15,
+        "spine_flex": 30,
+        "l_hip_abd": 10,
+        "r_hip_abd": 12,
+        "l_sh_flex": 50,
+        "r_sh_flex": 50,
+        "l_elbow": 40,
+        "r_elbow": 40,
+        "l_sh_twist": 20,
+        "r_sh_twist": 20,
+    },
 }
 _SEATED = {"sit", "sit_lean_fwd", "sit_lean_back", "sit_cross_legs", "sit_phone", "sit_eat", "sit_floor"}
 
 
 @dataclass(frozen=True)
 class _Activity:
-    poses: dict            # pose name -> weight
-    move_prob: float       # probability that a standing key-pose segment walks somewhere
-    hold_s: tuple          # key-pose hold duration range, seconds
-    speed: tuple           # walking speed range, m/s
-    turn_deg: float        # heading wander amplitude while standing, degrees
+    poses: dict  # pose name -> weight
+    move_prob: float  # probability that a standing key-pose segment walks somewhere
+    hold_s: tuple  # key-pose hold duration range, seconds
+    speed: tuple  # walking speed range, m/s
+    turn_deg: float  # heading wander amplitude while standing, degrees
     walk_all: bool = False  # walks continuously (walking activities)
-    swing: float = 1.0     # arm swing scale while walking
+    swing: float = 1.0  # arm swing scale while walking
 
 
 ACTIVITY_SPECS = {
-    "walking": _Activity({"neutral": 6, "hands_back": 1, "talk_side": 1, "hold_arm": 1}, 1.0, (1.0, 3.0),
-                         (1.0, 1.5), 0.0, walk_all=True),
-    "walk_dog": _Activity({"leash": 6, "pet_dog": 1, "neutral": 1}, 0.8, (1.0, 2.5), (0.5, 1.1), 60.0,
-                          swing=0.5),
-    "walk_together": _Activity({"talk_side": 4, "neutral": 2, "explain_one": 1}, 1.0, (1.0, 3.0), (0.7, 1.2),
-                               0.0, walk_all=True, swing=0.7),
-    "directions": _Activity({"point": 4, "explain_one": 2, "neutral": 2, "hands_front": 1, "weight_shift": 1},
-                            0.45, (1.0, 2.5), (0.6, 1.1), 90.0),
-    "discussion": _Activity({"explain": 4, "explain_one": 3, "arms_crossed": 1, "hands_on_hips": 1,
-                             "weight_shift": 2}, 0.35, (1.0, 3.0), (0.5, 1.0), 70.0),
-    "phoning": _Activity({"phone_ear": 5, "phone_look": 1, "sit_phone": 2, "weight_shift": 1}, 0.35,
-                         (1.5, 3.5), (0.5, 1.0), 90.0, swing=0.5),
-    "smoking": _Activity({"hand_mouth": 3, "hand_held_low": 4, "sit": 1, "weight_shift": 1}, 0.3, (0.8, 2.5),
-                         (0.5, 0.9), 60.0),
-    "eating": _Activity({"sit_eat": 5, "eat_both": 3, "hand_mouth": 1, "sit": 1}, 0.15, (1.0, 3.0),
-                        (0.5, 0.9), 30.0),
-    "waiting": _Activity({"neutral": 3, "weight_shift": 3, "arms_crossed": 2, "hands_back": 2,
-                          "hands_on_hips": 1, "reach_high": 1}, 0.35, (1.5, 4.0), (0.4, 0.9), 90.0),
-    "greeting": _Activity({"wave": 4, "handshake": 3, "bow": 1, "neutral": 1}, 0.5, (1.0, 2.5), (0.6, 1.2),
-                          60.0),
-    "purchases": _Activity({"crouch_reach": 3, "bend_reach": 3, "carry": 2, "reach_high": 1, "neutral": 1},
-                           0.45, (1.0, 2.5), (0.5, 1.0), 90.0),
-    "posing": _Activity({"pose_arms_up": 2, "pose_t": 2, "pose_flex": 2, "pose_lunge": 2, "pose_leg_side": 2,
-                         "pose_one_leg": 1, "hands_on_hips": 1}, 0.3, (1.0, 2.5), (0.5, 1.0), 120.0),
-    "photo": _Activity({"photo": 4, "photo_crouch": 2, "photo_lean": 2, "neutral": 1}, 0.4, (1.0, 2.5),
-                       (0.5, 1.0), 90.0),
-    "sitting": _Activity({"sit": 3, "sit_lean_fwd": 2, "sit_lean_back": 2, "sit_cross_legs": 2, "sit_phone": 1,
-                          "sit_eat": 1}, 0.0, (1.5, 4.0), (0.5, 0.8), 10.0),
-    "sitting_down": _Activity({"sit": 2, "sit_lean_fwd": 2, "sit_floor": 2, "neutral": 2, "crouch_reach": 1,
-                               "weight_shift": 1}, 0.3, (1.0, 3.0), (0.5, 0.9), 40.0),
+    "walking": _Activity(
+        {"neutral": 6, "hands_back": 1, "talk_side": 1, "hold_arm": 1}, 1.0, (1.0, 3.0), (1.0, 1.5), 0.0, walk_all=True
+    ),
+    "walk_dog": _Activity({"leash": 6, "pet_dog": 1, "neutral": 1}, 0.8, (1.0, 2.5), (0.5, 1.1), 60.0, swing=0.5),
+    "walk_together": _Activity(
+        {"talk_side": 4, "neutral": 2, "explain_one": 1}, 1.0, (1.0, 3.0), (0.7, 1.2), 0.0, walk_all=True, swing=0.7
+    ),
+    "directions": _Activity(
+        {"point": 4, "explain_one": 2, "neutral": 2, "hands_front": 1, "weight_shift": 1},
+        0.45,
+        (1.0, 2.5),
+        (0.6, 1.1),
+        90.0,
+    ),
+    "discussion": _Activity(
+        {"explain": 4, "explain_one": 3, "arms_crossed": 1, "hands_on_hips": 1, "weight_shift": 2},
+        0.35,
+        (1.0, 3.0),
+        (0.5, 1.0),
+        70.0,
+    ),
+    "phoning": _Activity(
+        {"phone_ear": 5, "phone_look": 1, "sit_phone": 2, "weight_shift": 1},
+        0.35,
+        (1.5, 3.5),
+        (0.5, 1.0),
+        90.0,
+        swing=0.5,
+    ),
+    "smoking": _Activity(
+        {"hand_mouth": 3, "hand_held_low": 4, "sit": 1, "weight_shift": 1}, 0.3, (0.8, 2.5), (0.5, 0.9), 60.0
+    ),
+    "eating": _Activity({"sit_eat": 5, "eat_both": 3, "hand_mouth": 1, "sit": 1}, 0.15, (1.0, 3.0), (0.5, 0.9), 30.0),
+    "waiting": _Activity(
+        {"neutral": 3, "weight_shift": 3, "arms_crossed": 2, "hands_back": 2, "hands_on_hips": 1, "reach_high": 1},
+        0.35,
+        (1.5, 4.0),
+        (0.4, 0.9),
+        90.0,
+    ),
+    "greeting": _Activity({"wave": 4, "handshake": 3, "bow": 1, "neutral": 1}, 0.5, (1.0, 2.5), (0.6, 1.2), 60.0),
+    "purchases": _Activity(
+        {"crouch_reach": 3, "bend_reach": 3, "carry": 2, "reach_high": 1, "neutral": 1},
+        0.45,
+        (1.0, 2.5),
+        (0.5, 1.0),
+        90.0,
+    ),
+    "posing": _Activity(
+        {
+            "pose_arms_up": 2,
+            "pose_t": 2,
+            "pose_flex": 2,
+            "pose_lunge": 2,
+            "pose_leg_side": 2,
+            "pose_one_leg": 1,
+            "hands_on_hips": 1,
+        },
+        0.3,
+        (1.0, 2.5),
+        (0.5, 1.0),
+        120.0,
+    ),
+    "photo": _Activity(
+        {"photo": 4, "photo_crouch": 2, "photo_lean": 2, "neutral": 1}, 0.4, (1.0, 2.5), (0.5, 1.0), 90.0
+    ),
+    "sitting": _Activity(
+        {"sit": 3, "sit_lean_fwd": 2, "sit_lean_back": 2, "sit_cross_legs": 2, "sit_phone": 1, "sit_eat": 1},
+        0.0,
+        (1.5, 4.0),
+        (0.5, 0.8),
+        10.0,
+    ),
+    "sitting_down": _Activity(
+        {"sit": 2, "sit_lean_fwd": 2, "sit_floor": 2, "neutral": 2, "crouch_reach": 1, "weight_shift": 1},
+        0.3,
+        (1.0, 3.0),
+        (0.5, 0.9),
+        40.0,
+    ),
 }
 ACTIVITIES = tuple(ACTIVITY_SPECS)
 
 #: The 15 canonical Human3.6M actions -> activity generator.
 H36M_ACTION_TO_ACTIVITY = {
-    "Directions": "directions", "Discussion": "discussion", "Eating": "eating", "Greeting": "greeting",
-    "Phoning": "phoning", "Photo": "photo", "Posing": "posing", "Purchases": "purchases", "Sitting": "sitting",
-    "SittingDown": "sitting_down", "Smoking": "smoking", "Waiting": "waiting", "WalkDog": "walk_dog",
-    "Walking": "walking", "WalkTogether": "walk_together",
+    "Directions": "directions",
+    "Discussion": "discussion",
+    "Eating": "eating",
+    "Greeting": "greeting",
+    "Phoning": "phoning",
+    "Photo": "photo",
+    "Posing": "posing",
+    "Purchases": "purchases",
+    "Sitting": "sitting",
+    "SittingDown": "sitting_down",
+    "Smoking": "smoking",
+    "Waiting": "waiting",
+    "WalkDog": "walk_dog",
+    "Walking": "walking",
+    "WalkTogether": "walk_together",
 }
 
-_JITTER_DEG = 6.0     # std of per-occurrence key-pose variation on the channels a pose sets
-_BASE_JITTER = 3.0    # std of variation on every channel
-_ALIVE_DEG = 2.5      # std of slow "alive" fluctuation on every channel
+_JITTER_DEG = 6.0  # std of per-occurrence key-pose variation on the channels a pose sets
+_BASE_JITTER = 3.0  # std of variation on every channel
+_ALIVE_DEG = 2.5  # std of slow "alive" fluctuation on every channel
 #: Walking paths stay inside this disc (world mm): the floor area that all four H36M cameras see in full
 #: for a standing adult (the rig's common field of view is centred a little off the world origin).
 CAPTURE_CENTER = np.array([250.0, 500.0])
@@ -381,7 +743,7 @@ def _smooth_noise(rng, n: int, dims: int, fps: float, timescale_s: float, std: f
     sigma = max(timescale_s * fps, 1e-3)
     pad = int(4 * sigma) + 1
     w = rng.normal(size=(n + 2 * pad, dims))
-    y = gaussian_filter1d(w, sigma, axis=0, mode="wrap")[pad:pad + n]
+    y = gaussian_filter1d(w, sigma, axis=0, mode="wrap")[pad : pad + n]
     return y * (std / np.sqrt(1.0 / (2.0 * np.sqrt(np.pi) * sigma)))
 
 
@@ -497,11 +859,13 @@ def _footholds(cycles, off, hip_xy, yaw):
 
     def at(cyc):  # hip position and yaw at a cycle value (clamped to the sequence)
         f = np.interp(cyc, c, frames)
-        return (np.stack([np.interp(f, frames, hip_xy[:, 0]), np.interp(f, frames, hip_xy[:, 1])], -1),
-                np.interp(f, frames, yaw))
+        return (
+            np.stack([np.interp(f, frames, hip_xy[:, 0]), np.interp(f, frames, hip_xy[:, 1])], -1),
+            np.interp(f, frames, yaw),
+        )
 
-    p0, y0 = at(k - off + 0.5 * _STANCE)           # this cycle's stance foothold
-    p1, y1 = at(k + 1 - off + 0.5 * _STANCE)       # the next one (target of the swing)
+    p0, y0 = at(k - off + 0.5 * _STANCE)  # this cycle's stance foothold
+    p1, y1 = at(k + 1 - off + 0.5 * _STANCE)  # the next one (target of the swing)
     # the swing moves the foot from where it is relative to the hip at lift-off to where it will be at heel
     # strike, in the turning body frame, so on a curve it follows the hip's arc rather than cutting the chord
     hs, ys = at(k - off + _STANCE)
@@ -518,8 +882,16 @@ def _footholds(cycles, off, hip_xy, yaw):
     return target, fyaw, u, sw
 
 
-def _gait(cycles: np.ndarray, root_xy: np.ndarray, yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray,
-          amp: np.ndarray, swing: float, body: "Body") -> np.ndarray:
+def _gait(
+    cycles: np.ndarray,
+    root_xy: np.ndarray,
+    yaw: np.ndarray,
+    pitch: np.ndarray,
+    roll: np.ndarray,
+    amp: np.ndarray,
+    swing: float,
+    body: Body,
+) -> np.ndarray:
     """Walking channels (T, C) in degrees from the gait cycle count (T,), root path (T, 2) mm, yaw (T,) rad,
     the posture's pelvis pitch and roll (T,) deg and walking amount (T,) in [0, 1].
 
@@ -543,14 +915,17 @@ def _gait(cycles: np.ndarray, root_xy: np.ndarray, yaw: np.ndarray, pitch: np.nd
         # ankle ahead of the hip (x) and to the body's left of it (lat), body frame, mm
         x, lat = np.moveaxis(rotate_xy(d, -yaw), -1, 0)
         st = u < _STANCE
-        rise = np.where(st, _HEEL_RISE * _smoothstep((u - 0.45) / (_STANCE - 0.45)),
-                        _HEEL_RISE * (1 - _smoothstep(sw / 0.6)) + _SWING_LIFT * np.sin(np.pi * sw))
-        dz = hip_h - clear - rise                             # hip above the ankle, mm
+        rise = np.where(
+            st,
+            _HEEL_RISE * _smoothstep((u - 0.45) / (_STANCE - 0.45)),
+            _HEEL_RISE * (1 - _smoothstep(sw / 0.6)) + _SWING_LIFT * np.sin(np.pi * sw),
+        )
+        dz = hip_h - clear - rise  # hip above the ankle, mm
         abd = np.degrees(np.arctan2(sgn * lat, dz))
-        dz = np.hypot(dz, lat)                                # leg length needed in the sagittal plane
+        dz = np.hypot(dz, lat)  # leg length needed in the sagittal plane
         dist = np.minimum(np.hypot(x, dz), L1 + L2 - 1e-3)
-        knee = np.pi - np.arccos(np.clip((L1 ** 2 + L2 ** 2 - dist ** 2) / (2 * L1 * L2), -1, 1))
-        thigh = np.arctan2(x, dz) + np.arccos(np.clip((L1 ** 2 + dist ** 2 - L2 ** 2) / (2 * L1 * dist), -1, 1))
+        knee = np.pi - np.arccos(np.clip((L1**2 + L2**2 - dist**2) / (2 * L1 * L2), -1, 1))
+        thigh = np.arctan2(x, dz) + np.arccos(np.clip((L1**2 + dist**2 - L2**2) / (2 * L1 * dist), -1, 1))
         thigh, knee = np.degrees(thigh), np.degrees(knee)
         push = np.where(st, _smoothstep((u - 0.45) / (_STANCE - 0.45)), 1 - _smoothstep(sw / 0.5))
         # the planted foot pivots with the body in turns: only a little of its heading goes into hip twist,
@@ -575,8 +950,9 @@ _LEG_CH = np.array([_CI[f"{s}_{c}"] for s in "lr" for c in ("hip_flex", "hip_abd
 _ARM_SWING_CH = np.array([_CI[f"{s}_{c}"] for s in "lr" for c in ("sh_flex", "elbow")])
 
 
-def generate_motion(activity: str, n_frames: int, body: Body, rng: np.random.Generator,
-                    fps: float = 50.0) -> np.ndarray:
+def generate_motion(
+    activity: str, n_frames: int, body: Body, rng: np.random.Generator, fps: float = 50.0
+) -> np.ndarray:
     """Procedural motion of ``activity`` (one of :data:`ACTIVITIES`): world joints (n_frames, 32, 3) mm.
 
     World frame Z up, floor at z = 0, root path within ~2 m of the origin. Deterministic for a given ``rng``
@@ -596,7 +972,7 @@ def generate_motion(activity: str, n_frames: int, body: Body, rng: np.random.Gen
     # --- key-pose channels: hold each pose, blend between them (PCHIP: no overshoot)
     knots_t, knots_v = [], []
     prev_end = None
-    for (t0, t1, pose, _, _, _) in segs:
+    for t0, t1, pose, _, _, _ in segs:
         trans = min(rng.uniform(0.3, 0.8), 0.45 * (t1 - t0))
         a = t0 + trans if prev_end is not None else t0
         knots_t += [a, t1]

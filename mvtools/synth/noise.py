@@ -22,6 +22,7 @@ a per-frame 2D detector such as CPN would report in the camera's (distorted) ima
 
 All randomness comes from the ``rng`` argument, vectorised over frames. Parameters: docs/synthetic.md.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,21 +44,21 @@ SWAP_GROUPS = (([4, 5, 6], [1, 2, 3]), ([11, 12, 13], [14, 15, 16]))
 class NoiseParams:
     """Detector noise parameters (units in the field names / comments)."""
 
-    std_px: float = 0.0             # noise std per image axis at ref_depth_mm, px
+    std_px: float = 0.0  # noise std per image axis at ref_depth_mm, px
     joint_scale: list = field(default_factory=lambda: [1.0] * NUM_JOINTS)  # per-joint std multiplier (17)
-    ref_depth_mm: float = 5000.0    # depth at which std_px applies, mm
-    corr_frames: float = 0.0        # AR(1) correlation time, frames (0 = white noise)
-    occluded_scale: float = 1.0     # std multiplier on self-occluded joints
-    outlier_prob: float = 0.0       # fraction of joint-frames that are gross outliers
-    outlier_px: float = 0.0         # typical outlier displacement, px (drawn from U(0.5, 1.5) x this)
-    outlier_frames: float = 1.0     # mean outlier duration, frames
-    swap_prob: float = 0.0          # fraction of frames with a left/right limb swap, per limb pair
-    swap_frames: float = 1.0        # mean swap duration, frames
-    conf_max: float = 1.0           # confidence of a perfect, visible detection (0..1)
-    conf_sigma_px: float = 1e9      # error at which confidence falls to exp(-1/2) of conf_max, px at ref depth
-    conf_jitter: float = 0.0        # std of additive confidence noise
-    occluded_conf: float = 1.0      # confidence multiplier on self-occluded joints
-    ref_fps: float = 50.0           # frame rate (Hz) that corr_frames, outlier_frames, swap_frames refer to
+    ref_depth_mm: float = 5000.0  # depth at which std_px applies, mm
+    corr_frames: float = 0.0  # AR(1) correlation time, frames (0 = white noise)
+    occluded_scale: float = 1.0  # std multiplier on self-occluded joints
+    outlier_prob: float = 0.0  # fraction of joint-frames that are gross outliers
+    outlier_px: float = 0.0  # typical outlier displacement, px (drawn from U(0.5, 1.5) x this)
+    outlier_frames: float = 1.0  # mean outlier duration, frames
+    swap_prob: float = 0.0  # fraction of frames with a left/right limb swap, per limb pair
+    swap_frames: float = 1.0  # mean swap duration, frames
+    conf_max: float = 1.0  # confidence of a perfect, visible detection (0..1)
+    conf_sigma_px: float = 1e9  # error at which confidence falls to exp(-1/2) of conf_max, px at ref depth
+    conf_jitter: float = 0.0  # std of additive confidence noise
+    occluded_conf: float = 1.0  # confidence multiplier on self-occluded joints
+    ref_fps: float = 50.0  # frame rate (Hz) that corr_frames, outlier_frames, swap_frames refer to
 
     def __post_init__(self):
         self.joint_scale = [float(v) for v in self.joint_scale]
@@ -65,8 +66,10 @@ class NoiseParams:
 
     def validate(self, source: str = "NoiseParams") -> None:
         """Raise ValueError naming ``source`` and the field when a parameter is out of range."""
+
         def bad(name, why):
             raise ValueError(f"{source}: noise parameter {name}={getattr(self, name)!r} {why}")
+
         if len(self.joint_scale) != NUM_JOINTS or min(self.joint_scale) < 0:
             bad("joint_scale", f"must be {NUM_JOINTS} non-negative multipliers")
         for name in ("std_px", "corr_frames", "outlier_px", "conf_jitter"):
@@ -84,18 +87,18 @@ class NoiseParams:
 
     # ------------------------------------------------------------------ constructors / IO
     @classmethod
-    def none(cls) -> "NoiseParams":
+    def none(cls) -> NoiseParams:
         """No noise: exact projections, confidence 1."""
         return cls()
 
     @classmethod
-    def realistic(cls) -> "NoiseParams":
+    def realistic(cls) -> NoiseParams:
         """CPN-like detections on H36M (a few px), from mvtools/data/noise_realistic.json."""
         text = resources.files("mvtools").joinpath("data/noise_realistic.json").read_text()
         return cls.from_dict(json.loads(text), "mvtools/data/noise_realistic.json")
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "noise parameters") -> "NoiseParams":
+    def from_dict(cls, d: dict, source: str = "noise parameters") -> NoiseParams:
         if not isinstance(d, dict):
             raise ValueError(f"{source}: expected a JSON object of noise parameters")
         d = {k: v for k, v in d.items() if not k.startswith("_")}  # "_comment" keys are documentation
@@ -113,7 +116,7 @@ class NoiseParams:
         return p
 
     @classmethod
-    def from_json(cls, path) -> "NoiseParams":
+    def from_json(cls, path) -> NoiseParams:
         return cls.from_dict(read_json(path, "noise parameters"), str(path))
 
     def to_dict(self) -> dict:
@@ -141,15 +144,21 @@ def resolve_noise(spec) -> NoiseParams | None:
 # ----------------------------------------------------------------------------- occlusion
 #: Body parts as capsules (joint a, joint b, radius mm) in the 17-joint layout.
 CAPSULES = (
-    (1, 2, 75.0), (2, 3, 55.0), (4, 5, 75.0), (5, 6, 55.0),          # thighs, shins
-    (11, 12, 50.0), (12, 13, 40.0), (14, 15, 50.0), (15, 16, 40.0),  # upper arms, forearms
-    (9, 10, 95.0),                                                   # head
+    (1, 2, 75.0),
+    (2, 3, 55.0),
+    (4, 5, 75.0),
+    (5, 6, 55.0),  # thighs, shins
+    (11, 12, 50.0),
+    (12, 13, 40.0),
+    (14, 15, 50.0),
+    (15, 16, 40.0),  # upper arms, forearms
+    (9, 10, 95.0),  # head
 )
-_TORSO = (4, 1, 14, 11)   # left hip, right hip, right shoulder, left shoulder
+_TORSO = (4, 1, 14, 11)  # left hip, right hip, right shoulder, left shoulder
 _TORSO_JOINTS = (0, 1, 4, 7, 8, 11, 14)
 #: Joints a capsule never hides besides its own: internal points that its radius reaches at the attachment.
 _INTERNAL = {(1, 2): (0,), (4, 5): (0,), (9, 10): (8,)}
-_DEPTH_MARGIN = 40.0      # the occluder must be this much closer than the joint, mm
+_DEPTH_MARGIN = 40.0  # the occluder must be this much closer than the joint, mm
 
 
 def occlusion_mask(joints_cam: np.ndarray) -> np.ndarray:
@@ -163,15 +172,15 @@ def occlusion_mask(joints_cam: np.ndarray) -> np.ndarray:
     X = np.asarray(joints_cam, np.float64)
     T = X.shape[0]
     z = np.maximum(X[..., 2], 1.0)
-    uv = X[..., :2] / z[..., None]                                   # normalised image coords (T, 17, 2)
+    uv = X[..., :2] / z[..., None]  # normalised image coords (T, 17, 2)
     occ = np.zeros((T, NUM_JOINTS), bool)
     for a, b, r in CAPSULES:
-        A, B = uv[:, a, None, :], uv[:, b, None, :]                  # (T, 1, 2)
+        A, B = uv[:, a, None, :], uv[:, b, None, :]  # (T, 1, 2)
         AB = B - A
         s = ((uv - A) * AB).sum(-1) / np.maximum((AB * AB).sum(-1), 1e-12)
-        s = np.clip(s, 0.0, 1.0)                                     # (T, 17)
+        s = np.clip(s, 0.0, 1.0)  # (T, 17)
         closest = A + s[..., None] * AB
-        zc = z[:, a, None] + s * (z[:, b, None] - z[:, a, None])     # capsule axis depth there
+        zc = z[:, a, None] + s * (z[:, b, None] - z[:, a, None])  # capsule axis depth there
         d = np.linalg.norm(uv - closest, axis=-1)
         hit = (d < r / zc) & (zc + _DEPTH_MARGIN < z)
         hit[:, [a, b]] = False
@@ -220,8 +229,9 @@ def _events(rng, shape, rate: float, mean_frames: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- detections
-def simulate_detections(joints3d_world: np.ndarray, cam: Camera, params: NoiseParams | None,
-                        rng: np.random.Generator, fps: float = 50.0) -> tuple[np.ndarray, np.ndarray]:
+def simulate_detections(
+    joints3d_world: np.ndarray, cam: Camera, params: NoiseParams | None, rng: np.random.Generator, fps: float = 50.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Simulated detector output for world joints (T, 17, 3) mm seen by ``cam``.
 
     Returns ``uv`` (T, 17, 2) float64 px in the camera's distorted image and ``conf`` (T, 17) float32 in
@@ -240,9 +250,9 @@ def simulate_detections(joints3d_world: np.ndarray, cam: Camera, params: NoisePa
     p = params
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    k = fps / p.ref_fps                                               # frames at fps per frame at ref_fps
+    k = fps / p.ref_fps  # frames at fps per frame at ref_fps
     depth = np.maximum(Xc[..., 2], 1.0)
-    scale = p.ref_depth_mm / depth                                    # (T, 17) image scale vs reference
+    scale = p.ref_depth_mm / depth  # (T, 17) image scale vs reference
     occ = occlusion_mask(Xc)
 
     # left/right swaps: the detector reports the mirrored limb's true position
@@ -282,5 +292,3 @@ def simulate_detections(joints3d_world: np.ndarray, cam: Camera, params: NoisePa
         conf = conf + rng.normal(0.0, p.conf_jitter, conf.shape)
     conf[outside] = 0.0
     return uv, np.clip(conf, 0.0, 1.0).astype(np.float32)
-
-

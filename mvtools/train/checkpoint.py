@@ -17,6 +17,7 @@ with the command that converts them (``python -m mvtools.train.checkpoint upgrad
 on a file you wrote yourself, since it reads the file with the unsafe pickle loader). Their ``best.pt`` files hold
 only tensors and plain values and load as they are.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,12 @@ FORMAT_VERSION = 2
 def _versions() -> dict:
     from mvtools import __version__
 
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "mvtools": str(__version__),
-            "torch": str(torch.__version__)}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "mvtools": str(__version__),
+        "torch": str(torch.__version__),
+    }
 
 
 def save_checkpoint(path, state: dict) -> None:
@@ -93,18 +98,19 @@ def upgrade(path, out=None) -> Path:
     old = torch.load(path, map_location="cpu", weights_only=False)  # noqa: S614 - explicit, user-trusted file
     new = {k: v for k, v in old.items() if k not in ("rng", "scheduler")}
     if "rng" in old:
-        new["rng"] = [{"torch": s["torch"], **({"cuda": list(s["cuda"])} if "cuda" in s else {})}
-                      for s in old["rng"]]
+        new["rng"] = [{"torch": s["torch"], **({"cuda": list(s["cuda"])} if "cuda" in s else {})} for s in old["rng"]]
     new.setdefault("kind", "last" if "optimizer" in old else "best")
     save_checkpoint(out or path, new)
     return Path(out or path)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mvtools.train.checkpoint",
-                                 description="Convert a checkpoint written by an older mvtools to the safe format. "
-                                             "Only for files you wrote yourself: reading the old format can run "
-                                             "code stored in the file.")
+    ap = argparse.ArgumentParser(
+        prog="python -m mvtools.train.checkpoint",
+        description="Convert a checkpoint written by an older mvtools to the safe format. "
+        "Only for files you wrote yourself: reading the old format can run "
+        "code stored in the file.",
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("upgrade", help="rewrite PATH (or --out) in checkpoint format 2")
     up.add_argument("path", type=Path)

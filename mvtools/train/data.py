@@ -4,6 +4,7 @@ All per-pair numbers are packed side by side in a single (N, F) float32 matrix, 
 ``index_select`` (one memory gather) and the named fields are views into it. No per-sample ``__getitem__``.
 Under DDP every rank holds the same matrix and takes a disjoint slice of each global batch.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,12 +23,18 @@ from mvtools.skeleton import NUM_JOINTS
 J = NUM_JOINTS
 #: column name -> per-pair shape (float32 fixed-size list in the shards)
 FIELDS: dict[str, tuple[int, ...]] = {
-    "x2d_a": (J, 2), "x2d_b": (J, 2),
-    "conf_a": (J,), "conf_b": (J,),
-    "K_a": (4,), "K_b": (4,),
-    "R_ab": (3, 3), "R_ba": (3, 3),
-    "t_ab": (3,), "t_ba": (3,),
-    "y3d_a": (J, 3), "y3d_b": (J, 3),
+    "x2d_a": (J, 2),
+    "x2d_b": (J, 2),
+    "conf_a": (J,),
+    "conf_b": (J,),
+    "K_a": (4,),
+    "K_b": (4,),
+    "R_ab": (3, 3),
+    "R_ba": (3, 3),
+    "t_ab": (3,),
+    "t_ba": (3,),
+    "y3d_a": (J, 3),
+    "y3d_b": (J, 3),
 }
 #: string columns kept (as numpy object arrays) for reports and plots
 META = ("subject", "action", "subaction", "frame", "cam_a", "cam_b", "kind_a", "kind_b")
@@ -186,10 +193,13 @@ def load_pairs(pdir, split: str, max_pairs: int | None = None, seed: int = 0, ma
             t = t.take(sel)
         k = t.num_rows
         for name, (s, e, _) in LAYOUT.items():
-            packed[out0:out0 + k, s:e] = list_to_numpy(t.column(name), e - s)
+            packed[out0 : out0 + k, s:e] = list_to_numpy(t.column(name), e - s)
         for c in META:
-            meta_cols[c].append(t.column(c).to_numpy(zero_copy_only=False).astype(object)
-                                if c in t.column_names else np.full(k, "", object))
+            meta_cols[c].append(
+                t.column(c).to_numpy(zero_copy_only=False).astype(object)
+                if c in t.column_names
+                else np.full(k, "", object)
+            )
         out0 += k
     if not np.isfinite(packed).all():
         raise DatasetError(f"{pdir}: {split} shards contain NaN or infinite values")
@@ -214,8 +224,9 @@ def _read_shard(path: Path):
     return pq.read_table(path, columns=cols)
 
 
-def epoch_batches(n: int, batch_size: int, generator: torch.Generator, rank: int = 0,
-                  world_size: int = 1) -> list[tuple[torch.Tensor, int]]:
+def epoch_batches(
+    n: int, batch_size: int, generator: torch.Generator, rank: int = 0, world_size: int = 1
+) -> list[tuple[torch.Tensor, int]]:
     """One epoch of batches: a seeded permutation cut into global batches of ``batch_size`` (the last,
     incomplete one is dropped unless it is the only one); this rank's disjoint slice of each.
 
@@ -225,7 +236,7 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator, rank: int
     nb = max(1, n // batch_size)
     out = []
     for b in range(nb):
-        idx = perm[b * batch_size:(b + 1) * batch_size]
+        idx = perm[b * batch_size : (b + 1) * batch_size]
         out.append((torch.tensor_split(idx, world_size)[rank], len(idx)))
     return out
 
@@ -253,8 +264,9 @@ def flip_pairs(b: dict[str, torch.Tensor], mask: torch.Tensor) -> dict[str, torc
         out[f"y3d_{v}"] = torch.where(mask[:, None, None], b[f"y3d_{v}"][:, perm] * sign, b[f"y3d_{v}"])
         if f"win_{v}" in b:  # temporal windows of normalised 2D: u -> 2 cx - u is x -> -x
             w = b[f"win_{v}"]
-            out[f"win_{v}"] = torch.where(mask.to(w.device)[:, None, None, None],
-                                          w[:, :, perm.to(w.device)] * w.new_tensor([-1.0, 1.0]), w)
+            out[f"win_{v}"] = torch.where(
+                mask.to(w.device)[:, None, None, None], w[:, :, perm.to(w.device)] * w.new_tensor([-1.0, 1.0]), w
+            )
     for k in ("ab", "ba"):
         out[f"R_{k}"] = torch.where(mask[:, None, None], M @ b[f"R_{k}"] @ M, b[f"R_{k}"])
         out[f"t_{k}"] = torch.where(mask[:, None], b[f"t_{k}"] * sign, b[f"t_{k}"])

@@ -2,6 +2,7 @@
 
 Used by ``evaluate``, ``predict`` and the training plots (nothing here imports the training loop).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -57,16 +58,22 @@ def load_run(run, which: str = "best", device: str | torch.device = "cpu") -> Lo
         model = build_model(cfg)
         model.load_state_dict(ckpt["model"])
     except (KeyError, RuntimeError, ValueError) as e:
-        raise ValueError(f"{path}: model weights do not fit the stored configuration "
-                         f"({str(e).splitlines()[0][:300]})") from None
+        raise ValueError(
+            f"{path}: model weights do not fit the stored configuration ({str(e).splitlines()[0][:300]})"
+        ) from None
     selection = ckpt.get("selection")
     if selection is None:
         if ckpt.get("kind") == "last" or what.startswith("last"):
             selection = {"metric": "last epoch"}
         else:
             selection = {"metric": "unknown (checkpoint written by an older mvtools)"}
-    info = {"path": str(path), "which": what, "epoch": ckpt.get("epoch"), "phase": ckpt.get("phase"),
-            "selection": selection}
+    info = {
+        "path": str(path),
+        "which": what,
+        "epoch": ckpt.get("epoch"),
+        "phase": ckpt.get("phase"),
+        "selection": selection,
+    }
     lift = FlipAveraged(model.lift) if cfg.test_flip else model.lift
     return LoadedRun(lift.to(device).eval(), cfg, data, info)
 
@@ -111,8 +118,15 @@ class FlipAveraged(torch.nn.Module):
 
 
 @torch.no_grad()
-def lift_2d(lift, x2d: torch.Tensor, K: torch.Tensor, device="cpu", chunk: int = 16384,
-            flip: bool = False, sequence: np.ndarray | None = None) -> np.ndarray:
+def lift_2d(
+    lift,
+    x2d: torch.Tensor,
+    K: torch.Tensor,
+    device="cpu",
+    chunk: int = 16384,
+    flip: bool = False,
+    sequence: np.ndarray | None = None,
+) -> np.ndarray:
     """Lifting branch in eval mode: undistorted pixels (N, J, 2), K (N, 4) [fx, fy, cx, cy] -> root-relative
     (N, J, 3) mm, numpy float64. ``flip``: average with the prediction for the mirrored input, mirrored back
     (test-time flip augmentation as in VideoPose3D).
@@ -128,7 +142,7 @@ def lift_2d(lift, x2d: torch.Tensor, K: torch.Tensor, device="cpu", chunk: int =
             return _lift_sequences(lift, x2d, K, device, chunk, flip, sequence, rf)
         outs = []
         for s in range(0, len(x2d), chunk):
-            xn = normalise_2d(x2d[s:s + chunk].to(device).float(), K[s:s + chunk].to(device).float())
+            xn = normalise_2d(x2d[s : s + chunk].to(device).float(), K[s : s + chunk].to(device).float())
             y = lift(xn)
             if flip:
                 y = 0.5 * (y + flip_3d(lift(flip_2d(xn))))
@@ -142,8 +156,9 @@ def _lift_sequences(lift, x2d, K, device, chunk, flip, sequence, rf) -> np.ndarr
     from mvtools.train.temporal import lift_sequences
 
     if sequence is None:
-        raise ValueError(f"a temporal model ({rf} frames per output) lifts whole sequences: pass a sequence "
-                         "label per row")
+        raise ValueError(
+            f"a temporal model ({rf} frames per output) lifts whole sequences: pass a sequence label per row"
+        )
     if len(sequence) != len(x2d):
         raise ValueError(f"{len(sequence)} sequence labels for {len(x2d)} rows")
     if len(x2d) == 0:
@@ -167,8 +182,10 @@ def lift_view_a(lift, pairs, idx: torch.Tensor, device="cpu", chunk: int = 4096)
 
     was = lift.training
     lift.eval()
-    outs = [lift(gather_windows(win.seqs, win.rows_a[idx[s:s + chunk]], win.rf, win.causal)).double().cpu()
-            for s in range(0, len(idx), chunk)]
+    outs = [
+        lift(gather_windows(win.seqs, win.rows_a[idx[s : s + chunk]], win.rf, win.causal)).double().cpu()
+        for s in range(0, len(idx), chunk)
+    ]
     lift.train(was)
     return torch.cat(outs).numpy() if outs else np.zeros((0, NUM_JOINTS, 3))
 

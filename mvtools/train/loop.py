@@ -16,6 +16,7 @@ starts with a linear warm-up. ``supervised`` has no pre-training.
 Per epoch, rank 0 writes ``best.pt`` (when the held-out score improved), then the epoch's metrics line, then
 ``last.pt``, so a kill leaves ``last.pt`` no newer than the other two (``--resume`` redoes the epoch exactly).
 """
+
 from __future__ import annotations
 
 import json
@@ -122,9 +123,16 @@ def _train(ds, out: Path, cfg: TrainConfig, env) -> dict:
         write_plots(out, model.lift, data.test, env.device)
     if env.world > 1:
         dist.barrier()
-    return {"run": str(out), "epochs_done": max(stop, st.epoch), "best_epoch": st.best_epoch,
-            "best_heldout_score": None if st.best == math.inf else st.best, "selection": data.derived["selection"],
-            "train_pairs": len(data.train), "heldout_pairs": len(data.heldout), "test_pairs": len(data.test)}
+    return {
+        "run": str(out),
+        "epochs_done": max(stop, st.epoch),
+        "best_epoch": st.best_epoch,
+        "best_heldout_score": None if st.best == math.inf else st.best,
+        "selection": data.derived["selection"],
+        "train_pairs": len(data.train),
+        "heldout_pairs": len(data.heldout),
+        "test_pairs": len(data.test),
+    }
 
 
 # ====================================================================== setup
@@ -183,8 +191,10 @@ def _load_data(ds, cfg: TrainConfig, env: _Env) -> _Data:
     pdir = pairs_dir(ds)
     m = read_pairs_manifest(pdir)
     if cfg.extrinsics is not None and m["extrinsics"] != cfg.extrinsics:
-        raise ValueError(f"{pdir / 'manifest.json'}: shards were built with {m['extrinsics']!r} extrinsics "
-                         f"but --extrinsics {cfg.extrinsics} was asked; re-run `mvtools augment` or change the option")
+        raise ValueError(
+            f"{pdir / 'manifest.json'}: shards were built with {m['extrinsics']!r} extrinsics "
+            f"but --extrinsics {cfg.extrinsics} was asked; re-run `mvtools augment` or change the option"
+        )
     pool = load_pairs(pdir, "train", None, cfg.seed, m)
     if len(pool) == 0:
         raise DatasetError(f"{pdir}: no training pairs (split 'train' is empty)")
@@ -196,23 +206,40 @@ def _load_data(ds, cfg: TrainConfig, env: _Env) -> _Data:
     batch = schedule.batch_size(cfg.batch_size, len(tr))
     spec = get_loss(cfg.loss)
     if len(ho) and spec.select == "loss":
-        how = (f"lowest held-out {cfg.loss} loss (main phase) on {len(held)} held-out training sequence(s), "
-               f"{len(ho)} pairs" + ("" if spec.labels else "; no 3D labels used"))
+        how = (
+            f"lowest held-out {cfg.loss} loss (main phase) on {len(held)} held-out training sequence(s), "
+            f"{len(ho)} pairs" + ("" if spec.labels else "; no 3D labels used")
+        )
     elif len(ho):
-        how = (f"lowest multi-view inconsistency of the lifting branch, mean ||R_ab Y_a - Y_b|| / pose size (main "
-               f"phase), on {len(held)} held-out training sequence(s), {len(ho)} pairs; no 3D labels used")
+        how = (
+            f"lowest multi-view inconsistency of the lifting branch, mean ||R_ab Y_a - Y_b|| / pose size (main "
+            f"phase), on {len(held)} held-out training sequence(s), {len(ho)} pairs; no 3D labels used"
+        )
     else:
         how = "last epoch (no held-out sequences)"
-    derived = dict(dataset=str(Path(ds).absolute()), pairs=str(pdir.absolute()), extrinsics=m["extrinsics"],
-                   source2d=m.get("source2d"), views=m.get("views"), virtual_views=m.get("virtual_views"),
-                   splits=m.get("splits"), heldout_sequences=held, selection=how, world_size=env.world,
-                   device=str(env.device), batch_size=batch, torch=str(torch.__version__))
+    derived = dict(
+        dataset=str(Path(ds).absolute()),
+        pairs=str(pdir.absolute()),
+        extrinsics=m["extrinsics"],
+        source2d=m.get("source2d"),
+        views=m.get("views"),
+        virtual_views=m.get("virtual_views"),
+        splits=m.get("splits"),
+        heldout_sequences=held,
+        selection=how,
+        world_size=env.world,
+        device=str(env.device),
+        batch_size=batch,
+        torch=str(torch.__version__),
+    )
     if batch < env.world:
         raise ValueError(f"batch size {batch} is smaller than the number of processes {env.world}")
     if env.rank == 0:
-        log(f"train: {len(tr)} pairs (batch {batch}), held-out (model selection): {len(ho)} pairs of {len(held)} "
+        log(
+            f"train: {len(tr)} pairs (batch {batch}), held-out (model selection): {len(ho)} pairs of {len(held)} "
             f"training sequence(s), test (logging only): {len(te)} pairs ({pdir}); device {env.device}, "
-            f"{env.world} process(es)")
+            f"{env.world} process(es)"
+        )
     return _Data(tr, ho, te, derived, batch)
 
 
@@ -240,7 +267,8 @@ def _build(cfg: TrainConfig, env: _Env, spec: LossSpec):
     net = trainable
     if env.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
-            trainable, device_ids=[env.local_rank] if env.device.type == "cuda" else None)
+            trainable, device_ids=[env.local_rank] if env.device.type == "cuda" else None
+        )
     return model, (torch.compile(net) if cfg.compile else net), trainable
 
 
@@ -330,8 +358,11 @@ def _accumulate(sums: dict, values: dict, n: int) -> None:
 def _reduce(sums: dict, env: _Env) -> dict:
     """Per-pair means of the accumulated sums over all ranks; ``n`` = pairs seen."""
     keys = sorted(sums)
-    vec = torch.stack([torch.as_tensor(sums[k], dtype=torch.float64) for k in keys]) if keys else \
-        torch.zeros(0, dtype=torch.float64)
+    vec = (
+        torch.stack([torch.as_tensor(sums[k], dtype=torch.float64) for k in keys])
+        if keys
+        else torch.zeros(0, dtype=torch.float64)
+    )
     if env.world > 1:
         dist.all_reduce(vec)
     d = dict(zip(keys, vec.tolist(), strict=True))
@@ -352,13 +383,21 @@ def _heldout_scores(model, ho: Pairs, cfg: TrainConfig, env: _Env, spec: LossSpe
     sums: dict[str, torch.Tensor] = {}
     idx = torch.tensor_split(torch.arange(len(ho)), env.world)[env.rank]
     for s in range(0, len(idx), chunk):
-        b = ho.batch(idx[s:s + chunk], env.device)
+        b = ho.batch(idx[s : s + chunk], env.device)
         pred = _forward(model, b, True)
         parts = spec.fn(pred, b, cfg)
         cons = torch.linalg.vector_norm(torch.einsum("bij,bkj->bki", b["R_ab"], pred.rel_a) - pred.rel_b, dim=-1)
         size = 0.5 * (torch.linalg.vector_norm(pred.rel_a, dim=-1) + torch.linalg.vector_norm(pred.rel_b, dim=-1))
-        _accumulate(sums, {"heldout_loss": sum(parts.values()), "heldout_consistency_mm": cons.mean(-1),
-                           "_cons": cons.sum(-1), "_size": size.sum(-1)}, len(b["x2d_a"]))
+        _accumulate(
+            sums,
+            {
+                "heldout_loss": sum(parts.values()),
+                "heldout_consistency_mm": cons.mean(-1),
+                "_cons": cons.sum(-1),
+                "_size": size.sum(-1),
+            },
+            len(b["x2d_a"]),
+        )
     model.train(was)
     rec = _reduce(sums, env)
     rec.pop("n")
@@ -377,8 +416,12 @@ def _test_metrics(lift, te: Pairs, env: _Env) -> dict:
     pred = lift_view_a(lift, te, idx, env.device)
     gt = te.field("y3d_a")[idx].double().numpy()
     gt = gt - gt[:, :1]
-    s = torch.tensor([mpjpe_per_pose(pred, gt).sum(), p_mpjpe_per_pose(pred, gt).sum(), float(len(idx))]
-                     if len(idx) else [0.0, 0.0, 0.0], dtype=torch.float64)
+    s = torch.tensor(
+        [mpjpe_per_pose(pred, gt).sum(), p_mpjpe_per_pose(pred, gt).sum(), float(len(idx))]
+        if len(idx)
+        else [0.0, 0.0, 0.0],
+        dtype=torch.float64,
+    )
     if env.world > 1:
         dist.all_reduce(s)
     if s[2] == 0:
@@ -430,8 +473,10 @@ def _start(out: Path, cfg: TrainConfig, env: _Env) -> dict | None:
             detail = ", ".join(f"{k}: run has {stored.get(k)!r}, asked {getattr(cfg, k)!r}" for k in diff)
             raise ValueError(f"{last}: --resume needs the same options as the run ({detail})")
         if ckpt.get("world_size", env.world) != env.world and env.rank == 0:
-            log(f"resume: checkpoint was written by {ckpt.get('world_size')} process(es), now {env.world}; "
-                "dropout random streams restart (the run is not bit-identical)")
+            log(
+                f"resume: checkpoint was written by {ckpt.get('world_size')} process(es), now {env.world}; "
+                "dropout random streams restart (the run is not bit-identical)"
+            )
         return ckpt
     if env.rank == 0 and out.exists() and any(out.iterdir()):  # (other ranks: rank 0 may be writing already)
         own = all(p.name in RUN_FILES or p.name.startswith(".") for p in out.iterdir())
@@ -444,15 +489,25 @@ def _start(out: Path, cfg: TrainConfig, env: _Env) -> dict | None:
     return None
 
 
-def _save_epoch(out: Path, model, opt, gen, st: _State, cfg: TrainConfig, derived: dict, rec: dict,
-                improved: bool, env: _Env) -> None:
+def _save_epoch(
+    out: Path, model, opt, gen, st: _State, cfg: TrainConfig, derived: dict, rec: dict, improved: bool, env: _Env
+) -> None:
     """best.pt (if improved), then the metrics line, then last.pt (which marks the epoch done)."""
-    base = {"config": cfg.to_dict(), "data": derived, "model": model.state_dict(), "epoch": rec["epoch"],
-            "phase": rec["phase"]}
+    base = {
+        "config": cfg.to_dict(),
+        "data": derived,
+        "model": model.state_dict(),
+        "epoch": rec["epoch"],
+        "phase": rec["phase"],
+    }
     if improved:
-        sel = {"metric": st.metric if st.metric in rec else "last epoch", "value": rec.get(st.metric),
-               "unit": _SELECT_UNITS[st.metric].format(unit=get_loss(cfg.loss).unit),
-               "computed_on": derived["selection"], "epoch": rec["epoch"]}
+        sel = {
+            "metric": st.metric if st.metric in rec else "last epoch",
+            "value": rec.get(st.metric),
+            "unit": _SELECT_UNITS[st.metric].format(unit=get_loss(cfg.loss).unit),
+            "computed_on": derived["selection"],
+            "epoch": rec["epoch"],
+        }
         save_checkpoint(out / "best.pt", {**base, "kind": "best", "selection": sel})
         _fault("after-best")
     with open(out / "metrics.jsonl", "a") as f:
@@ -460,11 +515,20 @@ def _save_epoch(out: Path, model, opt, gen, st: _State, cfg: TrainConfig, derive
         f.flush()
         os.fsync(f.fileno())
     _fault("after-metrics")
-    save_checkpoint(out / "last.pt", {
-        **base, "kind": "last", "optimizer": opt.state_dict(),
-        "scaler": env.scaler.state_dict() if env.scaler is not None else None,
-        "perm_generator": gen.get_state(), "rng": _gather_rng(env), "best": st.best, "best_epoch": st.best_epoch,
-        "world_size": env.world})
+    save_checkpoint(
+        out / "last.pt",
+        {
+            **base,
+            "kind": "last",
+            "optimizer": opt.state_dict(),
+            "scaler": env.scaler.state_dict() if env.scaler is not None else None,
+            "perm_generator": gen.get_state(),
+            "rng": _gather_rng(env),
+            "best": st.best,
+            "best_epoch": st.best_epoch,
+            "world_size": env.world,
+        },
+    )
     _fault("after-last")
     _log_epoch(rec, _phase_epochs(cfg)[2])
 
@@ -472,8 +536,10 @@ def _save_epoch(out: Path, model, opt, gen, st: _State, cfg: TrainConfig, derive
 def _log_epoch(rec: dict, total: int) -> None:
     msg = f"epoch {rec['epoch']}/{total} {rec['phase']}: loss {rec['loss']:.4g}, {rec['pairs_per_s']:.0f} pairs/s"
     if "heldout_loss" in rec:
-        msg += (f", held-out training sequences: loss {rec['heldout_loss']:.4g}, multi-view consistency "
-                f"{rec['heldout_consistency_mm']:.1f} mm ({100 * rec['heldout_consistency_rel']:.1f} % of pose size)")
+        msg += (
+            f", held-out training sequences: loss {rec['heldout_loss']:.4g}, multi-view consistency "
+            f"{rec['heldout_consistency_mm']:.1f} mm ({100 * rec['heldout_consistency_rel']:.1f} % of pose size)"
+        )
     if "test_mpjpe" in rec:
         msg += f"; test pairs, real view a (logged only): MPJPE {rec['test_mpjpe']:.1f} mm"
     log(msg)

@@ -10,6 +10,7 @@ The bottom of the file is the loss registry: ``@register_loss(name)`` turns a fu
 ``(pred: Prediction, batch: dict, config) -> {part name: (B,) tensor}`` into a training loss; the loop sums the
 parts it gets (so a new loss is one function and one decorator line) and logs each part.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -53,8 +54,9 @@ def penalty(r2: torch.Tensor, kind: str = "squared", c: float = 15.0) -> torch.T
     raise ValueError(f"penalty must be one of {PENALTIES}, got {kind!r}")
 
 
-def _weighted_sq(X: torch.Tensor, x: torch.Tensor, w: torch.Tensor, kind: str = "squared",
-                 c: float = 15.0) -> torch.Tensor:
+def _weighted_sq(
+    X: torch.Tensor, x: torch.Tensor, w: torch.Tensor, kind: str = "squared", c: float = 15.0
+) -> torch.Tensor:
     """sum_i w_i rho(||X_i - x_i||^2) -> (B,) (rho = ``penalty``; plain squared by default)."""
     return (w.float() * penalty(((X.float() - x) ** 2).sum(-1), kind, c)).sum(-1)
 
@@ -64,15 +66,17 @@ def reproj_loss(Y1, Y2, X1, X2, w1, w2, K1, K2, kind: str = "squared", c: float 
     return _weighted_sq(X1, project(Y1, K1), w1, kind, c) + _weighted_sq(X2, project(Y2, K2), w2, kind, c)
 
 
-def t_reproj_loss(Y1, Y2, X1, X2, w1, w2, K1, K2, R12, t12, R21, t21, kind: str = "squared",
-                  c: float = 15.0) -> torch.Tensor:
+def t_reproj_loss(
+    Y1, Y2, X1, X2, w1, w2, K1, K2, R12, t12, R21, t21, kind: str = "squared", c: float = 15.0
+) -> torch.Tensor:
     """Eq. 5, exactly as printed: sum_i w1_i ||X2_i - rho(tau(Y1)_i)||^2 + w2_i ||X1_i - rho(tau(Y2)_i)||^2.
 
     Note the weight of the view-1 prediction moved into view 2 is view 1's confidence (as in the paper).
     Projection into view 2 uses view 2's intrinsics and vice versa. px^2, (B,).
     """
-    return (_weighted_sq(X2, project(transform(Y1, R12, t12), K2), w1, kind, c)
-            + _weighted_sq(X1, project(transform(Y2, R21, t21), K1), w2, kind, c))
+    return _weighted_sq(X2, project(transform(Y1, R12, t12), K2), w1, kind, c) + _weighted_sq(
+        X1, project(transform(Y2, R21, t21), K1), w2, kind, c
+    )
 
 
 def trans_reproj_loss(Y1, Y2, X1, X2, w1, w2, K1, K2, R12, t12, R21, t21, lam: float = 1.0):
@@ -94,7 +98,7 @@ def supervised_loss(relative: torch.Tensor, y3d: torch.Tensor, root: int = 0) ->
 
     The ground truth is made root-relative here; this is the fully supervised upper bound (no pairs needed).
     """
-    gt = y3d.float() - y3d.float()[:, root:root + 1]
+    gt = y3d.float() - y3d.float()[:, root : root + 1]
     return torch.linalg.vector_norm(relative.float() - gt, dim=-1).mean(-1)
 
 
@@ -202,16 +206,20 @@ def _trans_reproj(pred: Prediction, b: dict, config) -> dict:
     """Eq. 7: reproj (eq. 2) + lambda t_reproj (eq. 5), px^2 (optionally robust, plus regularisers)."""
     args = (pred.Y_a, pred.Y_b, *_views(b, config))
     rho = _robust(config)
-    return {"reproj": reproj_loss(*args, *rho),
-            "t_reproj": config.lam * t_reproj_loss(*args, b["R_ab"], b["t_ab"], b["R_ba"], b["t_ba"], *rho),
-            **_regularisers(pred, config)}
+    return {
+        "reproj": reproj_loss(*args, *rho),
+        "t_reproj": config.lam * t_reproj_loss(*args, b["R_ab"], b["t_ab"], b["R_ba"], b["t_ba"], *rho),
+        **_regularisers(pred, config),
+    }
 
 
 @register_loss("reproj")
 def _reproj(pred: Prediction, b: dict, config) -> dict:
     """Eq. 2 alone, px^2 (the paper's depth-ambiguous baseline)."""
-    return {"reproj": reproj_loss(pred.Y_a, pred.Y_b, *_views(b, config), *_robust(config)),
-            **_regularisers(pred, config)}
+    return {
+        "reproj": reproj_loss(pred.Y_a, pred.Y_b, *_views(b, config), *_robust(config)),
+        **_regularisers(pred, config),
+    }
 
 
 @register_loss("supervised", uses_root=False, pretrain=False, labels=True, unit="mm", select="loss")

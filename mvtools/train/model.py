@@ -13,6 +13,7 @@ Backbones are pluggable: a :class:`Backbone` maps (B, receptive_field, in_featur
 output belongs to the centre frame, as in VideoPose3D); ``register_backbone(name)`` adds one to
 :data:`BACKBONES`, and :func:`build_model` builds the two branches from a :class:`~mvtools.train.config.TrainConfig`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -54,7 +55,7 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
         C = x.shape[1]
         n = stats[-1]
         mean = stats[:C] / n
-        var = (stats[C:2 * C] / n - mean * mean).clamp_min(0.0)
+        var = (stats[C : 2 * C] / n - mean * mean).clamp_min(0.0)
         with torch.no_grad():
             if self.track_running_stats:
                 self.num_batches_tracked.add_(1)
@@ -88,7 +89,7 @@ class Dropout(nn.Module):
         if x.device.type != "cpu":
             return nn.functional.dropout(x, self.p, True)
         n = x.numel()
-        words = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 7) // 8,), dtype=torch.int64)
+        words = torch.randint(-(2**63), 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64)
         keep = words.view(torch.uint8)[:n].view(x.shape) >= self.threshold
         return x * (keep.to(x.dtype) * self.scale)
 
@@ -145,16 +146,17 @@ class ResLinear(Backbone):
     2 x (Linear, BN, ReLU, Dropout), then a Linear to ``out_features``. Input (B, in_features) or (B, 1,
     in_features); one frame."""
 
-    def __init__(self, in_features: int, out_features: int, channels: int = 1024, blocks: int = 4,
-                 dropout: float = 0.5):
+    def __init__(
+        self, in_features: int, out_features: int, channels: int = 1024, blocks: int = 4, dropout: float = 0.5
+    ):
         super().__init__()
 
         def unit():
-            return [nn.Linear(channels, channels), GlobalBatchNorm1d(channels), nn.ReLU(inplace=True),
-                    Dropout(dropout)]
+            return [nn.Linear(channels, channels), GlobalBatchNorm1d(channels), nn.ReLU(inplace=True), Dropout(dropout)]
 
-        self.inp = nn.Sequential(nn.Linear(in_features, channels), GlobalBatchNorm1d(channels),
-                                 nn.ReLU(inplace=True), Dropout(dropout))
+        self.inp = nn.Sequential(
+            nn.Linear(in_features, channels), GlobalBatchNorm1d(channels), nn.ReLU(inplace=True), Dropout(dropout)
+        )
         self.blocks = nn.ModuleList([nn.Sequential(*unit(), *unit()) for _ in range(blocks)])
         self.out = nn.Linear(channels, out_features)
         # small output layer: the model starts near "zero relative pose, root on the 2D root's ray at 5 m"
@@ -227,8 +229,15 @@ class TwoBranch(nn.Module):
 
     ``TwoBranch(channels, blocks, dropout)`` builds two ResLinear branches; :func:`build_model` any backbone."""
 
-    def __init__(self, channels: int = 1024, blocks: int = 4, dropout: float = 0.5, *,
-                 lift: LiftingNet | None = None, root: RootNet | None = None):
+    def __init__(
+        self,
+        channels: int = 1024,
+        blocks: int = 4,
+        dropout: float = 0.5,
+        *,
+        lift: LiftingNet | None = None,
+        root: RootNet | None = None,
+    ):
         super().__init__()
         J = NUM_JOINTS
         self.lift = lift or LiftingNet(ResLinear(2 * J, 3 * J, channels, blocks, dropout))
@@ -253,8 +262,9 @@ def build_model(config) -> TwoBranch:
     root_cfg = config
     if hasattr(config, "root_dropout") and hasattr(config, "replace"):
         root_cfg = config.replace(dropout=config.root_dropout)
-    return TwoBranch(lift=LiftingNet(cls.from_config(2 * J, 3 * J, config)),
-                     root=RootNet(cls.from_config(2 * J, 3, root_cfg)))
+    return TwoBranch(
+        lift=LiftingNet(cls.from_config(2 * J, 3 * J, config)), root=RootNet(cls.from_config(2 * J, 3, root_cfg))
+    )
 
 
 def global_pose(relative: torch.Tensor, root: torch.Tensor) -> torch.Tensor:

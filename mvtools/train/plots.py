@@ -1,4 +1,5 @@
 """PNG plots of a run directory (matplotlib Agg): loss curves, validation MPJPE, predicted vs GT skeletons."""
+
 from __future__ import annotations
 
 import json
@@ -61,9 +62,11 @@ def plot_curves(run) -> None:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    series = [("test_mpjpe", "o-", "test MPJPE (real view a; logged only)"),
-              ("test_p_mpjpe", "s-", "test P-MPJPE (logged only)"),
-              ("heldout_consistency_mm", "^-", "held-out multi-view consistency")]
+    series = [
+        ("test_mpjpe", "o-", "test MPJPE (real view a; logged only)"),
+        ("test_p_mpjpe", "s-", "test P-MPJPE (logged only)"),
+        ("heldout_consistency_mm", "^-", "held-out multi-view consistency"),
+    ]
     tops = []
     for key, style, lab in series:
         v = [r for r in recs if key in r]
@@ -94,8 +97,7 @@ def plot_skeletons(path, pred: np.ndarray, gt: np.ndarray, titles=None) -> None:
             X, Y, Z = P[:, 0], P[:, 2], -P[:, 1]
             for j, p in enumerate(H36M17_PARENTS):
                 if p >= 0:
-                    ax.plot([X[j], X[p]], [Y[j], Y[p]], [Z[j], Z[p]], col,
-                            lw=2 if j in left else 1.2, alpha=0.9)
+                    ax.plot([X[j], X[p]], [Y[j], Y[p]], [Z[j], Z[p]], col, lw=2 if j in left else 1.2, alpha=0.9)
         r = 1000
         ax.set_xlim(-r, r), ax.set_ylim(-r, r), ax.set_zlim(-r, r)
         ax.set_xticklabels([]), ax.set_yticklabels([]), ax.set_zticklabels([])
@@ -125,6 +127,8 @@ def write_plots(run, lift, va, device, k: int = 4) -> None:
     gt = va.field("y3d_a")[t].double().numpy()
     gt = gt - gt[:, :1]
     err = mpjpe_per_pose(pred, gt)
-    titles = [f"{va.meta['subject'][i]} {va.meta['action'][i]} {va.meta['cam_a'][i]}\nMPJPE {e:.0f} mm"
-              for i, e in zip(idx, err, strict=True)]
+    titles = [
+        f"{va.meta['subject'][i]} {va.meta['action'][i]} {va.meta['cam_a'][i]}\nMPJPE {e:.0f} mm"
+        for i, e in zip(idx, err, strict=True)
+    ]
     plot_skeletons(Path(run) / "skeletons.png", pred, gt, titles)

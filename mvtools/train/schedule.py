@@ -4,6 +4,7 @@ Per phase: a linear warm-up from lr / w to lr over the first w steps, w = min(``
 phase's steps); then the pre-training phase stays at ``lr`` and the main phase is multiplied by 0.1 after each
 third of its steps (the paper: x0.1 every 100 of 300 epochs), or every ``lr_step`` epochs when given.
 """
+
 from __future__ import annotations
 
 #: the warm-up never takes more than this fraction of a phase
@@ -35,4 +36,4 @@ def learning_rate(cfg, phase: str, step: int, phase_steps: int, steps_per_epoch:
         drops = step // max(1, cfg.lr_step * steps_per_epoch)
     else:
         drops = min(2, 3 * step // max(1, phase_steps))
-    return rate * 0.1 ** drops
+    return rate * 0.1**drops

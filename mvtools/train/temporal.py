@@ -18,6 +18,7 @@ One set of weights, two forward forms (VideoPose3D's ``TemporalModelOptimized1f`
 - :meth:`TemporalConvNet.forward_sequence` - inference form: (N, T + RF - 1, F) -> (N, T, out) with dilated
   convolutions, one pass over a whole (padded) sequence. In eval mode the two forms agree frame for frame.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,8 +55,13 @@ class TemporalBatchNorm1d(GlobalBatchNorm1d):
     (``GlobalBatchNorm1d`` on the (N * T, C) view); plain ``nn.BatchNorm1d`` otherwise."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 3 and self.training and dist.is_available() and dist.is_initialized() \
-                and dist.get_world_size() > 1:
+        if (
+            x.dim() == 3
+            and self.training
+            and dist.is_available()
+            and dist.is_initialized()
+            and dist.get_world_size() > 1
+        ):
             n, c, t = x.shape
             return super().forward(x.transpose(1, 2).reshape(n * t, c)).view(n, t, c).transpose(1, 2)
         return super().forward(x)
@@ -65,8 +71,15 @@ class TemporalBatchNorm1d(GlobalBatchNorm1d):
 class TemporalConvNet(Backbone):
     """Dilated temporal convolutions: (N, RF, in_features) windows -> (N, out_features) (see module doc)."""
 
-    def __init__(self, in_features: int, out_features: int, receptive_field: int = 243, channels: int = 1024,
-                 dropout: float = 0.25, causal: bool = False):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        receptive_field: int = 243,
+        channels: int = 1024,
+        dropout: float = 0.25,
+        causal: bool = False,
+    ):
         super().__init__()
         self.widths = filter_widths_for(receptive_field)
         self.causal = bool(causal)
@@ -87,8 +100,9 @@ class TemporalConvNet(Backbone):
     def from_config(cls, in_features: int, out_features: int, config) -> TemporalConvNet:
         """``--receptive-field``, ``--channels``, ``--dropout``, ``--causal`` (``--blocks`` does not apply: the
         depth follows from the receptive field)."""
-        return cls(in_features, out_features, receptive_field_of(config), config.channels, config.dropout,
-                   config.causal)
+        return cls(
+            in_features, out_features, receptive_field_of(config), config.channels, config.dropout, config.causal
+        )
 
     def receptive_field(self) -> int:
         """Frames of input per output frame: the product of the filter widths."""
@@ -122,7 +136,7 @@ class TemporalConvNet(Backbone):
         h = self._patch_unit(self.expand, self.expand_bn, x.reshape(n * x.shape[1], -1), n)
         for i, w in enumerate(self.widths[1:]):
             shift = w // 2 if self.causal else 0
-            res = h.view(n, -1, h.shape[1])[:, shift + w // 2::w].reshape(-1, h.shape[1])
+            res = h.view(n, -1, h.shape[1])[:, shift + w // 2 :: w].reshape(-1, h.shape[1])
             h = self._patch_unit(self.convs[2 * i], self.bns[2 * i], h, n)
             h = res + self._patch_unit(self.convs[2 * i + 1], self.bns[2 * i + 1], h, n)
         return F.linear(h, self.shrink.weight[:, :, 0], self.shrink.bias)
@@ -137,7 +151,7 @@ class TemporalConvNet(Backbone):
         for i, w in enumerate(self.widths[1:]):
             pad = (w - 1) * dilation // 2
             shift = pad if self.causal else 0
-            res = h[:, :, pad + shift:h.shape[2] - pad + shift]
+            res = h[:, :, pad + shift : h.shape[2] - pad + shift]
             h = self._unit(self.convs[2 * i], self.bns[2 * i], h, dilation=dilation)
             h = res + self._unit(self.convs[2 * i + 1], self.bns[2 * i + 1], h)
             dilation *= w
@@ -154,13 +168,15 @@ def receptive_field_of(config) -> int:
         filter_widths_for(rf)
     except ValueError:
         offered = ", ".join(map(str, RECEPTIVE_FIELDS))
-        raise ValueError(f"--receptive-field must be a power of 3 of at least 9 frames ({offered}), "
-                         f"got {config.receptive_field}") from None
+        raise ValueError(
+            f"--receptive-field must be a power of 3 of at least 9 frames ({offered}), got {config.receptive_field}"
+        ) from None
     return rf
 
 
-def conv_flops_per_window(receptive_field: int, channels: int, out_features: int,
-                          in_features: int = 2 * NUM_JOINTS) -> int:
+def conv_flops_per_window(
+    receptive_field: int, channels: int, out_features: int, in_features: int = 2 * NUM_JOINTS
+) -> int:
     """Forward multiply-add FLOPs (2 per MAC) of one branch's training form for one window."""
     widths = filter_widths_for(receptive_field)
     n = receptive_field // widths[0]  # output positions of the input layer
@@ -172,8 +188,9 @@ def conv_flops_per_window(receptive_field: int, channels: int, out_features: int
 
 
 @torch.no_grad()
-def lift_sequences(forward_sequence, xn: torch.Tensor, seq: np.ndarray, rf: int, causal: bool,
-                   chunk: int = 8192) -> torch.Tensor:
+def lift_sequences(
+    forward_sequence, xn: torch.Tensor, seq: np.ndarray, rf: int, causal: bool, chunk: int = 8192
+) -> torch.Tensor:
     """Sequence inference: ``forward_sequence`` ((1, T + rf - 1, J, 2) -> (1, T, J, 3)) over every sequence of
     ``xn`` (N, J, 2) normalised 2D, rows labelled by ``seq`` (N,) and in frame order within a sequence; each
     sequence padded by edge replication and run in one pass (sequences longer than ``chunk`` frames in chunks
@@ -188,7 +205,7 @@ def lift_sequences(forward_sequence, xn: torch.Tensor, seq: np.ndarray, rf: int,
     for s, e in zip(bounds[:-1], bounds[1:], strict=True):
         rows = order_t[s:e]
         padded = pad_edges(xn.index_select(0, rows), rf, causal)[None]
-        parts = [forward_sequence(padded[:, t:t + chunk + rf - 1]) for t in range(0, e - s, chunk)]
+        parts = [forward_sequence(padded[:, t : t + chunk + rf - 1]) for t in range(0, e - s, chunk)]
         y = torch.cat(parts, dim=1)[0]
         if out is None:
             out = xn.new_empty((len(xn),) + tuple(y.shape[1:]))

@@ -7,6 +7,7 @@ the trainer times the product that dominates a step (the hidden layer's GEMM at 
 with 1 thread and with all available cores for a fraction of a second each and keeps the faster (random input
 from its own generator: the run's weights and random streams are untouched).
 """
+
 from __future__ import annotations
 
 import os
@@ -52,5 +53,7 @@ def fastest_thread_count(batch_size: int, channels: int) -> tuple[int, str]:
     many = _gemm_per_s(cores, rows, ch)
     n = cores if many > 1.1 * one else 1
     flop = 2.0 * rows * ch * ch
-    return n, (f"measured ({rows} x {ch}) @ ({ch} x {ch}) products: 1 thread {one * flop / 1e9:.1f} GFLOP/s, "
-               f"{cores} threads {many * flop / 1e9:.1f} GFLOP/s")
+    return n, (
+        f"measured ({rows} x {ch}) @ ({ch} x {ch}) products: 1 thread {one * flop / 1e9:.1f} GFLOP/s, "
+        f"{cores} threads {many * flop / 1e9:.1f} GFLOP/s"
+    )

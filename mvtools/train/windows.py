@@ -6,6 +6,7 @@ A window of ``rf`` frames around row r is the contiguous slice ``r - rf // 2 .. 
 VideoPose3D's ``ChunkedGenerator`` pads with ``np.pad(..., 'edge')``. Gathering is one index computation and one
 ``index_select`` per batch: no Python loop over samples.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,8 +44,14 @@ class Sequences:
     def rows(self, subject, action, subaction, camera, frame, where: str = "pairs") -> np.ndarray:
         """Row (N,) int64 of each (subject, action, subaction, camera, frame); a DatasetError naming ``where``
         when one is missing."""
-        q = pd.DataFrame({"subject": np.asarray(subject, object), "action": np.asarray(action, object),
-                          "subaction": np.asarray(subaction, np.int64), "camera": np.asarray(camera, object)})
+        q = pd.DataFrame(
+            {
+                "subject": np.asarray(subject, object),
+                "action": np.asarray(action, object),
+                "subaction": np.asarray(subaction, np.int64),
+                "camera": np.asarray(camera, object),
+            }
+        )
         run = q.merge(self.runs.reset_index(names="run"), on=SEQUENCE_KEYS, how="left")["run"].to_numpy()
         if np.isnan(run).any():
             i = int(np.flatnonzero(np.isnan(run))[0])
@@ -55,20 +62,24 @@ class Sequences:
         bad = self._keys()[pos] != key
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise DatasetError(f"{where}: frame {int(np.asarray(frame)[i])} of {q.iloc[i].to_dict()} has no row in "
-                               "the 2D sequences (re-run `mvtools augment`)")
+            raise DatasetError(
+                f"{where}: frame {int(np.asarray(frame)[i])} of {q.iloc[i].to_dict()} has no row in "
+                "the 2D sequences (re-run `mvtools augment`)"
+            )
         return pos
 
     def _keys(self) -> np.ndarray:
         if not hasattr(self, "_key_cache"):
-            run = np.repeat(np.arange(len(self.runs), dtype=np.int64),
-                            (self.runs["stop"] - self.runs["start"]).to_numpy())
+            run = np.repeat(
+                np.arange(len(self.runs), dtype=np.int64), (self.runs["stop"] - self.runs["start"]).to_numpy()
+            )
             self._key_cache = (run << 32) | self.frame
         return self._key_cache
 
 
-def sequences_from_arrays(meta: pd.DataFrame, frame: np.ndarray, x2d: np.ndarray, K: np.ndarray,
-                          where: str = "sequences") -> Sequences:
+def sequences_from_arrays(
+    meta: pd.DataFrame, frame: np.ndarray, x2d: np.ndarray, K: np.ndarray, where: str = "sequences"
+) -> Sequences:
     """Build :class:`Sequences` from rows already grouped by sequence (``meta`` with SEQUENCE_KEYS, frames
     increasing within a sequence), pixels (M, J, 2) and K (M, 4)."""
     m = len(frame)
@@ -93,8 +104,9 @@ def sequences_from_arrays(meta: pd.DataFrame, frame: np.ndarray, x2d: np.ndarray
     first = np.repeat(start, lengths)
     last = np.repeat(stop - 1, lengths)
     xn = (np.asarray(x2d, np.float32) - K[:, None, 2:4].astype(np.float32)) / K[:, None, 0:2].astype(np.float32)
-    return Sequences(torch.from_numpy(np.ascontiguousarray(xn)), torch.from_numpy(first), torch.from_numpy(last),
-                     frame, runs)
+    return Sequences(
+        torch.from_numpy(np.ascontiguousarray(xn)), torch.from_numpy(first), torch.from_numpy(last), frame, runs
+    )
 
 
 def load_sequences(pdir, split: str, manifest: dict) -> Sequences:
@@ -102,8 +114,10 @@ def load_sequences(pdir, split: str, manifest: dict) -> Sequences:
     pdir = Path(pdir)
     files = [s for s in manifest.get("sequences") or [] if s.get("split") == split]
     if "sequences" not in manifest:
-        raise DatasetError(f"{pdir / 'manifest.json'}: the pair shards have no per-view 2D sequences, which the "
-                           "temporal backbone needs; re-run `mvtools augment` with this mvtools")
+        raise DatasetError(
+            f"{pdir / 'manifest.json'}: the pair shards have no per-view 2D sequences, which the "
+            "temporal backbone needs; re-run `mvtools augment` with this mvtools"
+        )
     if not files:
         raise DatasetError(f"{pdir / 'manifest.json'}: no {split} 2D sequences")
     tables = []
@@ -118,8 +132,9 @@ def load_sequences(pdir, split: str, manifest: dict) -> Sequences:
     parts = []
     for t in tables:
         meta = pd.DataFrame({k: t.column(k).to_numpy(zero_copy_only=False) for k in SEQUENCE_KEYS})
-        parts.append((meta, t.column("frame").to_numpy(), joints_to_numpy(t.column("x2d"), 2),
-                      list_to_numpy(t.column("K"), 4)))
+        parts.append(
+            (meta, t.column("frame").to_numpy(), joints_to_numpy(t.column("x2d"), 2), list_to_numpy(t.column("K"), 4))
+        )
     meta = pd.concat([p[0] for p in parts], ignore_index=True)
     x2d = np.concatenate([p[2] for p in parts])
     K = np.concatenate([p[3] for p in parts])
@@ -178,5 +193,7 @@ class PairWindows:
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Windows (B, rf, J, 2) of view a and of view b of pairs ``idx`` (B,), on the sequences' device."""
-        return (gather_windows(self.seqs, self.rows_a[idx], self.rf, self.causal),
-                gather_windows(self.seqs, self.rows_b[idx], self.rf, self.causal))
+        return (
+            gather_windows(self.seqs, self.rows_a[idx], self.rf, self.causal),
+            gather_windows(self.seqs, self.rows_b[idx], self.rf, self.causal),
+        )

@@ -5,6 +5,7 @@ the 17 H36M joints, place on the rig's floor (z = 0) centred on the capture cent
 random yaw, project into every camera, drop frames a camera cannot see, simulate detections
 (:mod:`mvtools.synth.noise`). See docs/bvh.md.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -18,8 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from mvtools.camera import Camera, project, world_to_camera
-from mvtools.dataset import (DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table,
-                             safe_subject_id)
+from mvtools.dataset import DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table, safe_subject_id
 from mvtools.ingest.bvh.checks import detect_up_axis, measure, plausibility_error, problems
 from mvtools.ingest.bvh.joint_maps import (
     apply_joint_map,
@@ -31,9 +31,9 @@ from mvtools.ingest.bvh.joint_maps import (
 from mvtools.ingest.bvh.kinematics import outlier_frames, posed_height, resample_bvh, resolve_position_mode
 from mvtools.ingest.bvh.reader import detect_units, has_tpose_frame, read_bvh, skeleton_height, to_z_up
 from mvtools.progress import log, progress
-from mvtools.skeleton import chain_kinematics
 from mvtools.rotations import axis_rotation
 from mvtools.seeding import stable_rng
+from mvtools.skeleton import chain_kinematics
 
 #: Frames whose per-frame lowest point is at this percentile define the clip's low point (robust to glitches).
 FLOOR_PERCENTILE = 2.0
@@ -97,7 +97,7 @@ def load_subject_map(spec) -> list[tuple[str, str]]:
                 except json.JSONDecodeError as e:
                     raise ValueError(f"{p}: not valid JSON ({e})") from None
                 if not isinstance(data, dict):
-                    raise ValueError(f"{p}: expected a JSON object {{\"file pattern\": \"subject\"}}")
+                    raise ValueError(f'{p}: expected a JSON object {{"file pattern": "subject"}}')
                 items = list(data.items())
             else:
                 items = []
@@ -142,6 +142,7 @@ def subject_from_rule(spec):
         if "subject" in rx.groupindex:
             return m.group("subject")
         return m.group(1) if rx.groups else m.group(0)
+
     return by_regex
 
 
@@ -170,7 +171,7 @@ def make_splits(subjects: list[str], split="auto") -> dict:
         return {"train": subs, "test": []}
     if split == "auto":
         n_test = 0 if len(subs) < 2 else max(1, int(round(0.2 * len(subs))))
-        return {"train": subs[:len(subs) - n_test], "test": subs[len(subs) - n_test:]}
+        return {"train": subs[: len(subs) - n_test], "test": subs[len(subs) - n_test :]}
     test = [s.strip() for s in split.split(",")] if isinstance(split, str) else list(split)
     unknown = [s for s in test if s not in subs]
     if unknown:
@@ -198,8 +199,10 @@ def load_rig(spec: str) -> tuple[dict[str, Camera], str]:
     try:
         from mvtools.calibration.toml_io import read_aniposelib_toml
     except ImportError:
-        raise ValueError(f"{p}: reading aniposelib TOML rigs needs mvtools.calibration.toml_io, which this "
-                         f"installation lacks; use --rig h36m:<subject>") from None
+        raise ValueError(
+            f"{p}: reading aniposelib TOML rigs needs mvtools.calibration.toml_io, which this "
+            f"installation lacks; use --rig h36m:<subject>"
+        ) from None
     cams = read_aniposelib_toml(p)
     if not cams:
         raise DatasetError(f"{p}: no cameras in the rig file")
@@ -262,12 +265,17 @@ def stage_frame(cams) -> tuple[np.ndarray, np.ndarray, str]:
     x /= np.linalg.norm(x)
     R = np.stack([x, np.cross(up, x), up], 1)
     origin = centre - LOOK_AT_HEIGHT_MM * up
-    return R, origin, (f"rig world is not Z-up (the cameras' vertical is {ang:.0f} deg from +Z): up = that vertical, "
-                       f"floor {LOOK_AT_HEIGHT_MM:.0f} mm below the capture centre")
+    return (
+        R,
+        origin,
+        (
+            f"rig world is not Z-up (the cameras' vertical is {ang:.0f} deg from +Z): up = that vertical, "
+            f"floor {LOOK_AT_HEIGHT_MM:.0f} mm below the capture centre"
+        ),
+    )
 
 
-def place_on_stage(points: np.ndarray, yaw_deg: float = 0.0, ref: np.ndarray | None = None,
-                   floor: str = "auto"):
+def place_on_stage(points: np.ndarray, yaw_deg: float = 0.0, ref: np.ndarray | None = None, floor: str = "auto"):
     """Z-up points (T, J, 3) mm -> floor at z = 0 and horizontal trajectory centred at the origin, rotated
     by ``yaw_deg`` about +Z. Returns (points, floor shift mm, xy shift mm).
 
@@ -329,9 +337,17 @@ def _repair_outliers(bvh, path) -> np.ndarray:
     return bad
 
 
-def bvh_to_h36m17(path, fps: float | None = 50.0, joint_map="auto", units: str = "auto",
-                  drop_tpose="auto", resample: str = "slerp", position_channels: str = "auto",
-                  up_axis: str = "auto", check: bool = True) -> tuple[np.ndarray, np.ndarray, dict]:
+def bvh_to_h36m17(
+    path,
+    fps: float | None = 50.0,
+    joint_map="auto",
+    units: str = "auto",
+    drop_tpose="auto",
+    resample: str = "slerp",
+    position_channels: str = "auto",
+    up_axis: str = "auto",
+    check: bool = True,
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """One BVH file -> (H36M-17 joints (K, 17, 3) mm Z-up, all BVH joints (K, J, 3) mm Z-up, report).
 
     Positions are in the file's frame turned Z-up (not yet placed). ``fps`` None/0 keeps the file's rate.
@@ -367,13 +383,25 @@ def bvh_to_h36m17(path, fps: float | None = 50.0, joint_map="auto", units: str =
     near_bad = bad[np.floor(src).astype(int)] | bad[np.ceil(src).astype(int)]
     X[near_bad] = np.nan
     P[near_bad] = np.nan
-    report = {"file": str(path), "frames_read": n_read, "tpose_frame_dropped": drop, "fps_in": bvh.fps,
-              "frames_resampled": int(len(src)), "units": unit, "mm_per_unit": mm, "units_how": how,
-              "joint_map": jm["name"], "derived_joints": derived_joints(bvh.names, jm),
-              "position_channels": bvh.position_mode, "position_channels_how": pos_how,
-              "up_axis": axis, "up_axis_how": axis_how,
-              "outlier_frames": np.flatnonzero(bad).tolist()[:20], "outlier_frames_count": int(bad.sum()),
-              "output_frames_unusable": int(near_bad.sum())}
+    report = {
+        "file": str(path),
+        "frames_read": n_read,
+        "tpose_frame_dropped": drop,
+        "fps_in": bvh.fps,
+        "frames_resampled": int(len(src)),
+        "units": unit,
+        "mm_per_unit": mm,
+        "units_how": how,
+        "joint_map": jm["name"],
+        "derived_joints": derived_joints(bvh.names, jm),
+        "position_channels": bvh.position_mode,
+        "position_channels_how": pos_how,
+        "up_axis": axis,
+        "up_axis_how": axis_how,
+        "outlier_frames": np.flatnonzero(bad).tolist()[:20],
+        "outlier_frames_count": int(bad.sum()),
+        "output_frames_unusable": int(near_bad.sum()),
+    }
     report["plausibility"] = measure(X[~near_bad])
     found = problems(report["plausibility"])
     report["plausibility_problems"] = found
@@ -382,12 +410,29 @@ def bvh_to_h36m17(path, fps: float | None = 50.0, joint_map="auto", units: str =
     return X, P, report
 
 
-def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subject_map=None, split="auto",
-               detector_noise="realistic", seed: int = 0, joint_map="auto", units: str = "auto",
-               drop_tpose="auto", random_yaw: bool = True, min_views: int | None = None,
-               near_mm: float = 100.0, resample: str = "slerp", floor: str = "auto",
-               position_channels: str = "auto", up_axis: str = "auto", check_plausibility: bool = True,
-               subject_from=None, overwrite: bool = False) -> dict:
+def ingest_bvh(
+    paths_or_dir,
+    out,
+    rig="h36m:S1",
+    fps: float | None = 50.0,
+    subject_map=None,
+    split="auto",
+    detector_noise="realistic",
+    seed: int = 0,
+    joint_map="auto",
+    units: str = "auto",
+    drop_tpose="auto",
+    random_yaw: bool = True,
+    min_views: int | None = None,
+    near_mm: float = 100.0,
+    resample: str = "slerp",
+    floor: str = "auto",
+    position_channels: str = "auto",
+    up_axis: str = "auto",
+    check_plausibility: bool = True,
+    subject_from=None,
+    overwrite: bool = False,
+) -> dict:
     """Turn BVH files into dataset ``out`` (written atomically); returns a summary dict.
 
     paths_or_dir: files and/or directories (searched for ``*.bvh``). rig: ``h36m:S1`` or an aniposelib
@@ -421,32 +466,44 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
     assign = [(f, subject_of(f, rules, rule)) for f in files]
     renamed = {s: safe_subject_id(s) for _, s in assign if safe_subject_id(s) != s}
     for old_id, new_id in renamed.items():
-        log(f"note: subject {old_id!r} stored as {new_id!r}: ids must start with a letter so that pandas, pyarrow "
-            f"and DuckDB read the subject=<id> directories back as strings")
+        log(
+            f"note: subject {old_id!r} stored as {new_id!r}: ids must start with a letter so that pandas, pyarrow "
+            f"and DuckDB read the subject=<id> directories back as strings"
+        )
     assign = [(f, safe_subject_id(s)) for f, s in assign]
     if isinstance(split, str) and split not in ("auto", "none"):
         split = ",".join(safe_subject_id(x.strip()) for x in split.split(","))
     keys = {}
     for f, s in assign:
         if (s, f.stem) in keys:
-            raise DatasetError(f"{f}: same subject {s} and action {f.stem!r} as {keys[s, f.stem]} "
-                               f"(rename one or map them to different subjects with --subject-map)")
+            raise DatasetError(
+                f"{f}: same subject {s} and action {f.stem!r} as {keys[s, f.stem]} "
+                f"(rename one or map them to different subjects with --subject-map)"
+            )
         keys[s, f.stem] = f
     subjects = list(dict.fromkeys(sorted(s for _, s in assign)))
     splits = make_splits(subjects, split)
 
     reports = []
     totals = {"frames_read": 0, "frames_resampled": 0, "frames_kept": 0}
-    inputs = [*(paths_or_dir if isinstance(paths_or_dir, (list, tuple)) else [paths_or_dir]), rig, subject_map,
-              joint_map, detector_noise]
+    inputs = [
+        *(paths_or_dir if isinstance(paths_or_dir, (list, tuple)) else [paths_or_dir]),
+        rig,
+        subject_map,
+        joint_map,
+        detector_noise,
+    ]
     with DatasetWriter(out, [i for i in inputs if isinstance(i, (str, Path)) and Path(i).exists()], overwrite) as w:
         with progress(assign, label="ingest bvh") as bar:
             for f, subj in bar:
-                X, P, rep = bvh_to_h36m17(f, fps, jm, units, drop_tpose, resample, position_channels, up_axis,
-                                          check_plausibility)
+                X, P, rep = bvh_to_h36m17(
+                    f, fps, jm, units, drop_tpose, resample, position_channels, up_axis, check_plausibility
+                )
                 if not fps and reports and rep["fps_in"] != reports[0]["fps_in"]:
-                    raise ValueError(f"{f}: {rep['fps_in']:g} Hz, but {reports[0]['file']} is "
-                                     f"{reports[0]['fps_in']:g} Hz; pass fps=... (--fps) to resample them to one rate")
+                    raise ValueError(
+                        f"{f}: {rep['fps_in']:g} Hz, but {reports[0]['file']} is "
+                        f"{reports[0]['fps_in']:g} Hz; pass fps=... (--fps) to resample them to one rate"
+                    )
                 for p in rep["plausibility_problems"]:
                     log(f"warning: {f}: implausible: {p} (kept because of --no-check-plausibility)")
                 if "implausible" in rep["units_how"]:
@@ -460,10 +517,17 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
                 keep = ok.sum(0) >= min_views
                 frames = np.flatnonzero(keep).astype(np.int32)
                 action = f.stem
-                rep.update(subject=subj, action=action, subaction=1, yaw_deg=round(yaw, 3),
-                           floor_shift_mm=round(floor_mm, 2), centre_shift_mm=np.round(shift_xy, 2).tolist(),
-                           not_visible_per_camera={c: int((~ok[i] & usable).sum()) for i, c in enumerate(cam_ids)},
-                           frames_dropped=int((~keep).sum()), frames_kept=int(keep.sum()))
+                rep.update(
+                    subject=subj,
+                    action=action,
+                    subaction=1,
+                    yaw_deg=round(yaw, 3),
+                    floor_shift_mm=round(floor_mm, 2),
+                    centre_shift_mm=np.round(shift_xy, 2).tolist(),
+                    not_visible_per_camera={c: int((~ok[i] & usable).sum()) for i, c in enumerate(cam_ids)},
+                    frames_dropped=int((~keep).sum()),
+                    frames_kept=int(keep.sum()),
+                )
                 reports.append(rep)
                 for k in totals:
                     totals[k] += rep[k]
@@ -477,43 +541,75 @@ def ingest_bvh(paths_or_dir, out, rig="h36m:S1", fps: float | None = 50.0, subje
                         continue
                     cam = rig_cams[c]
                     gt.append(poses2d_table(action, 1, f.name, fr, c, project(Xw[fr], cam), None, "gt"))
-                    uv, conf = simulate_detections(Xw[fr], cam, noise, stable_rng(seed, "det", f.stem, c),
-                                                   fps or rep["fps_in"])
-                    det.append(poses2d_table(action, 1, f.name, fr, c, np.asarray(uv), np.asarray(conf),
-                                             "detected"))
+                    uv, conf = simulate_detections(
+                        Xw[fr], cam, noise, stable_rng(seed, "det", f.stem, c), fps or rep["fps_in"]
+                    )
+                    det.append(poses2d_table(action, 1, f.name, fr, c, np.asarray(uv), np.asarray(conf), "detected"))
                 w.add_poses2d(subj, pa.concat_tables(gt))
                 w.add_poses2d(subj, pa.concat_tables(det))
         written = [s for s in subjects if s in w.subjects]
         if not written:
             where = str(files[0]) + (f" and {len(files) - 1} more file(s)" if len(files) > 1 else "")
-            raise DatasetError(f"{where}: no frame is seen by {min_views} of the {n_cams} cameras ({rig_how}); "
-                               f"nothing to write (see --min-views)")
+            raise DatasetError(
+                f"{where}: no frame is seen by {min_views} of the {n_cams} cameras ({rig_how}); "
+                f"nothing to write (see --min-views)"
+            )
         w.set_cameras([replace(c, subject=s, source="given") for s in written for c in rig_cams.values()])
         splits = {k: [s for s in v if s in written] for k, v in splits.items()}
         noise_dict = noise.to_dict() if hasattr(noise, "to_dict") else None
         manifest = base_manifest(
-            "bvh", splits=splits, fps=fps or (reports[0]["fps_in"] if reports else None), subjects=written,
-            source={"kind": "bvh", "files": len(files), "rig": str(rig) if isinstance(rig, (str, Path)) else "given",
-                    "rig_description": rig_how,
-                    "joint_map": jm if isinstance(jm, str) else jm["name"], "units": units,
-                    "position_channels": position_channels, "up_axis": up_axis,
-                    "check_plausibility": check_plausibility, "subject_from": subject_from,
-                    "subjects_renamed": renamed,
-                    "drop_tpose": str(drop_tpose), "resample": resample,
-                    "detector_noise": noise_how, "seed": seed, "random_yaw": random_yaw,
-                    "min_views": min_views, "near_mm": near_mm, "floor": floor, "placement": stage_how},
-            detector_noise=noise_dict, totals=totals, files=reports)
+            "bvh",
+            splits=splits,
+            fps=fps or (reports[0]["fps_in"] if reports else None),
+            subjects=written,
+            source={
+                "kind": "bvh",
+                "files": len(files),
+                "rig": str(rig) if isinstance(rig, (str, Path)) else "given",
+                "rig_description": rig_how,
+                "joint_map": jm if isinstance(jm, str) else jm["name"],
+                "units": units,
+                "position_channels": position_channels,
+                "up_axis": up_axis,
+                "check_plausibility": check_plausibility,
+                "subject_from": subject_from,
+                "subjects_renamed": renamed,
+                "drop_tpose": str(drop_tpose),
+                "resample": resample,
+                "detector_noise": noise_how,
+                "seed": seed,
+                "random_yaw": random_yaw,
+                "min_views": min_views,
+                "near_mm": near_mm,
+                "floor": floor,
+                "placement": stage_how,
+            },
+            detector_noise=noise_dict,
+            totals=totals,
+            files=reports,
+        )
         path = w.commit(manifest)
         rows = dict(w.rows)
     for r in reports:
         if r["outlier_frames_count"]:
-            log(f"note: {r['file']}: {r['outlier_frames_count']} source frame(s) with a channel far outside the "
+            log(
+                f"note: {r['file']}: {r['outlier_frames_count']} source frame(s) with a channel far outside the "
                 f"clip's range (first: {r['outlier_frames'][:5]}); {r['output_frames_unusable']} output frame(s) "
-                f"next to them dropped")
+                f"next to them dropped"
+            )
         if r["frames_dropped"]:
             per = ", ".join(f"{c}: {n}" for c, n in r["not_visible_per_camera"].items() if n)
-            log(f"note: {r['file']}: dropped {r['frames_dropped']} of {r['frames_resampled']} frames "
-                f"(not fully visible in camera {per})")
-    return {"out": str(path), "files": len(files), "subjects": written, "splits": splits, "rows": rows,
-            **totals, "frames_dropped": totals["frames_resampled"] - totals["frames_kept"],
-            "seconds": round(time.perf_counter() - t0, 3)}
+            log(
+                f"note: {r['file']}: dropped {r['frames_dropped']} of {r['frames_resampled']} frames "
+                f"(not fully visible in camera {per})"
+            )
+    return {
+        "out": str(path),
+        "files": len(files),
+        "subjects": written,
+        "splits": splits,
+        "rows": rows,
+        **totals,
+        "frames_dropped": totals["frames_resampled"] - totals["frames_kept"],
+        "seconds": round(time.perf_counter() - t0, 3),
+    }

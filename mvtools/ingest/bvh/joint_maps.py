@@ -1,4 +1,5 @@
 """Joint maps: which BVH joints (or weighted means of them) give each of the 17 H36M joints."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,11 @@ from mvtools.skeleton import H36M17_NAMES
 def builtin_joint_maps() -> list[str]:
     """Names of the joint maps shipped in mvtools/data (``joint_map_<name>.json``)."""
     d = resources.files("mvtools").joinpath("data")
-    return sorted(p.name[len("joint_map_"):-5] for p in d.iterdir()
-                  if p.name.startswith("joint_map_") and p.name.endswith(".json"))
+    return sorted(
+        p.name[len("joint_map_") : -5]
+        for p in d.iterdir()
+        if p.name.startswith("joint_map_") and p.name.endswith(".json")
+    )
 
 
 #: Order in which ``--joint-map auto`` tries the built-in maps (the most specific first).
@@ -33,8 +37,7 @@ def _normalise_sources(v, k: str, where: str) -> dict[str, float]:
         if abs(tot - 1.0) > 1e-6:
             raise ValueError(f"{where}: weights of {k!r} sum to {tot}, not 1")
         return {x: float(w) for x, w in v.items()}
-    raise ValueError(f"{where}: source of {k!r} must be a joint name, a list of names or "
-                     f"{{name: weight}}, got {v!r}")
+    raise ValueError(f"{where}: source of {k!r} must be a joint name, a list of names or {{name: weight}}, got {v!r}")
 
 
 def load_joint_map(spec="cmu") -> dict:
@@ -68,9 +71,13 @@ def load_joint_map(spec="cmu") -> dict:
     missing = [n for n in H36M17_NAMES if n not in joints]
     unknown = [n for n in joints if n not in H36M17_NAMES]
     if missing or unknown:
-        raise ValueError(f"{where}: " + "; ".join(
-            ([f"missing H36M joint(s) {missing}"] if missing else []) +
-            ([f"unknown H36M joint(s) {unknown} (names: {', '.join(H36M17_NAMES)})"] if unknown else [])))
+        raise ValueError(
+            f"{where}: "
+            + "; ".join(
+                ([f"missing H36M joint(s) {missing}"] if missing else [])
+                + ([f"unknown H36M joint(s) {unknown} (names: {', '.join(H36M17_NAMES)})"] if unknown else [])
+            )
+        )
     norm = {k: _normalise_sources(v, k, where) for k, v in joints.items()}
     derived = data.get("derived") or {}
     if not isinstance(derived, dict) or any(k not in H36M17_NAMES for k in derived):
@@ -99,6 +106,7 @@ def _resolver(names: list[str]):
             return exact[name]
         hits = bare.get(name, [])
         return hits[0] if len(hits) == 1 else None
+
     return find
 
 
@@ -126,8 +134,10 @@ def joint_map_matrix(names: list[str], joint_map: dict, path: str = "") -> np.nd
     uses the map's ``derived`` sources when it has them."""
     src, missing, _ = _map_sources(names, joint_map)
     if missing:
-        raise DatasetError(f"{path}: joint(s) {sorted(missing)} named by {joint_map['name']} are not in the "
-                           f"file (it has {', '.join(names)}); pass --joint-map FILE.json")
+        raise DatasetError(
+            f"{path}: joint(s) {sorted(missing)} named by {joint_map['name']} are not in the "
+            f"file (it has {', '.join(names)}); pass --joint-map FILE.json"
+        )
     W = np.zeros((len(H36M17_NAMES), len(names)))
     for i, h in enumerate(H36M17_NAMES):
         for j, w in src[h].items():
@@ -153,8 +163,10 @@ def choose_joint_map(names: list[str], path: str = "") -> dict:
             return jm
         lacks[name] = sorted(missing)
     detail = "; ".join(f"{k} lacks {', '.join(v[:4])}{' ...' if len(v) > 4 else ''}" for k, v in lacks.items())
-    raise DatasetError(f"{path}: no built-in joint map fits this skeleton ({detail}); the file has joints "
-                       f"{', '.join(names)}: write a --joint-map FILE.json (format in docs/bvh.md)")
+    raise DatasetError(
+        f"{path}: no built-in joint map fits this skeleton ({detail}); the file has joints "
+        f"{', '.join(names)}: write a --joint-map FILE.json (format in docs/bvh.md)"
+    )
 
 
 def apply_joint_map(positions: np.ndarray, W: np.ndarray) -> np.ndarray:

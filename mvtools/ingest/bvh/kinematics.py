@@ -13,6 +13,7 @@ Position channels (checked against three widely used readers, docs/bvh.md):
   ``add``: OFFSET + channels, as PyMO reads them. ``auto`` takes ``replace`` unless every non-root position
   channel stays near zero while the OFFSETs do not (deltas, which only ``add`` reads as a skeleton).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,9 +35,18 @@ def _rotation_groups(bvh: Bvh) -> dict[str, tuple[list[int], np.ndarray]]:
         order = "".join(c[0] for c in ch if c.endswith("rotation"))
         if order:
             groups.setdefault(order, []).append(j)
-    return {order: (joints, np.array([[col for c, col in zip(bvh.channels[j], bvh.channel_index[j])
-                                       if c.endswith("rotation")] for j in joints]))
-            for order, joints in groups.items()}
+    return {
+        order: (
+            joints,
+            np.array(
+                [
+                    [col for c, col in zip(bvh.channels[j], bvh.channel_index[j]) if c.endswith("rotation")]
+                    for j in joints
+                ]
+            ),
+        )
+        for order, joints in groups.items()
+    }
 
 
 POSITION_MODES = ("auto", "replace", "add")
@@ -60,8 +70,11 @@ def resolve_position_mode(bvh: Bvh, mode: str = "auto") -> tuple[str, str]:
         return "replace", "no non-root position channels"
     ratios = []
     for j in joints:
-        cols = [(col, _AXES.index(c[0])) for c, col in zip(bvh.channels[j], bvh.channel_index[j], strict=True)
-                if c.endswith("position")]
+        cols = [
+            (col, _AXES.index(c[0]))
+            for c, col in zip(bvh.channels[j], bvh.channel_index[j], strict=True)
+            if c.endswith("position")
+        ]
         v = np.zeros((bvh.num_frames, 3))
         for col, ax in cols:
             v[:, ax] = bvh.motion[:, col]
@@ -69,10 +82,14 @@ def resolve_position_mode(bvh: Bvh, mode: str = "auto") -> tuple[str, str]:
         if off > 0:
             ratios.append(float(np.median(np.linalg.norm(v, axis=1))) / off)
     if ratios and max(ratios) < DELTA_FRACTION:
-        return "add", (f"{len(joints)} non-root joints have position channels near zero (at most "
-                       f"{max(ratios):.1%} of their OFFSET): read as OFFSET + channels")
-    return "replace", (f"{len(joints)} non-root joints have position channels: read as their local "
-                       f"translation (as Blender and LAFAN1 do); --position-channels add for OFFSET + channels")
+        return "add", (
+            f"{len(joints)} non-root joints have position channels near zero (at most "
+            f"{max(ratios):.1%} of their OFFSET): read as OFFSET + channels"
+        )
+    return "replace", (
+        f"{len(joints)} non-root joints have position channels: read as their local "
+        f"translation (as Blender and LAFAN1 do); --position-channels add for OFFSET + channels"
+    )
 
 
 def local_translations(bvh: Bvh, motion: np.ndarray | None = None) -> np.ndarray:
@@ -116,8 +133,11 @@ def outlier_frames(bvh: Bvh, extent: float) -> np.ndarray:
     """(T,) bool: frames with a position channel more than :data:`OUTLIER_EXTENTS` x ``extent`` (file
     units) from its median over the clip, or a rotation channel beyond :data:`OUTLIER_ANGLE_DEG`."""
     bad = np.zeros(bvh.num_frames, bool)
-    named = [(c, col) for ch, idx in zip(bvh.channels, bvh.channel_index, strict=True)
-             for c, col in zip(ch, idx, strict=True)]
+    named = [
+        (c, col)
+        for ch, idx in zip(bvh.channels, bvh.channel_index, strict=True)
+        for c, col in zip(ch, idx, strict=True)
+    ]
     pos = [col for c, col in named if c.endswith("position")]
     rot = [col for c, col in named if c.endswith("rotation")]
     if pos:

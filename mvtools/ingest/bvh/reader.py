@@ -13,6 +13,7 @@ Conventions:
 - End Sites become extra joints named ``<Parent>_End`` with no channels (``_End2``... if several).
 - Lengths stay in the file's unit in :class:`Bvh`; :func:`detect_units` gives mm per unit.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,10 +30,23 @@ from mvtools.skeleton import chain_kinematics
 _AXES = "XYZ"
 #: mm per unit. ``cmu`` is the CMU ASF unit of the cgspeed BVH conversion: 1/0.45 inch.
 UNITS = {"mm": 1.0, "cm": 10.0, "m": 1000.0, "inch": 25.4, "cmu": 25.4 / 0.45}
-_UNIT_ALIASES = {"millimeter": "mm", "millimeters": "mm", "millimetre": "mm", "millimetres": "mm",
-                 "centimeter": "cm", "centimeters": "cm", "centimetre": "cm", "centimetres": "cm",
-                 "meter": "m", "meters": "m", "metre": "m", "metres": "m", "in": "inch",
-                 "inches": "inch", "cmu_asf": "cmu"}
+_UNIT_ALIASES = {
+    "millimeter": "mm",
+    "millimeters": "mm",
+    "millimetre": "mm",
+    "millimetres": "mm",
+    "centimeter": "cm",
+    "centimeters": "cm",
+    "centimetre": "cm",
+    "centimetres": "cm",
+    "meter": "m",
+    "meters": "m",
+    "metre": "m",
+    "metres": "m",
+    "in": "inch",
+    "inches": "inch",
+    "cmu_asf": "cmu",
+}
 #: Typical adult stature (mm) used to pick the unit when the file gives no hint.
 TYPICAL_HEIGHT_MM = 1700.0
 PLAUSIBLE_HEIGHT_MM = (1000.0, 2500.0)
@@ -201,7 +215,7 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
         elif up == "OFFSET":
             if not stack:
                 raise _err(path, line, "OFFSET outside a joint")
-            vals = [t for t, ln in tokens[pos + 1:pos + 4] if ln == line]
+            vals = [t for t, ln in tokens[pos + 1 : pos + 4] if ln == line]
             if len(vals) != 3:
                 raise _err(path, line, f"OFFSET needs 3 numbers, got {len(vals)}")
             offsets[stack[-1]] = [_parse_float(v, path, line, "OFFSET") for v in vals]
@@ -223,8 +237,11 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
                 listed.append(tokens[q][0])
                 q += 1
             if len(listed) != n:
-                raise _err(path, line, f"channel count mismatch: CHANNELS says {n} but lists {len(listed)} "
-                                       f"({' '.join(listed) or 'none'})")
+                raise _err(
+                    path,
+                    line,
+                    f"channel count mismatch: CHANNELS says {n} but lists {len(listed)} ({' '.join(listed) or 'none'})",
+                )
             channels[j] = _check_channels(listed, path, line)
             pos += 2 + n
         else:
@@ -257,9 +274,13 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
     ft_s = header(k, "Frame Time:")
     frame_time = _parse_float(ft_s, path, k + 1, "Frame Time")
     if not FRAME_TIME_RANGE_S[0] <= frame_time <= FRAME_TIME_RANGE_S[1]:
-        raise _err(path, k + 1, f"Frame Time {ft_s} s is not a plausible frame period (expected "
-                                f"{FRAME_TIME_RANGE_S[0]:g} to {FRAME_TIME_RANGE_S[1]:g} s, i.e. "
-                                f"{1 / FRAME_TIME_RANGE_S[1]:g} to {1 / FRAME_TIME_RANGE_S[0]:g} Hz)")
+        raise _err(
+            path,
+            k + 1,
+            f"Frame Time {ft_s} s is not a plausible frame period (expected "
+            f"{FRAME_TIME_RANGE_S[0]:g} to {FRAME_TIME_RANGE_S[1]:g} s, i.e. "
+            f"{1 / FRAME_TIME_RANGE_S[1]:g} to {1 / FRAME_TIME_RANGE_S[0]:g} Hz)",
+        )
     k += 1
 
     n_ch = sum(len(c) for c in channels)
@@ -274,9 +295,18 @@ def parse_bvh(text: str, path: str = "<string>") -> Bvh:
 
     starts = np.cumsum([0] + [len(c) for c in channels])
     chan_index = [np.arange(starts[j], starts[j + 1]) for j in range(len(names))]
-    return Bvh(names=names, parents=np.array(parents, dtype=np.int64), offsets=np.array(offsets, float),
-               channels=channels, motion=motion, frame_time=frame_time, end_site=np.array(end_site),
-               path=path, unit_hint=unit_hint, channel_index=chan_index)
+    return Bvh(
+        names=names,
+        parents=np.array(parents, dtype=np.int64),
+        offsets=np.array(offsets, float),
+        channels=channels,
+        motion=motion,
+        frame_time=frame_time,
+        end_site=np.array(end_site),
+        path=path,
+        unit_hint=unit_hint,
+        channel_index=chan_index,
+    )
 
 
 def _name_end_sites(names: list[str], parents: list[int], end_site: list[bool]) -> None:
@@ -301,14 +331,24 @@ def _motion_error(data_lines: list[str], k: int, n_frames: int, n_ch: int, frame
         if not row:
             raise _err(path, k + b + 1, "blank line inside the motion block")
         if len(row) != n_ch:
-            raise _err(path, k + b + 1, f"channel count mismatch: frame {b} has {len(row)} values, the "
-                                        f"hierarchy declares {n_ch} channels")
+            raise _err(
+                path,
+                k + b + 1,
+                f"channel count mismatch: frame {b} has {len(row)} values, the hierarchy declares {n_ch} channels",
+            )
     if len(rows) < n_frames:
-        raise _err(path, k + len(rows), f"motion block truncated: 'Frames: {n_frames}' (line {frames_line}) "
-                                        f"but the data ends after {len(rows)} frame(s)")
+        raise _err(
+            path,
+            k + len(rows),
+            f"motion block truncated: 'Frames: {n_frames}' (line {frames_line}) "
+            f"but the data ends after {len(rows)} frame(s)",
+        )
     if len(rows) > n_frames:
-        raise _err(path, k + n_frames + 1, f"more frame lines than 'Frames: {n_frames}' (line {frames_line}) "
-                                           f"declares ({len(rows)})")
+        raise _err(
+            path,
+            k + n_frames + 1,
+            f"more frame lines than 'Frames: {n_frames}' (line {frames_line}) declares ({len(rows)})",
+        )
     for r, row in enumerate(rows):
         for t in row:
             v = _parse_float(t, path, k + r + 1, f"frame {r}")
@@ -324,8 +364,7 @@ def _parse_numbers(lines: list[str]) -> np.ndarray | None:
     import pandas as pd
 
     try:
-        a = pd.read_csv(io.StringIO("\n".join(lines)), sep=r"\s+", header=None, dtype=np.float64,
-                        engine="c").to_numpy()
+        a = pd.read_csv(io.StringIO("\n".join(lines)), sep=r"\s+", header=None, dtype=np.float64, engine="c").to_numpy()
     except (ValueError, pd.errors.ParserError):
         return None
     return a
@@ -334,8 +373,7 @@ def _parse_numbers(lines: list[str]) -> np.ndarray | None:
 def rest_pose(bvh: Bvh) -> np.ndarray:
     """Joint positions (J, 3) with all rotations zero and no root translation (file units)."""
     J = len(bvh.names)
-    return chain_kinematics(bvh.parents, np.broadcast_to(np.eye(3), (1, J, 3, 3)).copy(),
-                            bvh.offsets[None].copy())[0]
+    return chain_kinematics(bvh.parents, np.broadcast_to(np.eye(3), (1, J, 3, 3)).copy(), bvh.offsets[None].copy())[0]
 
 
 # ----------------------------------------------------------------------------- units
@@ -402,10 +440,14 @@ def has_tpose_frame(bvh: Bvh) -> bool:
     position, and a frame 1 that is not whole-degree (real capture)."""
     if bvh.num_frames < 2:
         return False
-    rot_cols = np.concatenate([[col for c, col in zip(ch, idx) if c.endswith("rotation")]
-                               for ch, idx in zip(bvh.channels, bvh.channel_index)] + [[]]).astype(int)
-    pos_cols = np.concatenate([[col for c, col in zip(ch, idx) if c.endswith("position")]
-                               for ch, idx in zip(bvh.channels, bvh.channel_index)] + [[]]).astype(int)
+    rot_cols = np.concatenate(
+        [[col for c, col in zip(ch, idx) if c.endswith("rotation")] for ch, idx in zip(bvh.channels, bvh.channel_index)]
+        + [[]]
+    ).astype(int)
+    pos_cols = np.concatenate(
+        [[col for c, col in zip(ch, idx) if c.endswith("position")] for ch, idx in zip(bvh.channels, bvh.channel_index)]
+        + [[]]
+    ).astype(int)
     if len(rot_cols) == 0:
         return False
     f0, f1 = bvh.motion[0, rot_cols], bvh.motion[1, rot_cols]

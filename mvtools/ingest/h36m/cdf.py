@@ -3,6 +3,7 @@
 Each raw file holds one variable, ``Pose``, stored as a single record of dims [T, D]: cdflib returns it as
 (1, T, D). D = 96 for 32 joints x 3 (world mm) and D = 64 for 32 joints x 2 (px).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,7 +43,9 @@ def read_pose_cdf(path, width: int | None = None) -> np.ndarray:
         dims = [int(d) for d in f.varinq("Pose").Dim_Sizes]
         data = np.asarray(f.varget("Pose"))
     except Exception as e:
-        raise DatasetError(f"{path}: cannot read variable 'Pose' (truncated or corrupt? {type(e).__name__}: {e})") from None
+        raise DatasetError(
+            f"{path}: cannot read variable 'Pose' (truncated or corrupt? {type(e).__name__}: {e})"
+        ) from None
     if data.dtype.kind != "f" or data.ndim < 2:
         raise DatasetError(f"{path}: 'Pose' must be a float array of shape (1, T, D), got {data.dtype} {data.shape}")
     D = data.shape[-1]
@@ -51,8 +54,10 @@ def read_pose_cdf(path, width: int | None = None) -> np.ndarray:
     expect = POSE_WIDTHS if width is None else (width,)
     if D not in expect:
         want = " or ".join(str(w) for w in expect)
-        raise DatasetError(f"{path}: 'Pose' has {D} values per frame, expected {want} "
-                           f"(32 joints x {'3 (D3_Positions)' if want == '96' else '2 (D2_Positions)' if want == '64' else '3 or 2'})")
+        raise DatasetError(
+            f"{path}: 'Pose' has {D} values per frame, expected {want} "
+            f"(32 joints x {'3 (D3_Positions)' if want == '96' else '2 (D2_Positions)' if want == '64' else '3 or 2'})"
+        )
     out = data.reshape(-1, D)
     if out.shape[0] == 0:
         raise DatasetError(f"{path}: 'Pose' has no frames")
@@ -60,13 +65,17 @@ def read_pose_cdf(path, width: int | None = None) -> np.ndarray:
         finite = np.isfinite(out) & np.isfinite(out.astype(np.float32))  # what the dataset will store
     if not finite.all():
         bad = np.flatnonzero(~finite.all(axis=1))
-        raise DatasetError(f"{path}: 'Pose' holds NaN/inf values in {bad.size} of {out.shape[0]} frames "
-                           f"(first at frame {bad[0]}) (values beyond the float32 range count as inf)")
+        raise DatasetError(
+            f"{path}: 'Pose' holds NaN/inf values in {bad.size} of {out.shape[0]} frames "
+            f"(first at frame {bad[0]}) (values beyond the float32 range count as inf)"
+        )
     limit = POSE_LIMITS.get(D)
     if limit is not None and np.abs(out).max() > limit:
         bad = np.flatnonzero((np.abs(out) > limit).any(axis=1))
-        raise DatasetError(f"{path}: 'Pose' has values beyond {limit:g} {'mm' if D == 96 else 'px'} (CDF fill "
-                           f"values about -1e30, or not a pose file?) in {bad.size} frames (first at frame {bad[0]})")
+        raise DatasetError(
+            f"{path}: 'Pose' has values beyond {limit:g} {'mm' if D == 96 else 'px'} (CDF fill "
+            f"values about -1e30, or not a pose file?) in {bad.size} frames (first at frame {bad[0]})"
+        )
     return out
 
 
@@ -92,9 +101,17 @@ def write_pose_cdf(path, array: np.ndarray, dtype=np.float64) -> Path:
     with atomic_path(path, suffix=".tmp.cdf") as tmp:
         w = CDF(str(tmp))
         try:
-            w.write_var({"Variable": "Pose", "Data_Type": cdf_type, "Num_Elements": 1, "Rec_Vary": True,
-                         "Dim_Sizes": [int(a.shape[0]), int(a.shape[1])], "Compress": 0},
-                        var_data=np.ascontiguousarray(a, dtype=dtype)[None])
+            w.write_var(
+                {
+                    "Variable": "Pose",
+                    "Data_Type": cdf_type,
+                    "Num_Elements": 1,
+                    "Rec_Vary": True,
+                    "Dim_Sizes": [int(a.shape[0]), int(a.shape[1])],
+                    "Compress": 0,
+                },
+                var_data=np.ascontiguousarray(a, dtype=dtype)[None],
+            )
         finally:
             w.close()
     return path

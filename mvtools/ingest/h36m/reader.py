@@ -6,6 +6,7 @@ Keeps the 17-joint subset, normalises action names and sub-action ids (the irreg
 the official ``metadata.xml``), and writes one sequence at a time through :class:`DatasetWriter`.
 See docs/h36m.md for the quirks handled and the choices made.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,10 +17,10 @@ import numpy as np
 import pyarrow as pa
 
 from mvtools.camera import Camera, project
-from mvtools.ingest.h36m.cdf import read_pose_cdf
 from mvtools.dataset import DatasetError, DatasetWriter, base_manifest, poses2d_table, poses3d_table
-from mvtools.io import UnsafePickleError, load_npz_restricted, save_npz_atomic
 from mvtools.h36m_cameras import H36M_CAMERA_IDS, H36M_SUBJECTS, H36M_TEST, H36M_TRAIN, h36m_cameras
+from mvtools.ingest.h36m.cdf import read_pose_cdf
+from mvtools.io import UnsafePickleError, load_npz_restricted, save_npz_atomic
 from mvtools.progress import log, progress
 from mvtools.skeleton import H36M17_LEFT, H36M17_RIGHT, H36M32_TO_17
 
@@ -27,8 +28,23 @@ FPS = 50.0  # Hz, poses and videos (VideoPose3D MocapDataset(fps=50))
 
 # ----------------------------------------------------------------------------- names and sub-actions
 #: Canonical action names (the ``action`` column): the 15 evaluation actions under their usual short names.
-ACTIONS = ["Directions", "Discussion", "Eating", "Greeting", "Phoning", "Photo", "Posing", "Purchases",
-           "Sitting", "SittingDown", "Smoking", "Waiting", "WalkDog", "Walking", "WalkTogether"]
+ACTIONS = [
+    "Directions",
+    "Discussion",
+    "Eating",
+    "Greeting",
+    "Phoning",
+    "Photo",
+    "Posing",
+    "Purchases",
+    "Sitting",
+    "SittingDown",
+    "Smoking",
+    "Waiting",
+    "WalkDog",
+    "Walking",
+    "WalkTogether",
+]
 
 #: Raw file-name prefixes that differ from the canonical action name (S1 uses the long forms).
 ACTION_ALIASES = {"TakingPhoto": "Photo", "WalkingDog": "WalkDog", "WalkingTogether": "WalkTogether"}
@@ -37,36 +53,110 @@ _TABLE_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 #: metadata.xml <mapping>: per action, per subject (S1, S5, S6, S7, S8, S9, S11) the raw file names of
 #: sub-action 1 and sub-action 2 (h36m_facts.md section 3). The suffix is NOT the sub-action id.
 _SUBACTION_TABLE = {
-    "Directions": [("Directions 1", "Directions"), ("Directions 1", "Directions 2"), ("Directions 1", "Directions"),
-                   ("Directions 1", "Directions"), ("Directions 1", "Directions"), ("Directions 1", "Directions"),
-                   ("Directions 1", "Directions")],
-    "Discussion": [("Discussion 1", "Discussion"), ("Discussion 2", "Discussion 3"), ("Discussion 1", "Discussion"),
-                   ("Discussion 1", "Discussion"), ("Discussion 1", "Discussion"), ("Discussion 1", "Discussion 2"),
-                   ("Discussion 1", "Discussion 2")],
-    "Eating": [("Eating 2", "Eating"), ("Eating 1", "Eating"), ("Eating 1", "Eating 2"), ("Eating 1", "Eating"),
-               ("Eating 1", "Eating"), ("Eating 1", "Eating"), ("Eating 1", "Eating")],
-    "Greeting": [("Greeting 1", "Greeting"), ("Greeting 1", "Greeting 2"), ("Greeting 1", "Greeting"),
-                 ("Greeting 1", "Greeting"), ("Greeting 1", "Greeting"), ("Greeting 1", "Greeting"),
-                 ("Greeting 2", "Greeting")],
-    "Phoning": [("Phoning 1", "Phoning"), ("Phoning 1", "Phoning"), ("Phoning 1", "Phoning"), ("Phoning 2", "Phoning"),
-                ("Phoning 1", "Phoning"), ("Phoning 1", "Phoning"), ("Phoning 3", "Phoning 2")],
-    "Posing": [("Posing 1", "Posing"), ("Posing 1", "Posing"), ("Posing 2", "Posing"), ("Posing 1", "Posing"),
-               ("Posing 1", "Posing"), ("Posing 1", "Posing"), ("Posing 1", "Posing")],
+    "Directions": [
+        ("Directions 1", "Directions"),
+        ("Directions 1", "Directions 2"),
+        ("Directions 1", "Directions"),
+        ("Directions 1", "Directions"),
+        ("Directions 1", "Directions"),
+        ("Directions 1", "Directions"),
+        ("Directions 1", "Directions"),
+    ],
+    "Discussion": [
+        ("Discussion 1", "Discussion"),
+        ("Discussion 2", "Discussion 3"),
+        ("Discussion 1", "Discussion"),
+        ("Discussion 1", "Discussion"),
+        ("Discussion 1", "Discussion"),
+        ("Discussion 1", "Discussion 2"),
+        ("Discussion 1", "Discussion 2"),
+    ],
+    "Eating": [
+        ("Eating 2", "Eating"),
+        ("Eating 1", "Eating"),
+        ("Eating 1", "Eating 2"),
+        ("Eating 1", "Eating"),
+        ("Eating 1", "Eating"),
+        ("Eating 1", "Eating"),
+        ("Eating 1", "Eating"),
+    ],
+    "Greeting": [
+        ("Greeting 1", "Greeting"),
+        ("Greeting 1", "Greeting 2"),
+        ("Greeting 1", "Greeting"),
+        ("Greeting 1", "Greeting"),
+        ("Greeting 1", "Greeting"),
+        ("Greeting 1", "Greeting"),
+        ("Greeting 2", "Greeting"),
+    ],
+    "Phoning": [
+        ("Phoning 1", "Phoning"),
+        ("Phoning 1", "Phoning"),
+        ("Phoning 1", "Phoning"),
+        ("Phoning 2", "Phoning"),
+        ("Phoning 1", "Phoning"),
+        ("Phoning 1", "Phoning"),
+        ("Phoning 3", "Phoning 2"),
+    ],
+    "Posing": [
+        ("Posing 1", "Posing"),
+        ("Posing 1", "Posing"),
+        ("Posing 2", "Posing"),
+        ("Posing 1", "Posing"),
+        ("Posing 1", "Posing"),
+        ("Posing 1", "Posing"),
+        ("Posing 1", "Posing"),
+    ],
     "Purchases": [("Purchases 1", "Purchases")] * 7,
-    "Sitting": [("Sitting 1", "Sitting 2"), ("Sitting 1", "Sitting"), ("Sitting 1", "Sitting 2"), ("Sitting 1", "Sitting"),
-                ("Sitting 1", "Sitting"), ("Sitting 1", "Sitting"), ("Sitting 1", "Sitting")],
-    "SittingDown": [("SittingDown 2", "SittingDown"), ("SittingDown", "SittingDown 1"), ("SittingDown 1", "SittingDown"),
-                    ("SittingDown", "SittingDown 1"), ("SittingDown", "SittingDown 1"), ("SittingDown", "SittingDown 1"),
-                    ("SittingDown", "SittingDown 1")],
+    "Sitting": [
+        ("Sitting 1", "Sitting 2"),
+        ("Sitting 1", "Sitting"),
+        ("Sitting 1", "Sitting 2"),
+        ("Sitting 1", "Sitting"),
+        ("Sitting 1", "Sitting"),
+        ("Sitting 1", "Sitting"),
+        ("Sitting 1", "Sitting"),
+    ],
+    "SittingDown": [
+        ("SittingDown 2", "SittingDown"),
+        ("SittingDown", "SittingDown 1"),
+        ("SittingDown 1", "SittingDown"),
+        ("SittingDown", "SittingDown 1"),
+        ("SittingDown", "SittingDown 1"),
+        ("SittingDown", "SittingDown 1"),
+        ("SittingDown", "SittingDown 1"),
+    ],
     "Smoking": [("Smoking 1", "Smoking")] * 6 + [("Smoking 2", "Smoking")],
-    "Photo": [("TakingPhoto 1", "TakingPhoto"), ("Photo", "Photo 2"), ("Photo", "Photo 1"), ("Photo", "Photo 1"),
-              ("Photo 1", "Photo"), ("Photo 1", "Photo"), ("Photo 1", "Photo")],
-    "Waiting": [("Waiting 1", "Waiting"), ("Waiting 1", "Waiting 2"), ("Waiting 3", "Waiting"), ("Waiting 1", "Waiting 2"),
-                ("Waiting 1", "Waiting"), ("Waiting 1", "Waiting"), ("Waiting 1", "Waiting")],
-    "Walking": [("Walking 1", "Walking"), ("Walking 1", "Walking"), ("Walking 1", "Walking"), ("Walking 1", "Walking 2"),
-                ("Walking 1", "Walking"), ("Walking 1", "Walking"), ("Walking 1", "Walking")],
+    "Photo": [
+        ("TakingPhoto 1", "TakingPhoto"),
+        ("Photo", "Photo 2"),
+        ("Photo", "Photo 1"),
+        ("Photo", "Photo 1"),
+        ("Photo 1", "Photo"),
+        ("Photo 1", "Photo"),
+        ("Photo 1", "Photo"),
+    ],
+    "Waiting": [
+        ("Waiting 1", "Waiting"),
+        ("Waiting 1", "Waiting 2"),
+        ("Waiting 3", "Waiting"),
+        ("Waiting 1", "Waiting 2"),
+        ("Waiting 1", "Waiting"),
+        ("Waiting 1", "Waiting"),
+        ("Waiting 1", "Waiting"),
+    ],
+    "Walking": [
+        ("Walking 1", "Walking"),
+        ("Walking 1", "Walking"),
+        ("Walking 1", "Walking"),
+        ("Walking 1", "Walking 2"),
+        ("Walking 1", "Walking"),
+        ("Walking 1", "Walking"),
+        ("Walking 1", "Walking"),
+    ],
     "WalkDog": [("WalkingDog 1", "WalkingDog")] + [("WalkDog 1", "WalkDog")] * 6,
-    "WalkTogether": [("WalkTogether 1", "WalkTogether")] * 4 + [("WalkTogether 1", "WalkTogether 2")]
+    "WalkTogether": [("WalkTogether 1", "WalkTogether")] * 4
+    + [("WalkTogether 1", "WalkTogether 2")]
     + [("WalkTogether 1", "WalkTogether")] * 2,
 }
 
@@ -79,7 +169,7 @@ SUBACTIONS: dict[str, dict[str, tuple[str, int]]] = {
 #: Known bad data in the release, keyed by (subject, raw name): reported in the manifest, data kept.
 KNOWN_ISSUES = {
     ("S11", "Directions"): "video of camera 54138969 is corrupt in the release (VideoPose3D drops this sequence, "
-                           "so its npz files have no detections for it); 3D and ground-truth 2D kept",
+    "so its npz files have no detections for it); 3D and ground-truth 2D kept",
     ("S9", "Greeting"): "damaged: annotations are shifted horizontally relative to the video; kept unchanged",
     ("S9", "SittingDown 1"): "damaged: annotations are shifted horizontally relative to the video; kept unchanged",
     ("S9", "Waiting 1"): "damaged: annotations are shifted horizontally relative to the video; kept unchanged",
@@ -108,8 +198,11 @@ def parse_sequence_name(subject: str, raw_name: str) -> tuple[str, int, str | No
     m = re.fullmatch(r"(.*?)(?: (\d+))?", raw_name.strip())
     prefix, suffix = m.group(1), m.group(2)
     action = ACTION_ALIASES.get(prefix, prefix)
-    return action, int(suffix) if suffix else 0, (
-        f"{subject} {raw_name!r} is not in the H36M sub-action table; sub-action taken from the file-name suffix")
+    return (
+        action,
+        int(suffix) if suffix else 0,
+        (f"{subject} {raw_name!r} is not in the H36M sub-action table; sub-action taken from the file-name suffix"),
+    )
 
 
 def raw_name_of(subject: str, key: str) -> str:
@@ -157,10 +250,10 @@ class RawSequence:
     action: str
     subaction: int
     raw_name: str
-    d3: Path | None = None                                    # D3_Positions file
-    d2: dict[str, Path] = field(default_factory=dict)          # camera id -> D2_Positions file
-    joints32: np.ndarray | None = None                        # (T, 32|17, 3) mm, when not read from a file
-    d3_mono: dict[str, Path] = field(default_factory=dict)     # camera id -> D3_Positions_mono file (mmpose tree)
+    d3: Path | None = None  # D3_Positions file
+    d2: dict[str, Path] = field(default_factory=dict)  # camera id -> D2_Positions file
+    joints32: np.ndarray | None = None  # (T, 32|17, 3) mm, when not read from a file
+    d3_mono: dict[str, Path] = field(default_factory=dict)  # camera id -> D3_Positions_mono file (mmpose tree)
 
     @property
     def key(self) -> str:
@@ -193,14 +286,18 @@ def find_sequences(root, subjects=None, actions=None) -> tuple[list[RawSequence]
                     subj_dirs[d.name] = (d, layout)
                     break
     if not subj_dirs:
-        raise DatasetError(f"{root}: no Human3.6M poses found (expected S1/MyPoseFeatures/D3_Positions/*.cdf, "
-                           "h36m-fetch's [extracted/]S1/Poses_D3_Positions/*.cdf or mmpose's extracted "
-                           "S1/MyPoseFeatures/D3_Positions_mono/*.<camera>.cdf)")
+        raise DatasetError(
+            f"{root}: no Human3.6M poses found (expected S1/MyPoseFeatures/D3_Positions/*.cdf, "
+            "h36m-fetch's [extracted/]S1/Poses_D3_Positions/*.cdf or mmpose's extracted "
+            "S1/MyPoseFeatures/D3_Positions_mono/*.<camera>.cdf)"
+        )
     if subjects is not None:
         missing = [s for s in subjects if s not in subj_dirs]
         if missing:
-            raise DatasetError(f"{root}: subject(s) {', '.join(missing)} not found "
-                               f"(present: {', '.join(sorted(subj_dirs, key=_subject_order))})")
+            raise DatasetError(
+                f"{root}: subject(s) {', '.join(missing)} not found "
+                f"(present: {', '.join(sorted(subj_dirs, key=_subject_order))})"
+            )
     notes: list[dict] = []
     seqs: list[RawSequence] = []
     for subject in sorted(subj_dirs, key=_subject_order):
@@ -219,19 +316,30 @@ def find_sequences(root, subjects=None, actions=None) -> tuple[list[RawSequence]
             cam = None
             if mono:
                 if "." not in name:
-                    notes.append({"subject": subject, "file": str(f), "issue": "skipped",
-                                  "message": "D3_Positions_mono file name without a camera suffix"})
+                    notes.append(
+                        {
+                            "subject": subject,
+                            "file": str(f),
+                            "issue": "skipped",
+                            "message": "D3_Positions_mono file name without a camera suffix",
+                        }
+                    )
                     continue
                 name, cam = name.rsplit(".", 1)
             if _is_all(name):
                 if name not in all_noted:
-                    notes.append({"subject": subject, "file": str(f), "issue": "skipped",
-                                  "message": "_ALL sequence"})
+                    notes.append({"subject": subject, "file": str(f), "issue": "skipped", "message": "_ALL sequence"})
                     all_noted.add(name)
                 continue
             if not mono and "." in name:
-                notes.append({"subject": subject, "file": str(f), "issue": "skipped",
-                              "message": "unexpected camera suffix in a D3_Positions file name"})
+                notes.append(
+                    {
+                        "subject": subject,
+                        "file": str(f),
+                        "issue": "skipped",
+                        "message": "unexpected camera suffix in a D3_Positions file name",
+                    }
+                )
                 continue
             if name in by_name:  # mono: another camera of a known sequence
                 by_name[name].d3_mono[cam] = f
@@ -242,8 +350,9 @@ def find_sequences(root, subjects=None, actions=None) -> tuple[list[RawSequence]
             seen[action, sub] = f
             if note:
                 notes.append({"subject": subject, "file": str(f), "issue": "name", "message": note})
-            by_name[name] = RawSequence(subject, action, sub, name, d3=None if mono else f,
-                                        d3_mono={cam: f} if mono else {})
+            by_name[name] = RawSequence(
+                subject, action, sub, name, d3=None if mono else f, d3_mono={cam: f} if mono else {}
+            )
         if d2dir.is_dir():
             for f in sorted(d2dir.glob("*.cdf")):
                 stem = f.name[:-4]
@@ -253,8 +362,14 @@ def find_sequences(root, subjects=None, actions=None) -> tuple[list[RawSequence]
                 if _is_all(name):
                     continue
                 if name not in by_name:
-                    notes.append({"subject": subject, "file": str(f), "issue": "skipped",
-                                  "message": "D2_Positions file without a matching D3_Positions file"})
+                    notes.append(
+                        {
+                            "subject": subject,
+                            "file": str(f),
+                            "issue": "skipped",
+                            "message": "D2_Positions file without a matching D3_Positions file",
+                        }
+                    )
                     continue
                 by_name[name].d2[cam] = f
         seqs.extend(sorted(by_name.values(), key=lambda q: (q.action, q.subaction)))
@@ -269,8 +384,10 @@ def _filter_actions(seqs: list[RawSequence], actions, where: str) -> list[RawSeq
     known = {n for q in seqs for n in (q.action, q.raw_name, q.key)}
     unknown = sorted(wanted - known)
     if unknown:
-        raise DatasetError(f"{where}: no sequence matches action(s) {', '.join(unknown)} "
-                           f"(actions present: {', '.join(sorted({q.action for q in seqs}))})")
+        raise DatasetError(
+            f"{where}: no sequence matches action(s) {', '.join(unknown)} "
+            f"(actions present: {', '.join(sorted({q.action for q in seqs}))})"
+        )
     return out
 
 
@@ -287,8 +404,9 @@ def _load_npz(path, key: str):
         raise DatasetError(f"{p}: not a readable .npz file (truncated or corrupt? {type(e).__name__}: {e})") from None
     files = z["_files"]
     if key not in z:
-        raise DatasetError(f"{p}: no {key!r} array (found: {', '.join(files) or 'none'}); "
-                           "is this a VideoPose3D .npz file?")
+        raise DatasetError(
+            f"{p}: no {key!r} array (found: {', '.join(files) or 'none'}); is this a VideoPose3D .npz file?"
+        )
     obj, meta = z[key], z.get("metadata")
     try:
         obj = obj.item() if obj.dtype == object and obj.ndim == 0 else obj
@@ -340,15 +458,19 @@ def load_videopose3d_2d(path) -> tuple[dict, dict]:
         for key, lst in acts.items():
             where = f"{p}: positions_2d[{subject!r}][{key!r}]"
             if not isinstance(lst, (list, tuple, np.ndarray)) or len(lst) != len(H36M_CAMERA_IDS):
-                raise DatasetError(f"{where} must be a list of {len(H36M_CAMERA_IDS)} per-camera arrays "
-                                   f"(H36M camera order {', '.join(H36M_CAMERA_IDS)})")
+                raise DatasetError(
+                    f"{where} must be a list of {len(H36M_CAMERA_IDS)} per-camera arrays "
+                    f"(H36M camera order {', '.join(H36M_CAMERA_IDS)})"
+                )
             for i, a in enumerate(lst):
                 if a is None:
                     continue
                 a = np.asarray(a)
                 if a.ndim != 3 or a.shape[1] != 17 or a.shape[2] not in (2, 3) or a.dtype.kind != "f":
-                    raise DatasetError(f"{where} camera {H36M_CAMERA_IDS[i]}: expected a float (T, 17, 2) or "
-                                       f"(T, 17, 3) array, got {a.dtype} {a.shape}")
+                    raise DatasetError(
+                        f"{where} camera {H36M_CAMERA_IDS[i]}: expected a float (T, 17, 2) or "
+                        f"(T, 17, 3) array, got {a.dtype} {a.shape}"
+                    )
     return data, meta
 
 
@@ -366,8 +488,10 @@ def write_videopose3d_2d(path, positions_2d: dict, metadata: dict | None = None)
 def write_videopose3d_3d(path, positions_3d_mm: dict) -> Path:
     """Write a VideoPose3D-layout ``data_3d_h36m.npz``: ``{subject: {action key: (T, 32, 3) world mm}}``
     stored in metres (float32), as VideoPose3D's prepare_data_h36m.py does."""
-    m = {s: {k: (np.asarray(a, np.float64) / 1000.0).astype(np.float32) for k, a in acts.items()}
-         for s, acts in positions_3d_mm.items()}
+    m = {
+        s: {k: (np.asarray(a, np.float64) / 1000.0).astype(np.float32) for k, a in acts.items()}
+        for s, acts in positions_3d_mm.items()
+    }
     return save_npz_atomic(path, positions_3d=m)
 
 
@@ -388,8 +512,9 @@ def sequences_from_videopose3d(path, subjects=None, actions=None) -> tuple[list[
             raw = raw_name_of(subject, key)
             action, sub, note = parse_sequence_name(subject, raw)
             if (action, sub) in seen:
-                raise DatasetError(f"{path}: {subject} keys {seen[action, sub]!r} and {key!r} are both {action} "
-                                   f"sub-action {sub}")
+                raise DatasetError(
+                    f"{path}: {subject} keys {seen[action, sub]!r} and {key!r} are both {action} sub-action {sub}"
+                )
             seen[action, sub] = key
             if note:
                 notes.append({"subject": subject, "file": str(path), "issue": "name", "message": note})
@@ -415,8 +540,10 @@ def load_cameras(cameras_file=None) -> list[Camera]:
     where = str(cameras_file) if cameras_file is not None else "built-in calibration"
     for c in cams:
         if c.camera not in H36M_CAMERA_IDS:
-            raise ValueError(f"{where}: unknown camera {c.camera!r} for {c.subject} "
-                             f"(Human3.6M cameras are {', '.join(H36M_CAMERA_IDS)})")
+            raise ValueError(
+                f"{where}: unknown camera {c.camera!r} for {c.subject} "
+                f"(Human3.6M cameras are {', '.join(H36M_CAMERA_IDS)})"
+            )
     if not cams:
         raise ValueError(f"{where}: no cameras with extrinsics")
     return cams
@@ -426,8 +553,10 @@ def _rig(cams: list[Camera], subject: str, where: str) -> dict[str, Camera]:
     mine = {c.camera: c for c in cams if c.subject == subject}
     if not mine:
         have = sorted({c.subject for c in cams}, key=_subject_order)
-        raise ValueError(f"{where}: no cameras for subject {subject} (calibrated subjects: {', '.join(have)}); "
-                         "leave it out with --subjects or give its calibration with --calibration")
+        raise ValueError(
+            f"{where}: no cameras for subject {subject} (calibrated subjects: {', '.join(have)}); "
+            "leave it out with --subjects or give its calibration with --calibration"
+        )
     return {cid: mine[cid] for cid in H36M_CAMERA_IDS if cid in mine}
 
 
@@ -443,8 +572,17 @@ class _Stats:
     det_trimmed_frames: int = 0
 
 
-def _ingest_sequence(w: DatasetWriter, seq: RawSequence, rig: dict[str, Camera], dets: dict | None,
-                     det_path: str, notes: list, st: _Stats, tol_px: float, synthetic: bool = False) -> int:
+def _ingest_sequence(
+    w: DatasetWriter,
+    seq: RawSequence,
+    rig: dict[str, Camera],
+    dets: dict | None,
+    det_path: str,
+    notes: list,
+    st: _Stats,
+    tol_px: float,
+    synthetic: bool = False,
+) -> int:
     """Read, check, trim and write one sequence; returns the number of frames kept."""
     subj = seq.subject
     if seq.joints32 is not None:
@@ -460,21 +598,45 @@ def _ingest_sequence(w: DatasetWriter, seq: RawSequence, rig: dict[str, Camera],
     d2 = {}
     for cam, p in seq.d2.items():
         if cam not in rig:
-            raise DatasetError(f"{p}: camera {cam!r} has no calibration for {subj} "
-                               f"(calibrated: {', '.join(rig)})")
+            raise DatasetError(f"{p}: camera {cam!r} has no calibration for {subj} (calibrated: {', '.join(rig)})")
         d2[cam] = read_d2(p)[:, H36M32_TO_17]
     n = min([T3] + [len(a) for a in d2.values()])
     for cam, a in d2.items():
         if len(a) != T3:
-            notes.append({"subject": subj, "raw_name": seq.raw_name, "file": str(seq.d2[cam]), "issue": "length",
-                          "message": f"D2 has {len(a)} frames, D3 {T3}; kept frames 0..{n - 1}",
-                          "d2_frames": len(a), "d3_frames": T3, "kept": n})
+            notes.append(
+                {
+                    "subject": subj,
+                    "raw_name": seq.raw_name,
+                    "file": str(seq.d2[cam]),
+                    "issue": "length",
+                    "message": f"D2 has {len(a)} frames, D3 {T3}; kept frames 0..{n - 1}",
+                    "d2_frames": len(a),
+                    "d3_frames": T3,
+                    "kept": n,
+                }
+            )
     if n < T3:
-        notes.append({"subject": subj, "raw_name": seq.raw_name, "file": src3, "issue": "length",
-                      "message": f"3D trimmed from {T3} to {n} frames (shortest D2 file)", "d3_frames": T3, "kept": n})
+        notes.append(
+            {
+                "subject": subj,
+                "raw_name": seq.raw_name,
+                "file": src3,
+                "issue": "length",
+                "message": f"3D trimmed from {T3} to {n} frames (shortest D2 file)",
+                "d3_frames": T3,
+                "kept": n,
+            }
+        )
     if (subj, seq.raw_name) in KNOWN_ISSUES and not (synthetic and subj == "S9"):  # S9's: the release's video
-        notes.append({"subject": subj, "raw_name": seq.raw_name, "file": src3, "issue": "known",
-                      "message": KNOWN_ISSUES[subj, seq.raw_name]})
+        notes.append(
+            {
+                "subject": subj,
+                "raw_name": seq.raw_name,
+                "file": src3,
+                "issue": "known",
+                "message": KNOWN_ISSUES[subj, seq.raw_name],
+            }
+        )
     j17 = j17[:n]
     frames = np.arange(n, dtype=np.int32)
     w.add_poses3d(subj, poses3d_table(seq.action, seq.subaction, seq.raw_name, frames, j17))
@@ -493,16 +655,32 @@ def _ingest_sequence(w: DatasetWriter, seq: RawSequence, rig: dict[str, Camera],
             if mx >= st.d2_max_px:
                 st.d2_max_px, st.worst = mx, str(seq.d2[cam])
             if mx > tol_px:
-                notes.append({"subject": subj, "raw_name": seq.raw_name, "file": str(seq.d2[cam]),
-                              "issue": "d2_projection",
-                              "message": f"D2 differs from the projection of D3 by up to {mx:.2f} px "
-                                         f"(tolerance {tol_px} px): check the calibration"})
+                notes.append(
+                    {
+                        "subject": subj,
+                        "raw_name": seq.raw_name,
+                        "file": str(seq.d2[cam]),
+                        "issue": "d2_projection",
+                        "message": f"D2 differs from the projection of D3 by up to {mx:.2f} px "
+                        f"(tolerance {tol_px} px): check the calibration",
+                    }
+                )
         else:
             uv[i] = proj
             st.projected += 1
-    w.add_poses2d(subj, poses2d_table(
-        seq.action, seq.subaction, seq.raw_name, np.tile(frames, len(cams)), np.repeat(cams, n),
-        uv.reshape(-1, 17, 2), None, "gt"))
+    w.add_poses2d(
+        subj,
+        poses2d_table(
+            seq.action,
+            seq.subaction,
+            seq.raw_name,
+            np.tile(frames, len(cams)),
+            np.repeat(cams, n),
+            uv.reshape(-1, 17, 2),
+            None,
+            "gt",
+        ),
+    )
 
     if dets is not None:
         _add_detections(w, seq, rig, dets, det_path, n, notes, st)
@@ -516,8 +694,9 @@ def _world_from_mono(seq: RawSequence, rig: dict[str, Camera], notes: list) -> t
     per = {}
     for cam, p in sorted(seq.d3_mono.items()):
         if cam not in rig:
-            raise DatasetError(f"{p}: camera {cam!r} has no calibration for {seq.subject} "
-                               f"(calibrated: {', '.join(rig)})")
+            raise DatasetError(
+                f"{p}: camera {cam!r} has no calibration for {seq.subject} (calibrated: {', '.join(rig)})"
+            )
         Xc = read_pose_cdf(p, 96).reshape(-1, 32, 3).astype(np.float64, copy=False)[:, H36M32_TO_17]
         per[cam] = (Xc - rig[cam].t) @ rig[cam].R
     n = min(len(a) for a in per.values())
@@ -526,25 +705,46 @@ def _world_from_mono(seq: RawSequence, rig: dict[str, Camera], notes: list) -> t
     dis = float(np.abs(W - X).max()) if n else 0.0
     first = str(next(iter(sorted(seq.d3_mono.values()))))
     if dis > MONO_TOLERANCE_MM or any(len(a) != n for a in per.values()):
-        notes.append({"subject": seq.subject, "raw_name": seq.raw_name, "file": first, "issue": "mono",
-                      "message": f"D3_Positions_mono of cameras {', '.join(per)} mapped to the world disagree by up "
-                                 f"to {dis:.2f} mm (lengths {[len(a) for a in per.values()]}, kept {n}): check the "
-                                 f"calibration"})
+        notes.append(
+            {
+                "subject": seq.subject,
+                "raw_name": seq.raw_name,
+                "file": first,
+                "issue": "mono",
+                "message": f"D3_Positions_mono of cameras {', '.join(per)} mapped to the world disagree by up "
+                f"to {dis:.2f} mm (lengths {[len(a) for a in per.values()]}, kept {n}): check the "
+                f"calibration",
+            }
+        )
     return X, first
 
 
 def _add_detections(w, seq, rig, dets, det_path, n, notes, st) -> None:
     entry = dets.get(seq.subject, {}).get(seq.key)
     if entry is None:
-        notes.append({"subject": seq.subject, "raw_name": seq.raw_name, "file": det_path, "issue": "detections",
-                      "message": f"no detections for {seq.subject} {seq.key!r}"})
+        notes.append(
+            {
+                "subject": seq.subject,
+                "raw_name": seq.raw_name,
+                "file": det_path,
+                "issue": "detections",
+                "message": f"no detections for {seq.subject} {seq.key!r}",
+            }
+        )
         return
     frames = np.arange(n, dtype=np.int32)
     tables = []
     for cam, a in zip(H36M_CAMERA_IDS, entry):
         if a is None:
-            notes.append({"subject": seq.subject, "raw_name": seq.raw_name, "file": det_path, "issue": "detections",
-                          "message": f"no detections for camera {cam}"})
+            notes.append(
+                {
+                    "subject": seq.subject,
+                    "raw_name": seq.raw_name,
+                    "file": det_path,
+                    "issue": "detections",
+                    "message": f"no detections for camera {cam}",
+                }
+            )
             continue
         if cam not in rig:
             continue
@@ -564,9 +764,18 @@ def _add_detections(w, seq, rig, dets, det_path, n, notes, st) -> None:
         w.add_poses2d(seq.subject, pa.concat_tables(tables))
 
 
-def ingest_h36m(raw_root, out, subjects=None, actions=None, cameras_file=None, detections=None,
-                from_videopose3d=None, d2_tolerance_px: float = 1.0, drop_s11_directions: bool = False,
-                overwrite: bool = False) -> dict:
+def ingest_h36m(
+    raw_root,
+    out,
+    subjects=None,
+    actions=None,
+    cameras_file=None,
+    detections=None,
+    from_videopose3d=None,
+    d2_tolerance_px: float = 1.0,
+    drop_s11_directions: bool = False,
+    overwrite: bool = False,
+) -> dict:
     """Ingest Human3.6M into dataset directory ``out`` (atomic) and return a summary dict.
 
     raw_root: raw tree (see :func:`find_sequences`), or None with ``from_videopose3d`` = VideoPose3D
@@ -585,8 +794,11 @@ def ingest_h36m(raw_root, out, subjects=None, actions=None, cameras_file=None, d
     cam_where = str(cameras_file) if cameras_file is not None else "built-in calibration"
     if raw_root is not None:
         seqs, notes = find_sequences(raw_root, subjects, actions)
-        source = {"kind": "raw", "root": str(Path(raw_root).absolute()),
-                  "layout": sorted({"mmpose" if q.d3_mono else "release/h36m-fetch" for q in seqs})}
+        source = {
+            "kind": "raw",
+            "root": str(Path(raw_root).absolute()),
+            "layout": sorted({"mmpose" if q.d3_mono else "release/h36m-fetch" for q in seqs}),
+        }
     else:
         seqs, notes = sequences_from_videopose3d(from_videopose3d, subjects, actions)
         source = {"kind": "videopose3d", "file": str(Path(from_videopose3d).absolute())}
@@ -594,9 +806,16 @@ def ingest_h36m(raw_root, out, subjects=None, actions=None, cameras_file=None, d
     if drop_s11_directions:
         dropped = [q for q in seqs if q.subject == "S11" and q.action == "Directions"]
         seqs = [q for q in seqs if q not in dropped]
-        notes.extend({"subject": "S11", "raw_name": q.raw_name, "file": str(q.d3 or raw_root or from_videopose3d),
-                      "issue": "dropped", "message": "left out (--drop-s11-directions, as VideoPose3D)"}
-                     for q in dropped)
+        notes.extend(
+            {
+                "subject": "S11",
+                "raw_name": q.raw_name,
+                "file": str(q.d3 or raw_root or from_videopose3d),
+                "issue": "dropped",
+                "message": "left out (--drop-s11-directions, as VideoPose3D)",
+            }
+            for q in dropped
+        )
     if not seqs:
         raise DatasetError(f"{raw_root or from_videopose3d}: no sequences to ingest")
     present = list(dict.fromkeys(q.subject for q in seqs))
@@ -612,24 +831,40 @@ def ingest_h36m(raw_root, out, subjects=None, actions=None, cameras_file=None, d
     with DatasetWriter(out, [raw_root, cameras_file, detections, from_videopose3d], overwrite) as w:
         with progress(seqs, label="ingest h36m") as bar:
             for seq in bar:
-                frames_total += _ingest_sequence(w, seq, rigs[seq.subject], dets, det_path, notes, st,
-                                                 d2_tolerance_px, synthetic)
+                frames_total += _ingest_sequence(
+                    w, seq, rigs[seq.subject], dets, det_path, notes, st, d2_tolerance_px, synthetic
+                )
         w.set_cameras([c for s in present for c in rigs[s].values()])
-        gt2d = {"from_d2_files": st.d2_files, "projected": st.projected, "d2_tolerance_px": d2_tolerance_px,
-                "d2_max_deviation_px": round(st.d2_max_px, 6) if st.d2_files else None,
-                "d2_mean_deviation_px": round(st.d2_sum_px / st.d2_count, 6) if st.d2_count else None,
-                "d2_worst_file": st.worst or None}
+        gt2d = {
+            "from_d2_files": st.d2_files,
+            "projected": st.projected,
+            "d2_tolerance_px": d2_tolerance_px,
+            "d2_max_deviation_px": round(st.d2_max_px, 6) if st.d2_files else None,
+            "d2_mean_deviation_px": round(st.d2_sum_px / st.d2_count, 6) if st.d2_count else None,
+            "d2_worst_file": st.worst or None,
+        }
         det = None
         if dets is not None:
             used = {(q.subject, q.key) for q in seqs}
             unused = sorted(f"{s}/{k}" for s, acts in dets.items() for k in acts if (s, k) not in used)
-            det = {"file": det_path, "sequences": st.det_sequences, "trimmed_frames": st.det_trimmed_frames,
-                   "unused_entries": len(unused), "unused_subjects": sorted({u.split("/")[0] for u in unused})}
+            det = {
+                "file": det_path,
+                "sequences": st.det_sequences,
+                "trimmed_frames": st.det_trimmed_frames,
+                "unused_entries": len(unused),
+                "unused_subjects": sorted({u.split("/")[0] for u in unused}),
+            }
         manifest = base_manifest(
-            "h36m", splits={"train": [s for s in H36M_TRAIN if s in present],
-                            "test": [s for s in H36M_TEST if s in present]},
-            fps=FPS, subjects=present, source=source, sequences=len(seqs), gt2d=gt2d, detections=det,
-            notes=notes)
+            "h36m",
+            splits={"train": [s for s in H36M_TRAIN if s in present], "test": [s for s in H36M_TEST if s in present]},
+            fps=FPS,
+            subjects=present,
+            source=source,
+            sequences=len(seqs),
+            gt2d=gt2d,
+            detections=det,
+            notes=notes,
+        )
         path = w.commit(manifest)
         rows = dict(w.rows)
     shown = [nt for nt in notes if nt["issue"] in ("length", "d2_projection")]
@@ -637,5 +872,13 @@ def ingest_h36m(raw_root, out, subjects=None, actions=None, cameras_file=None, d
         log(f"note: {nt['file']}: {nt['message']}")
     if len(shown) > 10:
         log(f"note: ... and {len(shown) - 10} more (manifest.json 'notes')")
-    return {"out": str(path), "subjects": present, "sequences": len(seqs), "frames": frames_total,
-            "rows": rows, "gt2d": gt2d, "detections": det, "notes": notes}
+    return {
+        "out": str(path),
+        "subjects": present,
+        "sequences": len(seqs),
+        "frames": frames_total,
+        "rows": rows,
+        "gt2d": gt2d,
+        "detections": det,
+        "notes": notes,
+    }

@@ -4,6 +4,7 @@ Used to build test fixtures and benchmarks from synthetic data (and handy to han
 ``kp`` arrays are (T, P, K, 3): x, y px and confidence; NaN-padded people are skipped; missing keypoints (NaN)
 are written as OpenPose's ``0, 0, 0``.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,10 +24,20 @@ def write_openpose_dir(folder, frames, kp: np.ndarray, name: str = "video") -> P
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for f, kp_t in zip(frames, kp, strict=True):
-        people = [{"person_id": [-1], "pose_keypoints_2d": [round(float(x), 3) for x in p.reshape(-1)],
-                   "face_keypoints_2d": [], "hand_left_keypoints_2d": [], "hand_right_keypoints_2d": [],
-                   "pose_keypoints_3d": [], "face_keypoints_3d": [], "hand_left_keypoints_3d": [],
-                   "hand_right_keypoints_3d": []} for p in _people(kp_t)]
+        people = [
+            {
+                "person_id": [-1],
+                "pose_keypoints_2d": [round(float(x), 3) for x in p.reshape(-1)],
+                "face_keypoints_2d": [],
+                "hand_left_keypoints_2d": [],
+                "hand_right_keypoints_2d": [],
+                "pose_keypoints_3d": [],
+                "face_keypoints_3d": [],
+                "hand_left_keypoints_3d": [],
+                "hand_right_keypoints_3d": [],
+            }
+            for p in _people(kp_t)
+        ]
         (folder / f"{name}_{int(f):012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": people}))
     return folder
 
@@ -39,15 +50,24 @@ def coco_results(frames, kp: np.ndarray, image_ids=None, score=None) -> list[dic
     for t, (iid, kp_t) in enumerate(zip(ids, kp, strict=True)):
         for i, p in enumerate(_people(kp_t)):
             s = float(np.mean(p[:, 2])) if score is None else float(score[t, i])
-            out.append({"image_id": int(iid), "category_id": 1,
-                        "keypoints": [round(float(x), 3) for x in p.reshape(-1)], "score": round(s, 4)})
+            out.append(
+                {
+                    "image_id": int(iid),
+                    "category_id": 1,
+                    "keypoints": [round(float(x), 3) for x in p.reshape(-1)],
+                    "score": round(s, 4),
+                }
+            )
     return out
 
 
 def coco_images(entries) -> dict:
     """A minimal COCO annotation file: ``images`` from (id, file_name, width, height) tuples."""
-    return {"images": [{"id": int(i), "file_name": f, "width": int(w), "height": int(h)} for i, f, w, h in entries],
-            "annotations": [], "categories": [{"id": 1, "name": "person", "supercategory": "person"}]}
+    return {
+        "images": [{"id": int(i), "file_name": f, "width": int(w), "height": int(h)} for i, f, w, h in entries],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "person", "supercategory": "person"}],
+    }
 
 
 def mmpose_instances(kp_t: np.ndarray) -> list[dict]:
@@ -55,9 +75,14 @@ def mmpose_instances(kp_t: np.ndarray) -> list[dict]:
     out = []
     for p in _people(kp_t):
         lo, hi = p[:, :2].min(0), p[:, :2].max(0)
-        out.append({"keypoints": p[:, :2].round(3).tolist(), "keypoint_scores": p[:, 2].round(4).tolist(),
-                    "bbox": [[float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])]],
-                    "bbox_score": round(float(p[:, 2].mean()), 4)})
+        out.append(
+            {
+                "keypoints": p[:, :2].round(3).tolist(),
+                "keypoint_scores": p[:, 2].round(4).tolist(),
+                "bbox": [[float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])]],
+                "bbox_score": round(float(p[:, 2].mean()), 4),
+            }
+        )
     return out
 
 

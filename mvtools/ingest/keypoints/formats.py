@@ -23,6 +23,7 @@ Formats (field layouts as written by the producing tools):
 
 COCO-WholeBody (133 keypoints) is read as its first 17 (the COCO body).
 """
+
 from __future__ import annotations
 
 import json
@@ -71,8 +72,10 @@ def resolve_layout(k: int, layout: str, path) -> tuple[str, int]:
         if k == 133:
             return "coco17", 17
         if k not in BY_COUNT:
-            raise DatasetError(f"{path}: {k} keypoints per person matches no known layout (COCO-17, BODY_25, "
-                               "COCO-18, Halpe-26, COCO-WholeBody-133); pass --layout")
+            raise DatasetError(
+                f"{path}: {k} keypoints per person matches no known layout (COCO-17, BODY_25, "
+                "COCO-18, Halpe-26, COCO-WholeBody-133); pass --layout"
+            )
         return BY_COUNT[k], k
     if layout not in LAYOUTS:
         raise ValueError(f"unknown --layout {layout!r} (known: auto, {', '.join(LAYOUTS)})")
@@ -128,8 +131,9 @@ def read_openpose(folder, layout: str = "auto", name: str | None = None) -> RawV
     if not files:
         raise DatasetError(f"{folder}: no OpenPose *_keypoints.json files")
     frames, people = [], []
-    numbered = [_frame_of(f.stem, _OPENPOSE_FRAME) if f.stem.endswith("_keypoints") else _frame_of(f.stem)
-                for f in files]
+    numbered = [
+        _frame_of(f.stem, _OPENPOSE_FRAME) if f.stem.endswith("_keypoints") else _frame_of(f.stem) for f in files
+    ]
     if any(n is None for n in numbered):  # image folders: <image name>_keypoints.json; frames in sorted order
         numbered = list(range(len(files)))
     k = None
@@ -180,16 +184,19 @@ def _coco_image_table(images_file, regex: str | None):
             p = Path(fn.replace("\\", "/"))
             frame = _frame_of(p.stem)
             if p.parent == Path(".") or frame is None:
-                raise DatasetError(f"{images_file}: cannot tell view and frame from file_name {fn!r} (expected "
-                                   "VIEW/NAME<frame>.jpg); pass --image-regex with groups view and frame")
+                raise DatasetError(
+                    f"{images_file}: cannot tell view and frame from file_name {fn!r} (expected "
+                    "VIEW/NAME<frame>.jpg); pass --image-regex with groups view and frame"
+                )
             view = p.parent.name
         size = (int(im["width"]), int(im["height"])) if "width" in im and "height" in im else None
         out[iid] = (view, frame, size)
     return out
 
 
-def read_coco_results(path, images_file=None, image_regex: str | None = None, layout: str = "auto",
-                      name: str | None = None) -> list[RawView]:
+def read_coco_results(
+    path, images_file=None, image_regex: str | None = None, layout: str = "auto", name: str | None = None
+) -> list[RawView]:
     """A COCO keypoint results JSON -> one RawView per view (see the module docstring for the image mapping)."""
     path = Path(path)
     d = _read(path)
@@ -218,7 +225,8 @@ def read_coco_results(path, images_file=None, image_regex: str | None = None, la
         else:
             view, frame = name or path.stem, int(r["image_id"])
         groups.setdefault(view, {}).setdefault(frame, []).append(
-            (np.asarray(v, np.float64).reshape(-1, 3), float(r.get("score", np.nan))))
+            (np.asarray(v, np.float64).reshape(-1, 3), float(r.get("score", np.nan)))
+        )
     if k is None:
         raise DatasetError(f"{path}: no person (category 1) detections")
     lay, keep = resolve_layout(k, layout, path)
@@ -299,8 +307,11 @@ def read_array(path, layout: str = "auto", name: str | None = None) -> RawView:
         if suf == ".npz":
             with np.load(path, allow_pickle=False) as z:
                 keys = list(z.keys())
-                key = "keypoints" if "keypoints" in keys else (keys[0] if len([k for k in keys if k != "frames"]) == 1
-                                                               else None)
+                key = (
+                    "keypoints"
+                    if "keypoints" in keys
+                    else (keys[0] if len([k for k in keys if k != "frames"]) == 1 else None)
+                )
                 if key is None:
                     raise DatasetError(f"{path}: holds arrays {keys}; name the keypoint array 'keypoints'")
                 a = np.asarray(z[key], np.float64)
@@ -319,8 +330,9 @@ def read_array(path, layout: str = "auto", name: str | None = None) -> RawView:
     if a.ndim == 3:
         a = a[:, None]
     if a.ndim != 4 or a.shape[-1] != 3:
-        raise DatasetError(f"{path}: keypoints must be (frames, K, 3) or (frames, people, K, 3) x, y, confidence; "
-                           f"got shape {a.shape}")
+        raise DatasetError(
+            f"{path}: keypoints must be (frames, K, 3) or (frames, people, K, 3) x, y, confidence; got shape {a.shape}"
+        )
     lay, keep = resolve_layout(a.shape[2], layout, path)
     a = a[:, :, :keep]
     if frames is None:
@@ -344,8 +356,9 @@ def _read_csv(path: Path):
         frames = df.pop("frame").to_numpy(np.int64)
     vals = df.to_numpy(np.float64)
     if vals.shape[1] % 3:
-        raise DatasetError(f"{path}: {vals.shape[1]} value columns is not a multiple of 3 (x, y, confidence per "
-                           "keypoint)")
+        raise DatasetError(
+            f"{path}: {vals.shape[1]} value columns is not a multiple of 3 (x, y, confidence per keypoint)"
+        )
     return vals.reshape(len(vals), -1, 3), frames
 
 
@@ -376,14 +389,21 @@ def detect_format(path: Path) -> str:
         if isinstance(d, dict) and "people" in d:
             raise DatasetError(f"{path}: a single OpenPose frame; put each view's OpenPose files in their own folder")
         if isinstance(d, dict) and "images" in d:
-            raise DatasetError(f"{path}: a COCO annotation file, not keypoints; pass it as --coco-images and keep it "
-                               "outside ROOT")
+            raise DatasetError(
+                f"{path}: a COCO annotation file, not keypoints; pass it as --coco-images and keep it outside ROOT"
+            )
         raise DatasetError(f"{path}: JSON is neither COCO keypoint results nor mmpose predictions")
     raise DatasetError(f"{path}: unknown keypoint file type (folders, .json, .npz, .npy, .csv)")
 
 
-def read_view(path, fmt: str = "auto", layout: str = "auto", name: str | None = None, images_file=None,
-              image_regex: str | None = None) -> list[RawView]:
+def read_view(
+    path,
+    fmt: str = "auto",
+    layout: str = "auto",
+    name: str | None = None,
+    images_file=None,
+    image_regex: str | None = None,
+) -> list[RawView]:
     """Read one folder or file (one or, for COCO results with an image map, several views)."""
     path = Path(path)
     if not path.exists():
@@ -400,8 +420,9 @@ def read_view(path, fmt: str = "auto", layout: str = "auto", name: str | None = 
     raise ValueError(f"format must be auto or one of {FORMATS}, got {fmt!r}")
 
 
-def discover(root, fmt: str = "auto", layout: str = "auto", images_file=None,
-             image_regex: str | None = None) -> list[RawView]:
+def discover(
+    root, fmt: str = "auto", layout: str = "auto", images_file=None, image_regex: str | None = None
+) -> list[RawView]:
     """All views under ``root``: one per sub-folder or keypoint file (or the views of one COCO results file)."""
     root = Path(root)
     if not root.exists():
@@ -409,8 +430,9 @@ def discover(root, fmt: str = "auto", layout: str = "auto", images_file=None,
     if root.is_file():
         return read_view(root, fmt, layout, None, images_file, image_regex)
     kinds = (".json", ".npz", ".npy", ".csv")
-    entries = sorted(p for p in root.iterdir() if not p.name.startswith(".") and
-                     (p.is_dir() or p.suffix.lower() in kinds))
+    entries = sorted(
+        p for p in root.iterdir() if not p.name.startswith(".") and (p.is_dir() or p.suffix.lower() in kinds)
+    )
     if any(p.name.endswith("_keypoints.json") for p in entries):  # ROOT itself is one OpenPose view
         return read_view(root, fmt, layout)
     views = []

@@ -5,6 +5,7 @@ mapped to the 17 H36M joints (:mod:`.layouts`), per-view frame offsets are appli
 poses2d ``source="detected"`` with ``given`` cameras that carry intrinsics only (R = I, t = 0: no extrinsics).
 Next steps: ``mvtools calibrate --from-joints DS --scale body``, ``mvtools triangulate DS``. See docs/keypoints.md.
 """
+
 from __future__ import annotations
 
 import time
@@ -55,8 +56,10 @@ def name_views(views: list[RawView], names) -> list[RawView]:
             v.name = ren.get(v.name, v.name)
     else:
         if len(names) != len(views):
-            raise ValueError(f"--views names {len(names)} view(s) but {len(views)} were found "
-                             f"({[v.name for v in views]}, in this order)")
+            raise ValueError(
+                f"--views names {len(names)} view(s) but {len(views)} were found "
+                f"({[v.name for v in views]}, in this order)"
+            )
         for v, n in zip(views, names, strict=True):
             v.name = n
     got = [v.name for v in views]
@@ -73,21 +76,40 @@ def _check_pixels(view: RawView, uv: np.ndarray, size) -> None:
     pts = uv[ok]
     span = float(np.percentile(np.ptp(pts, axis=0), 50)) if len(pts) > 1 else 0.0
     if np.nanmax(np.abs(pts)) <= 2.0 and span <= 2.0:
-        raise DatasetError(f"{view.path}: keypoints of view {view.name} lie within [-2, 2]: normalised coordinates "
-                           "(OpenPose --keypoint_scale)? mvtools needs pixels of the original image")
+        raise DatasetError(
+            f"{view.path}: keypoints of view {view.name} lie within [-2, 2]: normalised coordinates "
+            "(OpenPose --keypoint_scale)? mvtools needs pixels of the original image"
+        )
     if size is not None:
         w, h = size
         out = (pts[:, 0] < -0.5 * w) | (pts[:, 0] > 1.5 * w) | (pts[:, 1] < -0.5 * h) | (pts[:, 1] > 1.5 * h)
         if out.mean() > 0.01:
-            raise DatasetError(f"{view.path}: {out.mean():.0%} of the keypoints of view {view.name} lie far outside "
-                               f"its {w}x{h} px image; wrong image size or intrinsics for this view?")
+            raise DatasetError(
+                f"{view.path}: {out.mean():.0%} of the keypoints of view {view.name} lie far outside "
+                f"its {w}x{h} px image; wrong image size or intrinsics for this view?"
+            )
 
 
-def ingest_keypoints(root, out, views=None, fmt: str = "auto", layout: str = "auto", images_file=None,
-                     image_regex: str | None = None, intrinsics=(), focal_px: float | None = None,
-                     fov_deg: float | None = None, image_size=None, offsets=None, subject: str = "S1",
-                     sequence: str = "keypoints", fps: float | None = None, max_jump: float = 0.5,
-                     command: str | None = None, overwrite: bool = False) -> dict:
+def ingest_keypoints(
+    root,
+    out,
+    views=None,
+    fmt: str = "auto",
+    layout: str = "auto",
+    images_file=None,
+    image_regex: str | None = None,
+    intrinsics=(),
+    focal_px: float | None = None,
+    fov_deg: float | None = None,
+    image_size=None,
+    offsets=None,
+    subject: str = "S1",
+    sequence: str = "keypoints",
+    fps: float | None = None,
+    max_jump: float = 0.5,
+    command: str | None = None,
+    overwrite: bool = False,
+) -> dict:
     """Read the keypoint files of every view under ``root`` and write dataset ``out`` (replaced atomically).
 
     ``views``: names for the views ('a,b,c' in sorted order, or 'old=new,...'); ``fmt`` auto | openpose | coco |
@@ -114,12 +136,17 @@ def ingest_keypoints(root, out, views=None, fmt: str = "auto", layout: str = "au
         except ValueError:
             raise ValueError(f"--image-size must be WIDTHxHEIGHT in px, got {image_size!r}") from None
         image_size = (w, h)
-    cams, warns = load_intrinsics(intrinsics, names, {v.name: v.image_size for v in raw}, focal_px, fov_deg,
-                                  image_size)
+    cams, warns = load_intrinsics(intrinsics, names, {v.name: v.image_size for v in raw}, focal_px, fov_deg, image_size)
     for w in warns:
         log(f"warning: {w}")
-    report = {"root": str(Path(root).absolute()), "views": {}, "warnings": list(warns), "subject": subject,
-              "sequence": sequence, "intrinsics": [str(s) for s in (intrinsics or [])] or "guessed"}
+    report = {
+        "root": str(Path(root).absolute()),
+        "views": {},
+        "warnings": list(warns),
+        "subject": subject,
+        "sequence": sequence,
+        "intrinsics": [str(s) for s in (intrinsics or [])] or "guessed",
+    }
     inputs = [root, images_file, *(str(s).split("=", 1)[-1] for s in intrinsics or ())]
     with DatasetWriter(out, inputs=inputs, overwrite=overwrite) as w:
         for v in raw:
@@ -130,26 +157,44 @@ def ingest_keypoints(root, out, views=None, fmt: str = "auto", layout: str = "au
             keep = np.isfinite(uv).all(-1).any(1)
             frames = v.frames[keep] + offs.get(v.name, 0)
             if len(frames) and frames.min() < 0:
-                raise ValueError(f"--offsets: view {v.name} gets negative frame numbers ({frames.min()}); "
-                                 "offsets must keep frames >= 0")
+                raise ValueError(
+                    f"--offsets: view {v.name} gets negative frame numbers ({frames.min()}); "
+                    "offsets must keep frames >= 0"
+                )
             if keep.any():
-                w.add_poses2d(subject, poses2d_table(sequence, 1, sequence, frames, v.name, uv[keep], conf[keep],
-                                                     "detected"))
+                w.add_poses2d(
+                    subject, poses2d_table(sequence, 1, sequence, frames, v.name, uv[keep], conf[keep], "detected")
+                )
             report["views"][v.name] = {
-                "path": str(v.path), "format": v.fmt, "layout": v.layout, "frames_read": int(len(v.frames)),
-                "frames_written": int(keep.sum()), "offset": int(offs.get(v.name, 0)),
-                "mean_confidence": float(conf[keep].mean()) if keep.any() else None, **info}
+                "path": str(v.path),
+                "format": v.fmt,
+                "layout": v.layout,
+                "frames_read": int(len(v.frames)),
+                "frames_written": int(keep.sum()),
+                "offset": int(offs.get(v.name, 0)),
+                "mean_confidence": float(conf[keep].mean()) if keep.any() else None,
+                **info,
+            }
             if info["switches"]:
-                log(f"warning: view {v.name}: the kept person changed {info['switches']} time(s) (nobody near the "
-                    "previous pick); check that one person is the most prominent in every view")
+                log(
+                    f"warning: view {v.name}: the kept person changed {info['switches']} time(s) (nobody near the "
+                    "previous pick); check that one person is the most prominent in every view"
+                )
         if not any(r["frames_written"] for r in report["views"].values()):
             raise DatasetError(f"{root}: no frame of any view has a usable person")
         w.set_cameras([replace(c, subject=subject) for c in cams.values()])
-        manifest = base_manifest("keypoints", splits={"train": [subject], "test": []}, fps=fps, command=command,
-                                 keypoints=report,
-                                 notes=["2D keypoints only: no 3D, no extrinsics (given cameras hold intrinsics with "
-                                        "R = I, t = 0). Next: mvtools calibrate --from-joints DS --scale body; "
-                                        "mvtools triangulate DS"])
+        manifest = base_manifest(
+            "keypoints",
+            splits={"train": [subject], "test": []},
+            fps=fps,
+            command=command,
+            keypoints=report,
+            notes=[
+                "2D keypoints only: no 3D, no extrinsics (given cameras hold intrinsics with "
+                "R = I, t = 0). Next: mvtools calibrate --from-joints DS --scale body; "
+                "mvtools triangulate DS"
+            ],
+        )
         w.commit(manifest)
     report["rows"] = w.rows["poses2d"]["detected"]
     report["out"] = str(Path(out))

@@ -16,6 +16,7 @@ A file that names no view (YAML/XML, a single-camera JSON) applies to ``VIEW=`` 
 size, principal point at the image centre, no distortion; this is a guess and says so (errors in focal length
 become errors in the extrinsics and the 3D).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,15 +37,29 @@ def _camera(view: str, w, h, K, dist, source: str) -> Camera:
         raise DatasetError(f"{source}: camera matrix of {view!r} must be a finite 3x3 matrix with fx, fy > 0")
     d = np.zeros(5) if dist is None else np.asarray(dist, np.float64).reshape(-1)
     if len(d) > 5 and np.any(d[5:]):
-        raise DatasetError(f"{source}: {view!r} has {len(d)} distortion coefficients; only the OpenCV k1, k2, p1, "
-                           "p2, k3 model is supported (rational/thin-prism terms are not)")
+        raise DatasetError(
+            f"{source}: {view!r} has {len(d)} distortion coefficients; only the OpenCV k1, k2, p1, "
+            "p2, k3 model is supported (rational/thin-prism terms are not)"
+        )
     d = np.concatenate([d[:5], np.zeros(max(0, 5 - len(d)))])
     if w is None or h is None or not (int(w) > 0 and int(h) > 0):
         raise DatasetError(f"{source}: image size of {view!r} is missing (width/height, image_width/image_height)")
     model = "opencv" if np.any(d) else "none"
-    return Camera(camera=view, width=int(w), height=int(h), fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2],
-                  R=np.eye(3), t=np.zeros(3), k=(d[0], d[1], d[4]), p=(d[2], d[3]), distortion_model=model,
-                  source="given")
+    return Camera(
+        camera=view,
+        width=int(w),
+        height=int(h),
+        fx=K[0, 0],
+        fy=K[1, 1],
+        cx=K[0, 2],
+        cy=K[1, 2],
+        R=np.eye(3),
+        t=np.zeros(3),
+        k=(d[0], d[1], d[4]),
+        p=(d[2], d[3]),
+        distortion_model=model,
+        source="given",
+    )
 
 
 def read_opencv_yaml(path, view: str) -> Camera:
@@ -122,9 +137,24 @@ def _from_file(path: Path, views: list[str], only: str | None) -> dict[str, Came
                 cams = {only: next(iter(cams.values()))}
             else:
                 raise DatasetError(f"{path}: no camera named {only!r} (has {sorted(cams)})")
-        return {v: Camera(camera=v, width=c.width, height=c.height, fx=c.fx, fy=c.fy, cx=c.cx, cy=c.cy,
-                          R=np.eye(3), t=np.zeros(3), k=c.k, p=c.p, distortion_model=c.distortion_model,
-                          source="given") for v, c in cams.items()}
+        return {
+            v: Camera(
+                camera=v,
+                width=c.width,
+                height=c.height,
+                fx=c.fx,
+                fy=c.fy,
+                cx=c.cx,
+                cy=c.cy,
+                R=np.eye(3),
+                t=np.zeros(3),
+                k=c.k,
+                p=c.p,
+                distortion_model=c.distortion_model,
+                source="given",
+            )
+            for v, c in cams.items()
+        }
     if suf in _YAML:
         targets = [only] if only is not None else views
         return {v: read_opencv_yaml(path, v) for v in targets}
@@ -152,12 +182,29 @@ def guess_camera(view: str, size, focal_px: float | None, fov_deg: float | None)
         focal_px = (w / 2) / math.tan(math.radians(fov_deg) / 2)
     if not focal_px > 0:
         raise ValueError(f"--focal-px must be > 0, got {focal_px}")
-    return Camera(camera=view, width=int(w), height=int(h), fx=focal_px, fy=focal_px, cx=w / 2, cy=h / 2,
-                  R=np.eye(3), t=np.zeros(3), distortion_model="none", source="given")
+    return Camera(
+        camera=view,
+        width=int(w),
+        height=int(h),
+        fx=focal_px,
+        fy=focal_px,
+        cx=w / 2,
+        cy=h / 2,
+        R=np.eye(3),
+        t=np.zeros(3),
+        distortion_model="none",
+        source="given",
+    )
 
 
-def load_intrinsics(specs, views: list[str], sizes: dict | None = None, focal_px: float | None = None,
-                    fov_deg: float | None = None, image_size=None) -> tuple[dict[str, Camera], list[str]]:
+def load_intrinsics(
+    specs,
+    views: list[str],
+    sizes: dict | None = None,
+    focal_px: float | None = None,
+    fov_deg: float | None = None,
+    image_size=None,
+) -> tuple[dict[str, Camera], list[str]]:
     """{view: Camera (intrinsics; R = I, t = 0)} for every view, and warnings. See the module docstring."""
     sizes = dict(sizes or {})
     cams: dict[str, Camera] = {}
@@ -179,13 +226,17 @@ def load_intrinsics(specs, views: list[str], sizes: dict | None = None, focal_px
     missing = [v for v in views if v not in cams]
     if missing:
         if focal_px is None and fov_deg is None:
-            raise DatasetError(f"no intrinsics for view(s) {missing}: pass --intrinsics FILE (aniposelib TOML, "
-                               "OpenCV YAML/XML, JSON) or, as a guess, --focal-px / --fov-deg with --image-size")
+            raise DatasetError(
+                f"no intrinsics for view(s) {missing}: pass --intrinsics FILE (aniposelib TOML, "
+                "OpenCV YAML/XML, JSON) or, as a guess, --focal-px / --fov-deg with --image-size"
+            )
         for v in missing:
             size = image_size or sizes.get(v)
             cams[v] = guess_camera(v, size, focal_px, fov_deg)
-            warnings.append(f"view {v}: intrinsics GUESSED (f = {cams[v].fx:.1f} px, principal point at the image "
-                            f"centre, no distortion); calibration and 3D are only as good as this guess")
+            warnings.append(
+                f"view {v}: intrinsics GUESSED (f = {cams[v].fx:.1f} px, principal point at the image "
+                f"centre, no distortion); calibration and 3D are only as good as this guess"
+            )
     unknown = [v for v in cams if v not in views]
     if unknown:
         raise DatasetError(f"intrinsics given for {unknown}, which are not views of the keypoints ({views})")

@@ -13,33 +13,111 @@ Every H36M joint is an affine combination of detector keypoints, so the mapping 
 A derived joint's confidence is the minimum of its sources' confidences (a derived point is only as good as its
 weakest source). Missing keypoints (NaN position or confidence 0) make every joint derived from them missing.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from mvtools.skeleton import H36M17_NAMES, NUM_JOINTS
 
-COCO17 = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-          "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-          "right_knee", "left_ankle", "right_ankle"]
+COCO17 = [
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+]
 #: OpenPose BODY_25 (doc/02_output.md, "Pose Output Format (BODY_25)").
-BODY25 = ["nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-          "left_wrist", "mid_hip", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-          "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe", "left_small_toe", "left_heel",
-          "right_big_toe", "right_small_toe", "right_heel"]
+BODY25 = [
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "mid_hip",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
+    "left_big_toe",
+    "left_small_toe",
+    "left_heel",
+    "right_big_toe",
+    "right_small_toe",
+    "right_heel",
+]
 #: OpenPose COCO-18 (doc/02_output.md, "Pose Output Format (COCO)").
-COCO18 = ["nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-          "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "right_eye",
-          "left_eye", "right_ear", "left_ear"]
+COCO18 = [
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
+]
 #: Halpe-26 (AlphaPose, mmpose ``halpe26``): COCO-17, then head (top), neck, hip (mid), toes and heels.
-HALPE26 = COCO17 + ["head", "neck", "hip", "left_big_toe", "right_big_toe", "left_small_toe", "right_small_toe",
-                    "left_heel", "right_heel"]
+HALPE26 = COCO17 + [
+    "head",
+    "neck",
+    "hip",
+    "left_big_toe",
+    "right_big_toe",
+    "left_small_toe",
+    "right_small_toe",
+    "left_heel",
+    "right_heel",
+]
 LAYOUTS = {"coco17": COCO17, "body25": BODY25, "coco18": COCO18, "halpe26": HALPE26, "h36m17": list(H36M17_NAMES)}
 #: layout by number of keypoints (the only way to tell them apart in most files)
 BY_COUNT = {17: "coco17", 25: "body25", 18: "coco18", 26: "halpe26"}
 
-_DIRECT = ["right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "left_shoulder",
-           "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist"]
+_DIRECT = [
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+]
 #: fraction of the thorax -> mid-ear vector added beyond the mid-ear point to reach the top of the head
 HEAD_EXTRAPOLATION = 0.5
 

@@ -13,6 +13,7 @@ Across views the same rule picks the same person when the person of interest is 
 (the usual lab recording). Nothing geometric links the views before calibration; a wrong pick in one view is an
 outlier that the triangulation's RANSAC over views rejects (``mvtools triangulate``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,9 @@ def boxes(kp: np.ndarray, min_conf: float = 0.1, min_keypoints: int = 4):
     return 0.5 * (lo + hi), size
 
 
-def select_person(kp: np.ndarray, max_jump: float = 0.5, min_conf: float = 0.1,
-                  min_keypoints: int = 4) -> tuple[np.ndarray, dict]:
+def select_person(
+    kp: np.ndarray, max_jump: float = 0.5, min_conf: float = 0.1, min_keypoints: int = 4
+) -> tuple[np.ndarray, dict]:
     """Pick one person per frame from kp (T, P, K, 3). Returns ((T, K, 3) with NaN rows where nobody was usable,
     info {"frames_with_several": n, "frames_without": n, "switches": n})."""
     T, P = kp.shape[:2]
