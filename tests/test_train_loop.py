@@ -118,7 +118,8 @@ def test_option_errors(ds, tmp_path):
         train(ds, tmp_path / "r", epochs=1, pretrain_epochs=0, **SMALL)
     with pytest.raises(ValueError, match="same options.*epochs"):
         train(ds, tmp_path / "r", epochs=2, pretrain_epochs=0, resume=True, **SMALL)
-    res = CliRunner().invoke(cli, ["train", str(tmp_path), "--out", str(tmp_path / "x")])
+    (tmp_path / "nodata").mkdir()  # a directory without pair shards
+    res = CliRunner().invoke(cli, ["train", str(tmp_path / "nodata"), "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "pairs" in res.output and "Error" in res.output
 
 

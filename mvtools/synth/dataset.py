@@ -16,30 +16,15 @@ import numpy as np
 from mvtools.camera import project, world_to_camera
 from mvtools.dataset import DatasetWriter, base_manifest, poses2d_table, poses3d_table
 from mvtools.h36m_cameras import H36M_SUBJECTS, H36M_TEST, H36M_TRAIN, h36m_cameras, h36m_rig
+from mvtools.ingest.h36m.reader import ACTIONS
 from mvtools.progress import log, progress
 from mvtools.seeding import stable_rng
 from mvtools.skeleton import H36M32_TO_17
 from mvtools.synth.motion import H36M_ACTION_TO_ACTIVITY, generate_motion, random_body
 from mvtools.synth.noise import NoiseParams, resolve_noise, simulate_detections
 
-#: The 15 canonical Human3.6M action names, in the official action-id order (2..16).
-H36M_ACTIONS = [
-    "Directions",
-    "Discussion",
-    "Eating",
-    "Greeting",
-    "Phoning",
-    "Photo",
-    "Posing",
-    "Purchases",
-    "Sitting",
-    "SittingDown",
-    "Smoking",
-    "Waiting",
-    "WalkDog",
-    "Walking",
-    "WalkTogether",
-]
+#: The 15 canonical Human3.6M action names, in the official action-id order (2..16): the H36M reader's.
+H36M_ACTIONS = ACTIONS
 
 _REALISTIC = "realistic"
 
