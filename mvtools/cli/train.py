@@ -71,7 +71,9 @@ def config_options(fn):
     "out",
     required=True,
     type=click.Path(file_okay=False),
-    help="Run directory to write (config.json, last.pt, best.pt, metrics.jsonl, PNG plots).",
+    help="Run directory to write (config.json, last.pt, best.pt, metrics.jsonl, PNG plots). Never replaced: an "
+    "existing run is only continued with --resume (train has no --overwrite; remove a run yourself to redo it), and "
+    "it may not lie inside DS.",
 )
 @config_options
 @friendly_errors
