@@ -192,6 +192,16 @@ def undistort_pixels(uv: np.ndarray, cam: Camera) -> np.ndarray:
     return xy * f + c
 
 
+def is_placeholder_pose(cam: Camera) -> bool:
+    """True for R = I, t = 0 exactly: the pose of a camera whose extrinsics are unknown (intrinsics only)."""
+    return np.array_equal(np.asarray(cam.R, float), np.eye(3)) and not np.any(cam.t)
+
+
+def intrinsics_only(cams: list[Camera]) -> bool:
+    """True for a non-empty rig whose cameras all carry the placeholder pose (``ingest keypoints``)."""
+    return bool(cams) and all(is_placeholder_pose(c) for c in cams)
+
+
 def check_cameras(cams, where: str) -> list:
     """Refuse cameras that would poison a dataset; returns ``cams`` as a list. ``where`` (the file) starts every
     message. Each camera needs finite intrinsics and extrinsics, fx > 0, fy > 0 px, width > 0, height > 0 px and a
@@ -212,10 +222,7 @@ def check_cameras(cams, where: str) -> list:
         if np.abs(R @ R.T - np.eye(3)).max() > 1e-4 or np.linalg.det(R) < 0:
             raise ValueError(f"{name}: R is not a proper rotation matrix")
 
-    def placeholder(c):
-        return np.array_equal(np.asarray(c.R, float), np.eye(3)) and not np.any(c.t)
-
-    posed = [c for c in cams if not placeholder(c)]
+    posed = [c for c in cams if not is_placeholder_pose(c)]
     for i, a in enumerate(posed):
         for b in posed[i + 1 :]:
             if (

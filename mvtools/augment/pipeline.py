@@ -27,7 +27,7 @@ from mvtools.augment.virtual import (
     project_virtual,
     similarity_to,
 )
-from mvtools.camera import Camera, has_extrinsics, undistort_pixels
+from mvtools.camera import Camera, has_extrinsics, intrinsics_only, undistort_pixels
 from mvtools.dataset import (
     INPUT_SOURCES,
     POSES2D_SCHEMA,
@@ -70,11 +70,6 @@ def default_source(ds, subjects) -> str:
     if not any(has):
         log(f"{root}: no detected 2D in the dataset; using ground-truth 2D (source gt)")
     return "detected" if has and all(has) else "gt"
-
-
-def intrinsics_only(cams: list[Camera]) -> bool:
-    """True for cameras that carry intrinsics but no extrinsics (all R = I, t = 0; ``ingest keypoints``)."""
-    return bool(cams) and all(np.allclose(c.R, np.eye(3)) and np.allclose(c.t, 0) for c in cams)
 
 
 def _check_source(ds, subject: str, source: str) -> None:

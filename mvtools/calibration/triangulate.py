@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from mvtools.calibration.geometry import projection_matrices, triangulate
 from mvtools.calibration.views import CalibrationError, load_views
+from mvtools.camera import has_extrinsics
 from mvtools.dataset import (
     POSES3D_SCHEMA,
     DatasetError,
@@ -164,8 +165,6 @@ def triangulate_robust(xn, conf, R, t, f, threshold_px: float = 15.0, min_views:
 
 # ----------------------------------------------------------------------------- dataset level
 def _rig_for(ds, cams, subject: str, extrinsics: str):
-    from mvtools.calibration.pipeline import has_extrinsics  # OpenCV/SciPy only when triangulating
-
     est, given = rig(cams, subject, "estimated"), rig(cams, subject, "given")
     if extrinsics == "auto":
         extrinsics = "estimated" if est else "given"
