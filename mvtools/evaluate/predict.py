@@ -37,6 +37,8 @@ from mvtools.skeleton import NUM_JOINTS
 J = NUM_JOINTS
 XY_COLUMNS = [f"{c}{j}" for j in range(J) for c in ("x", "y")]
 XYZ_COLUMNS = [f"{c}{j}" for j in range(J) for c in ("X", "Y", "Z")]
+#: the ``metadata`` entry of every .npz that predict writes (VideoPose3D style)
+NPZ_METADATA = {"units": "mm", "frame": "camera, root-relative (joint 0 = 0)", "layout_name": "h36m", "num_joints": J}
 INTRINSICS = ["fx", "fy", "cx", "cy"]
 DISTORTION = ["k1", "k2", "p1", "p2", "k3"]
 
@@ -370,15 +372,7 @@ def _predict(run, inp, out, cameras, checkpoint, device, kp: dict) -> Path:
             save_npz_atomic(
                 out,
                 **arrays,
-                metadata=np.array(
-                    {
-                        "units": "mm",
-                        "frame": "camera, root-relative (joint 0 = 0)",
-                        "layout_name": "h36m",
-                        "num_joints": J,
-                    },
-                    dtype=object,
-                ),
+                metadata=np.array(NPZ_METADATA, dtype=object),
             )
             return out
     elif inp.suffix.lower() == ".npz":
@@ -387,15 +381,7 @@ def _predict(run, inp, out, cameras, checkpoint, device, kp: dict) -> Path:
             save_npz_atomic(
                 out,
                 positions_3d=np.array(positions, dtype=object),
-                metadata=np.array(
-                    {
-                        "units": "mm",
-                        "frame": "camera, root-relative (joint 0 = 0)",
-                        "layout_name": "h36m",
-                        "num_joints": J,
-                    },
-                    dtype=object,
-                ),
+                metadata=np.array(NPZ_METADATA, dtype=object),
             )
             return out
     elif inp.suffix.lower() in (".parquet", ".csv"):
