@@ -126,3 +126,16 @@ def test_noise_none_means_no_noise_in_every_command(tmp_path):
     res = CliRunner().invoke(cli, base + ["--out", str(tmp_path / "b"), "--no-detections"])
     assert res.exit_code == 0, res.output
     assert read_poses2d(tmp_path / "b", ["S1"], source="detected").num_rows == 0
+
+
+def test_quiet_is_for_one_command_only(monkeypatch):
+    """`mvtools -q CMD` silences that command; a Python caller's next command logs again."""
+    import os
+
+    monkeypatch.delenv("MVTOOLS_QUIET", raising=False)
+    res = CliRunner().invoke(cli, ["--quiet", "augment", "--help"])
+    assert res.exit_code == 0
+    assert "MVTOOLS_QUIET" not in os.environ
+    monkeypatch.setenv("MVTOOLS_QUIET", "0")
+    CliRunner().invoke(cli, ["-q", "augment", "--help"])
+    assert os.environ["MVTOOLS_QUIET"] == "0"

@@ -53,5 +53,14 @@ def cli(quiet: bool) -> None:
     Typical pipeline: synth/ingest -> calibrate --from-joints [-> triangulate] -> augment --virtual-views 8 -> train
     -> evaluate.
     """
-    if quiet:
+    if quiet:  # for this command only: restored when it ends (a Python caller's later commands are not muted)
+        before = os.environ.get("MVTOOLS_QUIET")
         os.environ["MVTOOLS_QUIET"] = "1"
+        click.get_current_context().call_on_close(lambda: _restore_env("MVTOOLS_QUIET", before))
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
