@@ -202,3 +202,21 @@ def test_augment_writes_sequences_matching_the_pairs(augmented):
             centre = gather_windows(seqs, torch.from_numpy(rows), 27, False)[:, 13]
             ref = normalise_2d(pairs.field(f"x2d_{view}"), pairs.field(f"K_{view}"))
             torch.testing.assert_close(centre, ref, rtol=0, atol=1e-6)
+
+
+def test_fill_invalid_rows_hand_computed():
+    """A missing keypoint's frame takes the nearest earlier complete frame of its own sequence (the first complete
+    one for a leading gap), never a frame of another sequence; a sequence without a complete frame becomes 0."""
+    from mvtools.augment.sequences import fill_from_valid, fill_invalid_rows
+
+    x = np.arange(9, dtype=float)[:, None, None] * np.ones((1, 2, 2))
+    x[[0, 3, 5, 7, 8]] = np.nan
+    x[4, 1, 0] = np.nan  # one coordinate of one joint is enough to make a frame incomplete
+    seq = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2])
+    out = fill_invalid_rows(x, seq)
+    np.testing.assert_array_equal(out[:, 0, 0], [1, 1, 2, 2, 6, 6, 6, 0, 0])
+    assert np.isfinite(out).all() and np.isnan(x[0, 0, 0])  # a copy; the input is untouched
+    ok = np.isfinite(x[:4]).all((1, 2))  # one sequence: the same rule as augment's fill_from_valid
+    np.testing.assert_array_equal(fill_invalid_rows(x[:4], seq[:4]), x[:4][fill_from_valid(ok)])
+    full = np.ones((3, 2, 2))
+    np.testing.assert_array_equal(fill_invalid_rows(full, np.zeros(3)), full)

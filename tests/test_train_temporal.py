@@ -200,3 +200,66 @@ def test_flip_augmentation_and_test_flip_with_windows(ds, tmp_path):
     train(ds, run, loss="supervised", epochs=1, flip=True, test_flip=True, **TINY)
     res = evaluate_run(run, ds)
     assert res["test_flip"] and res["mpjpe"] > 0 and res["mpjve"] > 0
+
+
+def _with_missing_keypoint(ds, dst, subject, frame):
+    """A copy of ``ds`` whose ``subject``'s detected 2D lack joint 5 at ``frame`` in every camera (NaN, confidence
+    0: how ``ingest keypoints`` stores a keypoint the detector did not find)."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    from mvtools.dataset import fsl, joints_to_numpy
+
+    shutil.copytree(ds, dst)
+    for f in (dst / "poses2d" / f"subject={subject}").glob("detected*.parquet"):
+        t = pq.read_table(f)
+        uv = joints_to_numpy(t.column("joints2d"), 2).astype(np.float32)
+        cf = joints_to_numpy(t.column("confidence"), 1).astype(np.float32)
+        hit = t.column("frame").to_numpy() == frame
+        uv[hit, 5], cf[hit, 5] = np.nan, 0.0
+        t = t.set_column(t.schema.get_field_index("joints2d"), "joints2d", fsl(uv))
+        t = t.set_column(t.schema.get_field_index("confidence"), "confidence", fsl(cf))
+        pq.write_table(t, f)
+    return dst
+
+
+def test_missing_keypoint_does_not_poison_neighbouring_frames(ds, tmp_path):
+    """evaluate: a frame with a missing keypoint is not scored, and its neighbours (whose windows contain it) are
+    lifted from a context filled as augment fills the training sequences, never from NaN."""
+    from mvtools.evaluate.evaluation import evaluate_run
+
+    run = tmp_path / "run"
+    train(ds, run, loss="supervised", epochs=1, **TINY)
+    full = evaluate_run(run, ds)
+    holed = _with_missing_keypoint(ds, tmp_path / "holed", "S9", 10)
+    res = evaluate_run(run, holed)
+    n_seq_cams = len({(a, c) for a in full["per_action"] for c in full["per_camera"]})
+    assert res["n_poses"] < full["n_poses"] and res["n_poses"] >= full["n_poses"] - n_seq_cams
+    for k in ("mpjpe", "p_mpjpe", "mpjve"):
+        assert np.isfinite(res[k]) and abs(res[k] - full[k]) < 0.05 * full[k], (k, res[k], full[k])
+
+
+def test_predict_keypoint_file_with_a_temporal_run(ds, tmp_path):
+    """predict on one view's detector keypoints (array file) with a temporal run: the whole sequence in one pass,
+    the frame with a missing keypoint filled for its neighbours' windows and left out of the output."""
+    from mvtools.evaluate.predict import predict
+    from mvtools.train.inference import lift_2d
+
+    run = tmp_path / "run"
+    train(ds, run, loss="supervised", epochs=1, **TINY)
+    rng = np.random.default_rng(3)
+    uv = 500 + np.cumsum(rng.normal(0, 2, (30, 17, 2)), 0) + rng.normal(0, 40, (1, 17, 2))
+    kp = np.concatenate([uv, np.full((30, 17, 1), 0.9)], -1)
+    kp[12, 5] = [np.nan, np.nan, 0.0]  # the detector missed joint 5 in frame 12
+    np.save(tmp_path / "c0.npy", kp)
+    out = predict(
+        run, tmp_path / "c0.npy", tmp_path / "pred.npz", layout="h36m17", focal_px=1000, image_size="1000x1000"
+    )
+    z = np.load(out, allow_pickle=False)
+    assert list(z["frames"]) == [f for f in range(30) if f != 12]
+    filled = uv.copy()
+    filled[12] = uv[11]
+    K = torch.tensor([[1000.0, 1000.0, 500.0, 500.0]]).repeat(30, 1)
+    exp = lift_2d(load_run(run).lift, torch.from_numpy(filled).float(), K, sequence=np.zeros(30))
+    np.testing.assert_allclose(z["joints3d"], np.delete(exp, 12, 0), atol=1e-3)

@@ -50,6 +50,30 @@ def fill_from_valid(valid: np.ndarray) -> np.ndarray:
     return np.where(idx < 0, np.argmax(valid), idx)
 
 
+def fill_invalid_rows(x: np.ndarray, sequence: np.ndarray) -> np.ndarray:
+    """The rule above for rows already grouped by sequence: ``x`` (N, ...) with the rows of a sequence contiguous
+    and in frame order, ``sequence`` (N,) labels. A row holding a non-finite value (a keypoint the detector did not
+    find) gets a copy of the nearest earlier finite row of its sequence (the first finite one for leading gaps);
+    a sequence without any finite row becomes zeros (its outputs cannot be scored). The temporal backbone's input
+    at test time (``evaluate``, ``predict``) is filled as ``augment`` fills the training sequences, so a missing
+    keypoint never reaches a neighbouring frame's window as NaN. Returns a copy (N, ...)."""
+    x = np.asarray(x)
+    n = len(x)
+    ok = np.isfinite(x.reshape(n, -1)).all(1)
+    if ok.all():
+        return x.copy()
+    seq = np.asarray(sequence)
+    start = np.flatnonzero(np.r_[True, seq[1:] != seq[:-1]]) if n else np.zeros(0, np.int64)
+    first_row = np.repeat(start, np.diff(np.r_[start, n]))  # (N,) the first row of each row's sequence
+    idx = np.maximum.accumulate(np.where(ok, np.arange(n), -1))
+    first_ok = np.minimum.reduceat(np.where(ok, np.arange(n), n), start) if n else start
+    lead = idx < first_row  # no finite row yet in this sequence: use its first finite row
+    idx = np.where(lead, np.repeat(first_ok, np.diff(np.r_[start, n])), idx)
+    out = x[np.minimum(idx, n - 1)].copy()
+    out[idx >= n] = 0  # a sequence without any finite row
+    return out
+
+
 def _repeat(s: str, n: int) -> pa.Array:
     return pa.array([s], pa.string()).take(pa.array(np.zeros(n, np.int64)))
 

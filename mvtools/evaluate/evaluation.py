@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mvtools.augment.sequences import fill_invalid_rows
 from mvtools.camera import undistort_pixels, world_to_camera
 from mvtools.dataset import (
     INPUT_SOURCES,
@@ -146,7 +147,7 @@ def evaluation_views(
         pos = pd.Series(np.arange(len(c)) + n_ctx, index=c["row2"].to_numpy())
         ctx.append(
             dict(
-                x2d=undistort_pixels(x2d_all[c["row2"].to_numpy()], cam),
+                x2d=fill_invalid_rows(undistort_pixels(x2d_all[c["row2"].to_numpy()], cam), seq),
                 K=np.broadcast_to(cam.intrinsics, (len(c), 4)),
                 seq=seq,
                 frame=c["frame"].to_numpy(),
@@ -180,7 +181,8 @@ def evaluation_views(
     out["scene"] = np.concatenate([p["scene"] for p in parts]) if scene is not None else None
     out["context"] = {k: np.concatenate([c[k] for c in ctx]) for k in ("x2d", "K", "seq", "frame")}
     # poses with a missing 2D joint (keypoint datasets) or a joint the triangulation could not reconstruct (NaN)
-    # cannot be scored: they are left out and counted as invalid (the temporal context keeps every 2D row)
+    # cannot be scored: they are left out and counted as invalid (the temporal context keeps every 2D row, a
+    # missing keypoint's frame filled as augment fills the training sequences: fill_invalid_rows)
     fin = np.isfinite(out["gt"]).all((1, 2)) & np.isfinite(out["x2d"]).all((1, 2))
     if not fin.all():
         n_invalid += int((~fin).sum())

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mvtools.augment.sequences import fill_invalid_rows
 from mvtools.camera import Camera, check_cameras, undistort_pixels
 from mvtools.dataset import DatasetError, fsl, joints_to_numpy
 from mvtools.devices import DEFAULT_DEVICE, resolve_device
@@ -305,9 +306,14 @@ def _predict_keypoints(
             f"predict: {int((~complete).sum())} of {len(complete)} frames lack a joint (missing keypoints) and are "
             "left out of the output"
         )
-    frames, uv, conf = v.frames[complete], uv[complete], conf[complete]
-    x = undistort_pixels(uv, cam)
-    pred = lift_pixels(lift, x, np.broadcast_to(cam.intrinsics, (len(uv), 4)), device)
+    if lift.receptive_field() > 1:  # temporal: the whole sequence, a missing keypoint's frame filled as in augment
+        x = fill_invalid_rows(undistort_pixels(uv, cam), np.zeros(len(uv)))
+        K = np.broadcast_to(cam.intrinsics, (len(uv), 4))
+        pred = lift_pixels(lift, x, K, device, sequence=np.zeros(len(uv), np.int64))[complete]
+    else:
+        x = undistort_pixels(uv[complete], cam)
+        pred = lift_pixels(lift, x, np.broadcast_to(cam.intrinsics, (len(x), 4)), device)
+    frames, conf = v.frames[complete], conf[complete]
     table = pa.table(
         {
             "camera": pa.array([v.name] * len(frames), pa.string()),
