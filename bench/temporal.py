@@ -7,16 +7,21 @@ subjects, with training time.
 
 Data: by default ``synth_dataset(sequences_per_subject=4, frames=500)`` (realistic detector noise) and
 ``augment(virtual_views=8)``: 40,000 training and 16,000 test pairs, detected 2D, test subjects S9 and S11. Every
-run trains with the demo's schedule (batch 256, dropout 0, lr 1e-3, 3 pre-training + 10 main epochs, lambda 2, no
-warm-up; ``--budget``), one torch thread, then ``mvtools evaluate`` scores its ``best.pt`` (chosen by the trainer on
-held-out TRAINING sequences, label-free for trans-reproj) on the test subjects' real cameras. Runs (``--runs``):
+run trains with the same budget (batch 256, 3 pre-training + 10 main epochs; ``--budget``) and the trainer's defaults
+otherwise (lr 1e-3, warm-up 300 steps, lambda 2, root weight 16, no root-branch dropout), one torch thread, then
+``mvtools evaluate`` scores its ``best.pt`` (chosen by the trainer on held-out TRAINING sequences: label-free multi-view
+consistency for trans-reproj, held-out MPJPE for supervised) on the test subjects' real cameras. Runs (``--runs``,
+names ``BACKBONE-LOSS[-dDROPOUT][-sSEED]``):
 
 - ``res-tr`` / ``res-sup``: ResLinear, 256 channels, 2 blocks, trans-reproj / supervised;
 - ``tmpR-tr`` / ``tmpR-sup``: temporal backbone, receptive field R (27, 81, 243) frames, 128 channels (about
-  ResLinear-256's FLOPs per window at R = 27), trans-reproj / supervised.
+  ResLinear-256's FLOPs per window at R = 27), trans-reproj / supervised;
+- ``-d25``: dropout 0.25 in the lifting branch (VideoPose3D's value), ``-d0``: none (default: the trainer's);
+- ``-s1``: seed 1 (weights, batch order, dropout, held-out split; default 0).
 
 Each run is its own ``mvtools train`` subprocess; its wall time is reported (the machine may be shared). Prints a
-Markdown table and a JSON line.
+Markdown table (with each run's MPJVE ratio against the ResLinear run of the same loss, dropout and seed, when that
+run is in the list) and a JSON line.
 """
 
 from __future__ import annotations
@@ -31,23 +36,31 @@ import tempfile
 import time
 from pathlib import Path
 
-#: the budget the docs/benchmarks.md rows ran with (--root-weight 1: the trainer's behaviour then; today's default 16)
-BUDGET = (
-    "--batch-size 256 --dropout 0 --root-dropout 0 --lr 1e-3 --pretrain-epochs 3 --epochs 10 --lambda 2 "
-    "--warmup-steps 0 --root-weight 1"
-)
-DEFAULT_RUNS = "res-tr,res-sup,tmp27-tr,tmp27-sup"
+#: the budget every docs/benchmarks.md row ran with (everything else: the trainer's defaults)
+BUDGET = "--batch-size 256 --pretrain-epochs 3 --epochs 10"
+DEFAULT_RUNS = "res-tr-d25,tmp27-tr-d25,res-sup-d25,tmp27-sup-d25"
+RUN_NAME = re.compile(r"(res|tmp(\d+))-(tr|sup)(?:-d(\d+))?(?:-s(\d+))?")
 
 
 def run_options(name: str) -> list[str]:
-    """Backbone and loss options of a run name (see the module doc)."""
-    m = re.fullmatch(r"(res|tmp(\d+))-(tr|sup)", name)
+    """Backbone, loss, dropout and seed options of a run name (see the module doc)."""
+    m = RUN_NAME.fullmatch(name)
     if not m:
-        raise SystemExit(f"unknown run {name!r} (res-tr, res-sup, tmp27-tr, tmp81-sup, ...)")
+        raise SystemExit(f"unknown run {name!r} (res-tr, res-sup-d25, tmp27-tr-d25, tmp81-sup-d0-s1, ...)")
     opts = ["--loss", "trans-reproj" if m.group(3) == "tr" else "supervised"]
+    if m.group(4) is not None:
+        opts += ["--dropout", str(int(m.group(4)) / 100)]
+    if m.group(5) is not None:
+        opts += ["--seed", m.group(5)]
     if m.group(1) == "res":
         return opts + ["--channels", "256", "--blocks", "2"]
     return opts + ["--channels", "128", "--backbone", "temporal", "--receptive-field", m.group(2)]
+
+
+def reference_run(name: str) -> str:
+    """The ResLinear run a run's MPJVE ratio is taken against: same loss, dropout and seed."""
+    m = RUN_NAME.fullmatch(name)
+    return "res" + name[len(m.group(1)) :]
 
 
 def build(work: Path) -> Path:
@@ -90,6 +103,8 @@ def one(ds: Path, work: Path, name: str, budget: str, threads: int) -> dict:
         "backbone": cfg["backbone"],
         "receptive_field": cfg["receptive_field"] if cfg["backbone"] == "temporal" else 1,
         "loss": cfg["loss"],
+        "dropout": cfg["dropout"],
+        "seed": cfg["seed"],
         "mpjpe": r["mpjpe"],
         "p_mpjpe": r["p_mpjpe"],
         "mpjve": r["mpjve"],
@@ -113,15 +128,20 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     ds = a.ds or build(work)
     rows = [one(ds, work, name, a.budget, a.threads) for name in a.runs.split(",")]
+    by_name = {r["run"]: r for r in rows}
     print(f"data: {ds}; budget: {a.budget}; {a.threads} thread(s)")
     print(
-        "| backbone | frames | loss | MPJPE (mm) | P-MPJPE (mm) | MPJVE (mm/frame) | best epoch | train (s) | pairs/s |"
+        "| run | backbone | frames | loss | dropout | MPJPE (mm) | P-MPJPE (mm) | MPJVE (mm/frame) | ResLinear MPJVE / "
+        "this | best epoch | train (s) | pairs/s |"
     )
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
+        ref = by_name.get(reference_run(r["run"]))
+        ratio = f"{ref['mpjve'] / r['mpjve']:.2f}x" if ref and r["backbone"] == "temporal" else "-"
         print(
-            f"| {r['backbone']} | {r['receptive_field']} | {r['loss']} | {r['mpjpe']:.1f} | {r['p_mpjpe']:.1f} | "
-            f"{r['mpjve']:.2f} | {r['best_epoch']} | {r['train_s']:.0f} | {r['pairs_per_s']:.0f} |"
+            f"| {r['run']} | {r['backbone']} | {r['receptive_field']} | {r['loss']} | {r['dropout']} | "
+            f"{r['mpjpe']:.1f} | {r['p_mpjpe']:.1f} | {r['mpjve']:.2f} | {ratio} | {r['best_epoch']} | "
+            f"{r['train_s']:.0f} | {r['pairs_per_s']:.0f} |"
         )
     print(json.dumps(rows))
 

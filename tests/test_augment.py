@@ -565,3 +565,43 @@ def test_default_extrinsics_follow_the_calibration(tmp_path):
     assert json.loads((ds / "pairs" / "manifest.json").read_text())["extrinsics"] == "estimated"
     r = CliRunner().invoke(cli, run + ["--extrinsics", "given"])
     assert r.exit_code == 0 and "extrinsics: given (as asked)" in r.output
+
+
+def test_virtual_noise_simulates_detections_of_the_virtual_views(tmp_path):
+    """--virtual-noise realistic: the virtual views' 2D are the noise model's detections of their projections
+    (a few px, correlated over frames, confidences below 1), the same in poses2d, the pair shards and the 2D
+    sequences; the same seed gives the same noise, and 'none' stays the exact projection."""
+    from mvtools.synth.noise import NoiseParams
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_ds(a, subjects=("S1",), seqs=1, T=200)
+    shutil.copytree(a, b)
+    augment(a, virtual_views=2, source="gt", seed=1)
+    s = augment(b, virtual_views=2, source="gt", seed=1, virtual_noise="realistic")
+    assert s["virtual_noise"] == NoiseParams.realistic().to_dict()
+    assert json.loads((b / "pairs" / "manifest.json").read_text())["virtual_noise"]["std_px"] == 3.5
+    key = ["camera", "frame"]
+    ta = d.read_poses2d(a, source="virtual").to_pandas().sort_values(key)
+    tb = d.read_poses2d(b, source="virtual").to_pandas().sort_values(key)
+    assert len(ta) == len(tb) == 400
+    err = _arr(tb.joints2d, (17, 2)) - _arr(ta.joints2d, (17, 2))
+    med = np.median(np.linalg.norm(err, axis=-1))
+    assert 1.5 < med < 10, med  # a few px at 4-6 m, like the real views' detections
+    lag1 = np.corrcoef(err[:199, 3, 0][:-1], err[:199, 3, 0][1:])[0, 1]
+    assert lag1 > 0.5, lag1  # AR(1) with a correlation time of 4 frames: exp(-1/4) = 0.78
+    assert 0.5 < _arr(tb.confidence, (17,)).mean() < 0.99
+    # the shards and the sequences carry the same noisy 2D
+    p, _ = _pairs(b)
+    v = p[p.kind_a == "virtual"].iloc[0]
+    row = tb[(tb.camera == v.cam_a) & (tb.frame == v.frame)]
+    np.testing.assert_allclose(np.asarray(v.x2d_a, float), _arr(row.joints2d, (34,))[0], atol=1e-3)
+    seq = pd.read_parquet(b / "pairs" / "sequences" / "train.parquet")
+    srow = seq[(seq.camera == v.cam_a) & (seq.frame == v.frame)]
+    np.testing.assert_allclose(np.asarray(srow.x2d.iloc[0], float), _arr(row.joints2d, (34,))[0], atol=1e-3)
+    shutil.rmtree(a)
+    shutil.copytree(b, a)
+    augment(a, virtual_views=2, source="gt", seed=1, virtual_noise="realistic", overwrite=True)
+    again = d.read_poses2d(a, source="virtual").to_pandas().sort_values(key)
+    np.testing.assert_array_equal(_arr(again.joints2d, (34,)), _arr(tb.joints2d, (34,)))
+    with pytest.raises(Exception, match="nope.json"):
+        augment(a, virtual_views=2, virtual_noise=str(tmp_path / "nope.json"), overwrite=True)

@@ -18,7 +18,7 @@ from mvtools.augment.pairs import (
     sample_pairs,
     view_pairs,
 )
-from mvtools.augment.sequences import SequenceWriter, sequence_table
+from mvtools.augment.sequences import SequenceWriter, fill_from_valid, sequence_table
 from mvtools.augment.virtual import (
     LAYOUTS,
     camera_frame,
@@ -51,6 +51,7 @@ from mvtools.io import OutputError, claim_output, pause_point, staged_update, wr
 from mvtools.progress import log, progress
 from mvtools.seeding import stable_rng
 from mvtools.skeleton import NUM_JOINTS, ROOT
+from mvtools.synth.noise import resolve_noise, simulate_detections
 
 EXTRINSICS = ("given", "estimated")
 SOURCES = INPUT_SOURCES
@@ -216,13 +217,16 @@ def augment(
     source: str | None = None,
     command: str | None = None,
     overwrite: bool = False,
+    virtual_noise="none",
 ) -> dict:
     """Add ``virtual_views`` virtual cameras per subject rig and write the pair shards ``ds/pairs/``.
 
     - virtual cameras (``source="virtual"`` rows of cameras.parquet, ids ``virtual-00``...) and their 2D poses
-      (poses2d ``source="virtual"``: pinhole projections of the 3D ground truth, px, confidence 1), replacing older
-      virtual rows of the processed subjects; (frame, virtual camera) views with a joint behind the camera or outside
-      the image are dropped and counted;
+      (poses2d ``source="virtual"``: pinhole projections of the 3D ground truth, px, confidence 1; with
+      ``virtual_noise`` - 'realistic', a noise parameter JSON file or a :class:`~mvtools.synth.noise.NoiseParams` -
+      what a 2D detector would report instead, :func:`mvtools.synth.noise.simulate_detections` over each whole
+      sequence at the manifest's frame rate), replacing older virtual rows of the processed subjects; (frame,
+      virtual camera) views with a joint behind the camera or outside the image are dropped and counted;
     - pair shards per docs/architecture.md: ``pairs_per_frame`` view pairs per frame drawn without replacement
       among the real views (``views="real"``) or real and virtual views (``"all"``), transforms (mm) from the
       ``extrinsics`` rig (``given`` | ``estimated``; default :func:`default_extrinsics`, logged and returned),
@@ -236,16 +240,28 @@ def augment(
     """
     ds = Path(ds)
     _check_args(virtual_views, layout, extrinsics, views, pairs_per_frame, shard_rows, seed, source)
+    noise = resolve_noise(virtual_noise)  # a clear error for a bad noise file before anything else
     read_manifest(ds)  # a clear error for a broken dataset before anything else
     with claim_output(ds, "dataset", in_place=True):  # lock ds; repair what a killed run left
         _check_earlier(ds, overwrite)
         return _augment(
-            ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views, subjects, shard_rows, source, command
+            ds,
+            virtual_views,
+            layout,
+            seed,
+            extrinsics,
+            pairs_per_frame,
+            views,
+            subjects,
+            shard_rows,
+            source,
+            command,
+            noise,
         )
 
 
 def _augment(
-    ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views, subjects, shard_rows, source, command
+    ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views, subjects, shard_rows, source, command, noise
 ) -> dict:
     virtual_views, pairs_per_frame, shard_rows, seed = (
         int(x) for x in (virtual_views, pairs_per_frame, shard_rows, seed)
@@ -335,6 +351,7 @@ def _augment(
                         stage,
                         bar,
                         seq_writers[split_of[s]],
+                        (noise, float(manifest.get("fps") or 50.0)),
                     )
                     virtual_all += info.pop("virtual_cameras")
                     report["dropped"][s] = info.pop("dropped")
@@ -361,6 +378,7 @@ def _augment(
             "sequences": sequences,
             "rows": rows,
             "layout": layout,
+            "virtual_noise": noise.to_dict() if noise is not None else None,
             "producer": producer(command),
         }
         write_json_atomic(pdir / "manifest.json", pm)
@@ -386,6 +404,7 @@ def _augment(
             "views": views,
             "virtual_views": virtual_views,
             "layout": layout,
+            "virtual_noise": noise.to_dict() if noise is not None else None,
             "pairs_per_frame": pairs_per_frame,
             "seed": seed,
             "splits": pm["splits"],
@@ -421,8 +440,21 @@ def _check_earlier(ds: Path, overwrite: bool) -> None:
         )
 
 
+def virtual_detections(X, finite, virt, params, fps: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated detector output of the virtual cameras for one sequence: world joints ``X`` (T, 17, 3) mm with
+    ``finite`` (T,) frames -> ``uv`` (T, V, 17, 2) px and ``conf`` (T, V, 17) in [0, 1]. The noise runs over the whole
+    sequence (temporally correlated, ``fps`` Hz); frames without finite 3D borrow the nearest earlier finite frame's
+    pose so the noise stays continuous (they are dropped anyway)."""
+    Xf = X[fill_from_valid(finite)] if finite.any() else np.zeros_like(X)
+    uv = np.empty((len(X), len(virt), NUM_JOINTS, 2))
+    conf = np.empty((len(X), len(virt), NUM_JOINTS), np.float32)
+    for v, cam in enumerate(virt):
+        uv[:, v], conf[:, v] = simulate_detections(Xf, cam, params, rng, fps)
+    return uv, conf
+
+
 def _augment_subject(
-    ds, subject, rigs, source, n_virtual, layout, seed, extrinsics, k, views, writer, stage, bar, seq_writer
+    ds, subject, rigs, source, n_virtual, layout, seed, extrinsics, k, views, writer, stage, bar, seq_writer, noise_fps
 ):
     given, used = rigs
     d3 = _subject_3d(ds, subject)
@@ -479,6 +511,10 @@ def _augment_subject(
             if virt:
                 y3d_v, uv_v, ok_v = project_virtual(Xs, virt)
                 ok_v &= fin[:, None]
+                conf_v = np.ones(ok_v.shape + (NUM_JOINTS,), np.float32)
+                if noise_fps[0] is not None:
+                    nrng = stable_rng(seed, subject, action, int(subaction), "virtual-noise")
+                    uv_v, conf_v = virtual_detections(Xs, fin, virt, *noise_fps, nrng)
                 dropped += (~ok_v & fin[:, None]).sum(0)
                 fi, vi = np.nonzero(ok_v)
                 if len(fi):
@@ -489,7 +525,7 @@ def _augment_subject(
                         frames[fi],
                         np.array([c.camera for c in virt])[vi],
                         uv_v[fi, vi],
-                        None,
+                        conf_v[fi, vi] if noise_fps[0] is not None else None,
                         "virtual",
                     )
                     if vwriter is None:
@@ -502,7 +538,7 @@ def _augment_subject(
                     vwriter.write_table(tbl)
                 y3d = np.concatenate([y3d_r, y3d_v], axis=1)
                 x2d = np.concatenate([x2d_r[start:end], uv_v.astype(np.float32)], axis=1)
-                conf = np.concatenate([conf_r[start:end], np.ones(ok_v.shape + (NUM_JOINTS,), np.float32)], axis=1)
+                conf = np.concatenate([conf_r[start:end], conf_v], axis=1)
                 avail = np.concatenate([avail_r[start:end] & fin[:, None], ok_v], axis=1)
             else:
                 y3d, x2d, conf = y3d_r, x2d_r[start:end].copy(), conf_r[start:end]

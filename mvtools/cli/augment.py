@@ -81,15 +81,37 @@ D = defaults_of(lib.augment)
     help="2D inputs of the real views (px): detections, or ground truth. "
     "[default: detected when the dataset has detections, else gt]",
 )
+@click.option(
+    "--virtual-noise",
+    default=D["virtual_noise"],
+    show_default=True,
+    metavar="none|realistic|FILE.json",
+    help="2D of the virtual views: none (pinhole projections of the 3D, confidence 1, as in the paper), "
+    "realistic (what a CPN-like detector would report, as `synth --noise realistic`: px noise correlated "
+    "over frames, outliers, left/right swaps, confidences), or a noise parameter FILE.json (px and frames, "
+    "docs/synthetic.md). Makes the virtual views' 2D look like the real views' detections.",
+)
 @overwrite_option
 @friendly_errors
 def augment(
-    ds, virtual_views, layout, seed, extrinsics, pairs_per_frame, views, subjects, shard_rows, source, overwrite
+    ds,
+    virtual_views,
+    layout,
+    seed,
+    extrinsics,
+    pairs_per_frame,
+    views,
+    subjects,
+    shard_rows,
+    source,
+    virtual_noise,
+    overwrite,
 ):
     """Add virtual cameras to DS and write the training pair shards DS/pairs/ (replaced atomically).
 
     Virtual cameras go into cameras.parquet (source=virtual, ids virtual-00...) and their 2D poses (pinhole
-    projections of the 3D ground truth, px, confidence 1) into poses2d (source=virtual); frames where a joint
+    projections of the 3D ground truth, px, confidence 1, or simulated detections with --virtual-noise) into
+    poses2d (source=virtual); frames where a joint
     would be behind a virtual camera or outside its image are dropped and reported. See docs/augment.md.
     """
     s = lib.augment(
@@ -103,6 +125,7 @@ def augment(
         subjects=split_list(subjects),
         shard_rows=shard_rows,
         source=source,
+        virtual_noise=virtual_noise,
         overwrite=overwrite,
     )
     click.echo(f"pairs: {s['pairs_dir']}  ({s['shards']} shards, 2D source {s['source2d']}, views {s['views']})")
@@ -110,7 +133,8 @@ def augment(
     for sp in ("train", "test"):
         click.echo(f"  {sp:5s} {s['rows'][sp]:>10,d} rows  subjects {', '.join(s['splits'][sp]) or '-'}")
     if s["virtual_views"]:
-        click.echo(f"virtual cameras: {s['virtual_views']} per subject ({s['layout']} layout); dropped frames:")
+        noisy = ", simulated detector noise" if s["virtual_noise"] else ""
+        click.echo(f"virtual cameras: {s['virtual_views']} per subject ({s['layout']} layout{noisy}); dropped frames:")
         for subj, d in s["dropped"].items():
             frames = s["subjects"][subj]["frames"]
             parts = [f"{c[len('virtual-') :]}:{n}" for c, n in d.items()]
