@@ -4,6 +4,7 @@ subjects, with training time.
     python bench/temporal.py                              # synthetic H36M-layout data (the demo's dataset)
     python bench/temporal.py --ds /tmp/cmu                 # an existing dataset with pairs/ (e.g. CMU via bench/bvh.py)
     python bench/temporal.py --runs res-tr,tmp27-tr --work /tmp/tb
+    python bench/temporal.py --sequences 16                # four times the synthetic training motion
 
 Data: by default ``synth_dataset(sequences_per_subject=4, frames=500)`` (realistic detector noise) and
 ``augment(virtual_views=8)``: 40,000 training and 16,000 test pairs, detected 2D, test subjects S9 and S11. Every
@@ -16,7 +17,7 @@ names ``BACKBONE-LOSS[-dDROPOUT][-sSEED]``):
 - ``res-tr`` / ``res-sup``: ResLinear, 256 channels, 2 blocks, trans-reproj / supervised;
 - ``tmpR-tr`` / ``tmpR-sup``: temporal backbone, receptive field R (27, 81, 243) frames, 128 channels (about
   ResLinear-256's FLOPs per window at R = 27), trans-reproj / supervised;
-- ``-d25``: dropout 0.25 in the lifting branch (VideoPose3D's value), ``-d0``: none (default: the trainer's);
+- ``-dNN``: lifting-branch dropout NN / 100 (``-d0``: none, ``-d25``: VideoPose3D's 0.25; default: the trainer's 0.1);
 - ``-s1``: seed 1 (weights, batch order, dropout, held-out split; default 0).
 
 Each run is its own ``mvtools train`` subprocess; its wall time is reported (the machine may be shared). Prints a
@@ -38,7 +39,7 @@ from pathlib import Path
 
 #: the budget every docs/benchmarks.md row ran with (everything else: the trainer's defaults)
 BUDGET = "--batch-size 256 --pretrain-epochs 3 --epochs 10"
-DEFAULT_RUNS = "res-tr-d25,tmp27-tr-d25,res-sup-d25,tmp27-sup-d25"
+DEFAULT_RUNS = "res-tr,tmp27-tr,res-sup,tmp27-sup"
 RUN_NAME = re.compile(r"(res|tmp(\d+))-(tr|sup)(?:-d(\d+))?(?:-s(\d+))?")
 
 
@@ -63,13 +64,14 @@ def reference_run(name: str) -> str:
     return "res" + name[len(m.group(1)) :]
 
 
-def build(work: Path) -> Path:
+def build(work: Path, sequences: int = 4) -> Path:
+    """The synthetic dataset: ``sequences`` sequences of 500 frames per subject, 8 virtual views."""
     from mvtools.augment import augment
     from mvtools.synth.dataset import synth_dataset
 
-    ds = work / "synth"
+    ds = work / f"synth-{sequences}"
     if not (ds / "pairs" / "manifest.json").exists():
-        synth_dataset(ds, sequences_per_subject=4, frames=500)
+        synth_dataset(ds, sequences_per_subject=sequences, frames=500)
         augment(ds, virtual_views=8)
     return ds
 
@@ -120,13 +122,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--ds", type=Path, default=None, help="dataset with pairs/ (default: build the synthetic one)")
     ap.add_argument("--runs", default=DEFAULT_RUNS, help=f"comma-separated run names (default {DEFAULT_RUNS})")
+    ap.add_argument(
+        "--sequences", type=int, default=4, help="synthetic sequences (500 frames) per subject (without --ds)"
+    )
     ap.add_argument("--budget", default=BUDGET, help="training options shared by every run (quoted)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
     ap.add_argument("--work", type=Path, default=None, help="work directory (default: a temporary one)")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="mvtools-bench-temporal-"))
     work.mkdir(parents=True, exist_ok=True)
-    ds = a.ds or build(work)
+    ds = a.ds or build(work, a.sequences)
     rows = [one(ds, work, name, a.budget, a.threads) for name in a.runs.split(",")]
     by_name = {r["run"]: r for r in rows}
     print(f"data: {ds}; budget: {a.budget}; {a.threads} thread(s)")
