@@ -525,7 +525,7 @@ def _augment_subject(
                         frames[fi],
                         np.array([c.camera for c in virt])[vi],
                         uv_v[fi, vi],
-                        conf_v[fi, vi] if noise_fps[0] is not None else None,
+                        conf_v[fi, vi],
                         "virtual",
                     )
                     if vwriter is None:

@@ -41,13 +41,24 @@ SEQUENCES_SCHEMA = pa.schema(
 ROW_GROUP = 131072
 
 
-def fill_from_valid(valid: np.ndarray) -> np.ndarray:
+def fill_from_valid(valid: np.ndarray, sequence: np.ndarray | None = None) -> np.ndarray:
     """Row index (N,) per frame: the frame itself if valid, else the nearest earlier valid one (the first valid one
-    for leading gaps). ``valid`` (N,) bool with at least one True."""
+    for leading gaps). ``valid`` (N,) bool. With ``sequence`` (N,) labels (rows of a sequence contiguous, in frame
+    order) the rule holds within each sequence, and a sequence without any valid frame gets -1; without it the rows
+    are one sequence with at least one valid frame."""
+    valid = np.asarray(valid, bool)
     n = len(valid)
-    idx = np.where(valid, np.arange(n), -1)
-    idx = np.maximum.accumulate(idx)
-    return np.where(idx < 0, np.argmax(valid), idx)
+    if sequence is None:
+        start = np.zeros(1, np.int64)
+    else:
+        seq = np.asarray(sequence)
+        start = np.flatnonzero(np.r_[True, seq[1:] != seq[:-1]]) if n else np.zeros(0, np.int64)
+    lengths = np.diff(np.r_[start, n])
+    rows = np.arange(n)
+    idx = np.maximum.accumulate(np.where(valid, rows, -1)) if n else rows
+    first = np.minimum.reduceat(np.where(valid, rows, n), start) if n else start  # each sequence's first valid row
+    first = np.where(first < n, first, -1)
+    return np.where(idx < np.repeat(start, lengths), np.repeat(first, lengths), idx)
 
 
 def fill_invalid_rows(x: np.ndarray, sequence: np.ndarray) -> np.ndarray:
@@ -58,19 +69,9 @@ def fill_invalid_rows(x: np.ndarray, sequence: np.ndarray) -> np.ndarray:
     at test time (``evaluate``, ``predict``) is filled as ``augment`` fills the training sequences, so a missing
     keypoint never reaches a neighbouring frame's window as NaN. Returns a copy (N, ...)."""
     x = np.asarray(x)
-    n = len(x)
-    ok = np.isfinite(x.reshape(n, -1)).all(1)
-    if ok.all():
-        return x.copy()
-    seq = np.asarray(sequence)
-    start = np.flatnonzero(np.r_[True, seq[1:] != seq[:-1]]) if n else np.zeros(0, np.int64)
-    first_row = np.repeat(start, np.diff(np.r_[start, n]))  # (N,) the first row of each row's sequence
-    idx = np.maximum.accumulate(np.where(ok, np.arange(n), -1))
-    first_ok = np.minimum.reduceat(np.where(ok, np.arange(n), n), start) if n else start
-    lead = idx < first_row  # no finite row yet in this sequence: use its first finite row
-    idx = np.where(lead, np.repeat(first_ok, np.diff(np.r_[start, n])), idx)
-    out = x[np.minimum(idx, n - 1)].copy()
-    out[idx >= n] = 0  # a sequence without any finite row
+    idx = fill_from_valid(np.isfinite(x).all(axis=tuple(range(1, x.ndim))), sequence)
+    out = x[np.maximum(idx, 0)]  # fancy indexing: a copy
+    out[idx < 0] = 0  # a sequence without any finite row
     return out
 
 

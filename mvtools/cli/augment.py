@@ -111,8 +111,8 @@ def augment(
 
     Virtual cameras go into cameras.parquet (source=virtual, ids virtual-00...) and their 2D poses (pinhole
     projections of the 3D ground truth, px, confidence 1, or simulated detections with --virtual-noise) into
-    poses2d (source=virtual); frames where a joint
-    would be behind a virtual camera or outside its image are dropped and reported. See docs/augment.md.
+    poses2d (source=virtual); frames where a joint would be behind a virtual camera or outside its image are
+    dropped and reported. See docs/augment.md.
     """
     s = lib.augment(
         ds,

@@ -307,9 +307,9 @@ def _predict_keypoints(
             "left out of the output"
         )
     if lift.receptive_field() > 1:  # temporal: the whole sequence, a missing keypoint's frame filled as in augment
-        x = fill_invalid_rows(undistort_pixels(uv, cam), np.zeros(len(uv)))
-        K = np.broadcast_to(cam.intrinsics, (len(uv), 4))
-        pred = lift_pixels(lift, x, K, device, sequence=np.zeros(len(uv), np.int64))[complete]
+        seq = np.zeros(len(uv), np.int64)
+        x = fill_invalid_rows(undistort_pixels(uv, cam), seq)
+        pred = lift_pixels(lift, x, np.broadcast_to(cam.intrinsics, (len(x), 4)), device, sequence=seq)[complete]
     else:
         x = undistort_pixels(uv[complete], cam)
         pred = lift_pixels(lift, x, np.broadcast_to(cam.intrinsics, (len(x), 4)), device)
