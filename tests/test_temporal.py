@@ -220,3 +220,64 @@ def test_fill_invalid_rows_hand_computed():
     np.testing.assert_array_equal(fill_invalid_rows(x[:4], seq[:4]), x[:4][fill_from_valid(ok)])
     full = np.ones((3, 2, 2))
     np.testing.assert_array_equal(fill_invalid_rows(full, np.zeros(3)), full)
+
+
+def test_dense_frames_hand_computed():
+    """A gap of k steps becomes k - 1 rows copying the frame before it; the step is each sequence's median frame
+    difference (every frame, every tenth, millisecond time stamps), and a repeated frame number is the next row."""
+    from mvtools.augment.sequences import dense_frames
+
+    frame = np.array([0, 1, 2, 5, 6, 10, 20, 30, 50, 0, 33, 67, 100, 200, 7, 7, 8])
+    seq = np.array([0] * 5 + [1] * 4 + [2] * 5 + [3] * 3)
+    pos, src, dense = dense_frames(frame, seq)
+    np.testing.assert_array_equal(pos, [0, 1, 2, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 18, 19, 20, 21])
+    np.testing.assert_array_equal(src, [0, 1, 2, 2, 2, 3, 4, 5, 6, 7, 7, 8, 9, 10, 11, 12, 12, 12, 13, 14, 15, 16])
+    np.testing.assert_array_equal(dense[:12], [0, 1, 2, 3, 4, 5, 6, 10, 20, 30, 40, 50])
+    np.testing.assert_array_equal(dense[12:19], [0, 33, 67, 100, 134, 167, 200])
+    np.testing.assert_array_equal(dense[pos], frame)  # present rows keep their frame numbers
+    p1, s1, d1 = dense_frames(np.arange(5) * 3)  # no gap: the identity
+    np.testing.assert_array_equal(p1, np.arange(5))
+    np.testing.assert_array_equal(s1, np.arange(5))
+    assert [len(a) for a in dense_frames(np.zeros(0))] == [0, 0, 0]
+
+
+def test_temporal_lifting_reinserts_missing_frames():
+    """With frame numbers, a sequence with missing frames is lifted as the sequence with those frames filled by
+    the frame before (the training sequences' rule), so a window spans the frames it spanned in training; rows may
+    come in any order."""
+    from mvtools.train.inference import lift_2d
+
+    torch.manual_seed(2)
+    lift = LiftingNet(TemporalConvNet(34, 51, 9, channels=16, dropout=0.0, causal=False)).eval()
+    torch.nn.init.normal_(lift.net.shrink.weight, std=0.1)
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.uniform(0, 1000, (20, 17, 2)).astype(np.float32))
+    K = torch.tensor([[1000.0, 1000.0, 500.0, 500.0]]).repeat(20, 1)
+    frame = np.r_[np.arange(8), np.arange(12, 24)]  # frames 8-11 missing
+    full_rows = np.r_[np.arange(8), [7, 7, 7, 7], np.arange(8, 20)]
+    ref = lift_2d(lift, x[full_rows], K[full_rows], sequence=np.zeros(24))
+    want = ref[np.r_[np.arange(8), np.arange(12, 24)]]
+    perm = rng.permutation(20)
+    got = np.empty_like(want)
+    got[perm] = lift_2d(lift, x[perm], K[perm], sequence=np.zeros(20), frame=frame[perm])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-3)
+    plain = lift_2d(lift, x, K, sequence=np.zeros(20))  # without frame numbers the rows count as consecutive
+    assert np.abs(plain[6:14] - want[6:14]).max() > 1.0
+
+
+def test_sequence_table_fills_gaps_in_the_3d_frames():
+    """Frames missing from a sequence's 3D rows (ingest bvh drops frames the cameras do not see) get rows in the
+    training sequences too, as frames without 2D: a window of R rows spans R frames in training as at test time."""
+    from mvtools.augment.sequences import sequence_table
+
+    frames = np.array([10, 11, 12, 16, 17])
+    x2d = np.arange(5, dtype=np.float64)[:, None, None, None] * np.ones((1, 2, 17, 2))
+    seen = np.ones((5, 2), bool)
+    seen[1, 1] = False
+    K = np.array([[1000.0, 1000.0, 500.0, 500.0]] * 2)
+    t = sequence_table("S1", "a", 1, frames, ["v0", "v1"], ["virtual", "virtual"], K, x2d, seen, []).to_pandas()
+    v0, v1 = t[t.camera == "v0"], t[t.camera == "v1"]
+    np.testing.assert_array_equal(v0.frame, np.arange(10, 18))
+    np.testing.assert_array_equal(v0.valid, [1, 1, 1, 0, 0, 0, 1, 1])
+    np.testing.assert_array_equal([x[0] for x in v0.x2d], [0, 1, 2, 2, 2, 2, 3, 4])
+    np.testing.assert_array_equal([x[0] for x in v1.x2d], [0, 0, 2, 2, 2, 2, 3, 4])

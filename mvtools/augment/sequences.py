@@ -10,7 +10,9 @@ Columns: ``subject, action`` string, ``subaction`` int16, ``camera, kind`` strin
 (frame, camera)), ``K`` float32[4] (fx, fy, cx, cy px), ``valid`` bool. A frame where the view has no 2D (no
 detection, a virtual view with a joint behind the camera or outside the image) holds the nearest earlier valid
 frame's 2D (the first valid one before any) and ``valid = false``; a view without any valid frame in a sequence is
-left out. Every frame of the sequence's 3D rows gets a row.
+left out. Every frame of the sequence's 3D rows gets a row, and so does every frame missing between them (a gap,
+e.g. where ``ingest bvh`` dropped frames the cameras did not see: :func:`dense_frames`), as a frame without 2D,
+so that a window of R rows always spans R frames.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -61,6 +64,35 @@ def fill_from_valid(valid: np.ndarray, sequence: np.ndarray | None = None) -> np
     return np.where(idx < np.repeat(start, lengths), np.repeat(first, lengths), idx)
 
 
+def dense_frames(frame: np.ndarray, sequence: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Time-true rows for sequences with missing frames, so that a temporal window of R rows spans R frames.
+
+    ``frame`` (N,) increasing within each sequence; ``sequence`` (N,) labels with the rows of a sequence contiguous
+    (None: one sequence). A sequence's step is the median of its frame differences (1 for every frame, 5 for every
+    fifth, 33 for millisecond time stamps at 30 fps); a difference of k >= 2 steps (rounded) means k - 1 missing
+    frames, which get rows copying the nearest earlier present row (``fill_from_valid``'s rule for a frame without
+    2D). Returns ``pos`` (N,) int64 each row's index among the D dense rows, ``src`` (D,) int64 the row each dense
+    row copies, ``frames`` (D,) int64 the dense rows' frame numbers (a missing one: previous + j steps, rounded)."""
+    f = np.asarray(frame, np.float64)
+    n = len(f)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    seq = np.zeros(n, np.int64) if sequence is None else np.asarray(sequence)
+    new = np.r_[True, seq[1:] != seq[:-1]]
+    sid = np.cumsum(new) - 1
+    d = np.r_[0.0, np.diff(f)]
+    inner = ~new & (d > 0)  # a repeated frame number counts as the next frame, never as a step
+    med = pd.Series(d[inner]).groupby(sid[inner]).median().reindex(range(int(sid[-1]) + 1)).fillna(1.0).to_numpy()
+    step = med[sid]
+    k = np.where(new, 1, np.maximum(1, np.floor(d / step + 0.5))).astype(np.int64)
+    k[0] = 0
+    pos = np.cumsum(k)
+    dense = np.arange(pos[-1] + 1)
+    src = np.searchsorted(pos, dense, side="right") - 1
+    frames = np.floor(f[src] + (dense - pos[src]) * step[src] + 0.5).astype(np.int64)
+    return pos, src, frames
+
+
 def fill_invalid_rows(x: np.ndarray, sequence: np.ndarray) -> np.ndarray:
     """The rule above for rows already grouped by sequence: ``x`` (N, ...) with the rows of a sequence contiguous
     and in frame order, ``sequence`` (N,) labels. A row holding a non-finite value (a keypoint the detector did not
@@ -94,6 +126,10 @@ def sequence_table(
     """Rows of one sequence for every view: ``x2d`` (N, V, J, 2) px as read (real views still distorted; the
     first ``len(real)`` views are undistorted here with those cameras, on a copy), ``seen`` (N, V) bool, ``K``
     (V, 4), ``frames`` (N,). None when no view has a valid frame."""
+    pos, src, frames = dense_frames(frames)  # a frame without 3D rows (a gap) gets rows too: windows stay time-true
+    present = np.zeros(len(src), bool)
+    present[pos] = True
+    x2d, seen = x2d[src], seen[src] & present[:, None]
     parts = []
     for v in range(len(ids)):
         ok = seen[:, v]

@@ -279,6 +279,7 @@ def evaluate_run(
             torch.from_numpy(c["K"].copy()).float(),
             device,
             sequence=c["seq"],
+            frame=c["frame"],
         )[v["ctx_row"]]
     else:
         pred = lift_2d(loaded.lift, torch.from_numpy(v["x2d"]).float(), torch.from_numpy(v["K"].copy()).float(), device)

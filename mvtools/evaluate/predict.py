@@ -72,10 +72,13 @@ def camera_list(cameras) -> list[Camera]:
     raise ValueError(f"{p}: camera file must be .json (h36m_cameras.json layout) or .toml (aniposelib)")
 
 
-def lift_pixels(lift, uv: np.ndarray, K: np.ndarray, device="cpu", sequence: np.ndarray | None = None) -> np.ndarray:
+def lift_pixels(
+    lift, uv: np.ndarray, K: np.ndarray, device="cpu", sequence: np.ndarray | None = None, frame=None
+) -> np.ndarray:
     """Undistorted pixels (N, 17, 2) and intrinsics (N, 4) [fx, fy, cx, cy] -> root-relative 3D (N, 17, 3) mm.
-    Temporal runs need ``sequence`` (N,): a label per row, rows in frame order within a sequence. Non-finite output
-    (a diverged checkpoint) is an error, never written."""
+    Temporal runs need ``sequence`` (N,): a label per row, rows in frame order within a sequence; with ``frame``
+    (N,) frame numbers, missing frames are re-inserted for the windows (``lift_2d``). Non-finite output (a
+    diverged checkpoint) is an error, never written."""
     import torch
 
     from mvtools.train.inference import lift_2d
@@ -86,6 +89,7 @@ def lift_pixels(lift, uv: np.ndarray, K: np.ndarray, device="cpu", sequence: np.
         torch.from_numpy(np.ascontiguousarray(K, np.float32)),
         device,
         sequence=sequence,
+        frame=frame,
     )
     bad = ~np.isfinite(np.asarray(pred)).all(axis=(1, 2))
     if bad.any():
@@ -182,7 +186,8 @@ def _lift_table_rows(lift, t: pa.Table, uv: np.ndarray, K: np.ndarray, device) -
             "temporal run needs one row per frame"
         )
     pred = np.empty((len(uv), NUM_JOINTS, 3), np.float32)
-    pred[order] = lift_pixels(lift, uv[order], K[order], device, seq[order])
+    timed = frame[order] if "frame" in t.column_names else None  # missing frame numbers re-inserted for windows
+    pred[order] = lift_pixels(lift, uv[order], K[order], device, seq[order], frame=timed)
     return pred
 
 
@@ -309,7 +314,8 @@ def _predict_keypoints(
     if lift.receptive_field() > 1:  # temporal: the whole sequence, a missing keypoint's frame filled as in augment
         seq = np.zeros(len(uv), np.int64)
         x = fill_invalid_rows(undistort_pixels(uv, cam), seq)
-        pred = lift_pixels(lift, x, np.broadcast_to(cam.intrinsics, (len(x), 4)), device, sequence=seq)[complete]
+        K = np.broadcast_to(cam.intrinsics, (len(x), 4))
+        pred = lift_pixels(lift, x, K, device, sequence=seq, frame=v.frames)[complete]
     else:
         x = undistort_pixels(uv[complete], cam)
         pred = lift_pixels(lift, x, np.broadcast_to(cam.intrinsics, (len(x), 4)), device)

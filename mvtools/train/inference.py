@@ -126,6 +126,7 @@ def lift_2d(
     chunk: int = 16384,
     flip: bool = False,
     sequence: np.ndarray | None = None,
+    frame: np.ndarray | None = None,
 ) -> np.ndarray:
     """Lifting branch in eval mode: undistorted pixels (N, J, 2), K (N, 4) [fx, fy, cx, cy] -> root-relative
     (N, J, 3) mm, numpy float64. ``flip``: average with the prediction for the mirrored input, mirrored back
@@ -133,13 +134,16 @@ def lift_2d(
 
     Temporal backbones (receptive field R > 1) need ``sequence`` (N,): a sequence label per row, rows in frame
     order within each sequence; every sequence is padded by replicating its first / last frame and lifted in
-    one pass (:func:`mvtools.train.temporal.lift_sequences`). Single-frame backbones ignore it."""
+    one pass (:func:`mvtools.train.temporal.lift_sequences`). With ``frame`` (N,) frame numbers, frames missing
+    from a sequence are re-inserted as copies of the nearest earlier row (:func:`mvtools.augment.sequences.
+    dense_frames`, the rule of the training sequences), so that a window spans as many frames as in training.
+    Single-frame backbones ignore both."""
     rf = lift.receptive_field() if hasattr(lift, "receptive_field") else 1
     was = lift.training
     lift.eval()
     try:
         if rf > 1:
-            return _lift_sequences(lift, x2d, K, device, chunk, flip, sequence, rf)
+            return _lift_sequences(lift, x2d, K, device, chunk, flip, sequence, rf, frame)
         outs = []
         for s in range(0, len(x2d), chunk):
             xn = normalise_2d(x2d[s : s + chunk].to(device).float(), K[s : s + chunk].to(device).float())
@@ -152,7 +156,7 @@ def lift_2d(
     return torch.cat(outs).numpy() if outs else np.zeros((0,) + tuple(x2d.shape[1:-1]) + (3,))
 
 
-def _lift_sequences(lift, x2d, K, device, chunk, flip, sequence, rf) -> np.ndarray:
+def _lift_sequences(lift, x2d, K, device, chunk, flip, sequence, rf, frame=None) -> np.ndarray:
     from mvtools.train.temporal import lift_sequences
 
     if sequence is None:
@@ -165,9 +169,24 @@ def _lift_sequences(lift, x2d, K, device, chunk, flip, sequence, rf) -> np.ndarr
         return np.zeros((0,) + tuple(x2d.shape[1:-1]) + (3,))
     causal = bool(getattr(lift.net, "causal", False))
     xn = normalise_2d(x2d.to(device).float(), K.to(device).float())
+    at = None
+    if frame is not None:  # time-true windows: frames missing from a sequence re-inserted
+        if len(frame) != len(x2d):
+            raise ValueError(f"{len(frame)} frame numbers for {len(x2d)} rows")
+        from mvtools.augment.sequences import dense_frames
+
+        codes = np.unique(np.asarray(sequence), return_inverse=True)[1].reshape(-1)
+        order = np.lexsort((np.asarray(frame), codes))
+        pos, src, _ = dense_frames(np.asarray(frame)[order], codes[order])
+        rows = order[src]  # dense row -> input row
+        xn, sequence = xn.index_select(0, torch.from_numpy(rows).to(xn.device)), codes[rows]
+        at = np.empty(len(order), np.int64)
+        at[order] = pos  # input row -> dense row
     y = lift_sequences(lift.forward_sequence, xn, sequence, rf, causal, chunk)
     if flip:
         y = 0.5 * (y + flip_3d(lift_sequences(lift.forward_sequence, flip_2d(xn), sequence, rf, causal, chunk)))
+    if at is not None:
+        y = y[torch.from_numpy(at).to(y.device)]
     return y.double().cpu().numpy()
 
 
