@@ -182,7 +182,7 @@ def main() -> None:
             work / f"train-{loss}.log",
         )
         out_json = work / f"eval-{loss}.json"
-        run(mv + ["evaluate", str(run_dir), str(ds), "--json", str(out_json)], work / f"eval-{loss}.log")
+        run(mv + ["evaluate", str(run_dir), str(ds), "--json", str(out_json), "--overwrite"], work / f"eval-{loss}.log")
         r = json.loads(out_json.read_text())
         rows.append((loss, r.get("mpjpe"), r.get("p_mpjpe"), r.get("n_mpjpe"), r.get("pck150"), t_tr))
     print(

@@ -92,7 +92,7 @@ def one(ds: Path, work: Path, name: str, budget: str, threads: int) -> dict:
     )
     wall = time.perf_counter() - t
     subprocess.run(
-        mv + ["evaluate", str(out), str(ds), "--json", str(out) + ".eval.json"],
+        mv + ["evaluate", str(out), str(ds), "--json", str(out) + ".eval.json", "--overwrite"],
         check=True,
         env=env,
         capture_output=True,

@@ -209,6 +209,20 @@ OUTPUT_KINDS = {
 }
 
 
+def _is_evaluation_json(path: Path) -> bool:
+    try:
+        m = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(m, dict) and (
+        m.get("mvtools_output") == "evaluation" or {"run", "dataset", "mpjpe", "units"} <= set(m)
+    )
+
+
+#: file outputs whose existing file must be an mvtools output of the same kind to be replaced (with --overwrite)
+FILE_KINDS = {"evaluation": _is_evaluation_json}
+
+
 def output_kind(path) -> str | None:
     """The kind of mvtools output directory ``path`` is (a key of :data:`OUTPUT_KINDS`), or None."""
     for kind, (name, test) in OUTPUT_KINDS.items():
@@ -307,7 +321,8 @@ def claim_output(
     - an existing directory ``out`` is replaced only if it is empty, or an mvtools output of ``kind``
       (:func:`output_kind`) and ``overwrite`` is true. ``in_place`` commands (augment, calibrate) update ``out``:
       it must be of ``kind``, and they check ``overwrite`` for the parts they replace themselves;
-    - with ``file=True`` ``out`` is a file, replaced only with ``overwrite`` (and never a directory).
+    - with ``file=True`` ``out`` is a file, replaced only with ``overwrite`` (and never a directory); for the
+      kinds of :data:`FILE_KINDS` only if the existing file is an mvtools output of that kind.
     Release the claim (or use it as a context manager) after the commit.
     """
     out = Path(os.path.realpath(out)) if in_place else Path(out).absolute()  # in place: the real directory
@@ -332,6 +347,11 @@ def _check_existing(out: Path, kind: str, overwrite: bool, in_place: bool, file:
             raise OutputError(f"{out}: is a directory; the output must be a file path")
         if os.path.lexists(out) and not overwrite:
             raise OutputError(f"{out}: exists; pass --overwrite to replace it")
+        if os.path.lexists(out) and kind in FILE_KINDS and not FILE_KINDS[kind](out):
+            raise OutputError(
+                f"{out}: exists and is not an mvtools {kind} file; refusing to replace it. Choose another "
+                "output path, or remove it yourself."
+            )
         return
     if not os.path.lexists(out):
         if in_place:

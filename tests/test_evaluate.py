@@ -121,7 +121,23 @@ def test_cli_evaluate_json_and_errors(tmp_path):
     res = json.loads(out.read_text())
     assert res["subjects"] == ["S1", "S9"] and res["source"] == "detected"
     assert res["n_poses"] == 2 * 2 * 6 * 4
-    assert set(res["per_subject"]) == {"S1", "S9"}
+    assert set(res["per_subject"]) == {"S1", "S9"} and res["mvtools_output"] == "evaluation"
+    # an existing JSON is replaced only when asked, and only if it is an mvtools evaluation
+    args = ["evaluate", str(run), str(ds), "--subjects", "S9", "--json", str(out)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code != 0 and "--overwrite" in r.output and json.loads(out.read_text())["subjects"] == ["S1", "S9"]
+    r = CliRunner().invoke(cli, args + ["--overwrite"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["subjects"] == ["S9"]
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}')
+    r = CliRunner().invoke(cli, args[:-1] + [str(notes), "--overwrite"])
+    assert r.exit_code != 0 and "not an mvtools evaluation" in r.output and notes.read_text() == '{"mine": 1}'
+    ckpt = (run / "best.pt").read_bytes()
+    r = CliRunner().invoke(cli, args[:-1] + [str(run / "best.pt"), "--overwrite"])
+    assert r.exit_code != 0 and (run / "best.pt").read_bytes() == ckpt
+    r = CliRunner().invoke(cli, args[:-1] + [str(run / "eval.json")])  # docs/training.md's RUN/eval.json
+    assert r.exit_code == 0 and (run / "eval.json").exists() and not list(run.glob(".*.lock")), r.output
     r = CliRunner().invoke(cli, ["evaluate", str(run), str(ds), "--subjects", "S77"])
     assert r.exit_code != 0 and "S77" in r.output
     with pytest.raises(DatasetError, match="no 'test' split"):

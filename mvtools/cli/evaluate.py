@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import click
 
-from mvtools.cli.common import defaults_of, device_option, friendly_errors, renamed_option, split_list
+from mvtools.cli.common import (
+    defaults_of,
+    device_option,
+    friendly_errors,
+    overwrite_option,
+    renamed_option,
+    split_list,
+)
 from mvtools.dataset import INPUT_SOURCES, VIEWS
 from mvtools.evaluate.evaluation import evaluate_run
-from mvtools.io import write_json_atomic
+from mvtools.io import claim_output, write_json_atomic
 
 D = defaults_of(evaluate_run)
 
@@ -43,10 +50,12 @@ D = defaults_of(evaluate_run)
     "json_out",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Write all results to this JSON file (errors in mm, PCK and AUC in percent).",
+    help="Write all results to this JSON file (errors in mm, PCK and AUC in percent). An existing file is "
+    "replaced only with --overwrite, and only if it is an earlier mvtools evaluation JSON.",
 )
+@overwrite_option
 @friendly_errors
-def evaluate(run, ds, subjects, source, views, checkpoint, device, json_out):
+def evaluate(run, ds, subjects, source, views, checkpoint, device, json_out, overwrite):
     """Lift the 2D poses of DS's test subjects with RUN's lifting branch and report errors per action.
 
     MPJPE (Protocol #1) and P-MPJPE (Protocol #2, similarity Procrustes) in mm on root-relative poses in each
@@ -57,9 +66,16 @@ def evaluate(run, ds, subjects, source, views, checkpoint, device, json_out):
     """
     from mvtools.evaluate.evaluation import format_table
 
-    res = evaluate_run(
-        run, ds, subjects=split_list(subjects), source=source, cameras=views, checkpoint=checkpoint, device=device
-    )
-    click.echo(format_table(res))
-    if json_out:
-        write_json_atomic(json_out, res)
+    # checked and locked before the work, written atomically after it; it may lie inside RUN (RUN/eval.json): only
+    # a new file or an earlier evaluation JSON is ever replaced there
+    claim = claim_output(json_out, "evaluation", (), overwrite, file=True) if json_out else None
+    try:
+        res = evaluate_run(
+            run, ds, subjects=split_list(subjects), source=source, cameras=views, checkpoint=checkpoint, device=device
+        )
+        click.echo(format_table(res))
+        if json_out:
+            write_json_atomic(json_out, res)
+    finally:
+        if claim is not None:
+            claim.release()

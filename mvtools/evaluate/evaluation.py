@@ -293,6 +293,7 @@ def evaluate_run(
     vel = velocity_errors(pred, gt, v["seq"], v["frame"])
     per_action = _pooled(v["action"], e1, e2, sj, vel)
     res = {
+        "mvtools_output": "evaluation",
         "run": str(Path(run)),
         "dataset": str(Path(ds)),
         "checkpoint": loaded.checkpoint,
