@@ -43,7 +43,7 @@ def _commands():
     from mvtools.calibration.pipeline import calibrate_from_joints, import_toml
     from mvtools.calibration.triangulate import triangulate_dataset
     from mvtools.demo import run_demo
-    from mvtools.evaluate.evaluation import evaluate_run
+    from mvtools.evaluate.evaluation import evaluate_run, write_evaluation
     from mvtools.evaluate.predict import predict
     from mvtools.ingest.bvh.ingest import ingest_bvh
     from mvtools.ingest.h36m.reader import ingest_h36m
@@ -61,7 +61,7 @@ def _commands():
             {"from_joints", "import_toml", "subject", "as_given"},
         ),
         "demo": ([run_demo], {}, {"out", "epochs", "channels"}),
-        "evaluate": ([evaluate_run], {"views": "cameras"}, {"json_out"}),
+        "evaluate": ([evaluate_run, write_evaluation], {"views": "cameras"}, {"json_out"}),
         "predict": ([predict], {"calibration": "cameras"}, {"out"}),
         "ingest h36m": ([ingest_h36m], {"d2_tolerance": "d2_tolerance_px"}, {"out"}),
         "ingest bvh": ([ingest_bvh], {}, {"out"}),

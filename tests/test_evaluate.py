@@ -70,6 +70,7 @@ def test_evaluate_constant_lifter(tmp_path):
     run = _constant_run(tmp_path / "run")
     res = evaluate_run(run, ds, source="gt")
     e, acts = _expected(ds, ["S9"])
+    assert res["test_flip"] is False  # a checkpoint from before --test-flip existed: evaluated as trained
     assert res["n_poses"] == len(e) == 96
     assert res["mpjpe"] == pytest.approx(e.mean(), rel=1e-5)
     assert set(res["per_action"]) == {"Walk", "Sit"}

@@ -197,9 +197,20 @@ def test_flip_augmentation_and_test_flip_with_windows(ds, tmp_path):
         torch.testing.assert_close(f[f"win_{v}"][:, 4], normalise_2d(f[f"x2d_{v}"], f[f"K_{v}"]), rtol=0, atol=1e-5)
         torch.testing.assert_close(f[f"win_{v}"][~mask], b[f"win_{v}"][~mask])
     run = tmp_path / "run"
-    train(ds, run, loss="supervised", epochs=1, flip=True, test_flip=True, **TINY)
+    train(ds, run, loss="supervised", epochs=1, flip=True, **TINY)  # test-time flip: on by default
     res = evaluate_run(run, ds)
     assert res["test_flip"] and res["mpjpe"] > 0 and res["mpjve"] > 0
+    off = evaluate_run(run, ds, test_flip=False)  # evaluate / predict --no-test-flip
+    assert not off["test_flip"] and off["mpjpe"] != res["mpjpe"]
+    from mvtools.train.inference import FlipAveraged, flip_2d, flip_3d, load_run
+
+    on, plain = load_run(run), load_run(run, test_flip=False)
+    assert isinstance(on.lift, FlipAveraged) and not isinstance(plain.lift, FlipAveraged)
+    x = torch.randn(5, 9, 17, 2) * 0.2
+    with torch.no_grad():  # the average of the two, and mirror-equivariant whatever the weights
+        y = on.lift(x)
+        torch.testing.assert_close(y, 0.5 * (plain.lift(x) + flip_3d(plain.lift(flip_2d(x)))))
+        torch.testing.assert_close(on.lift(flip_2d(x)), flip_3d(y), rtol=1e-4, atol=1e-3)
 
 
 def _with_missing_keypoint(ds, dst, subject, frame):

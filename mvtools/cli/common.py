@@ -38,6 +38,17 @@ def device_option(fn):
     )(fn)
 
 
+def test_flip_option(fn):
+    """``--test-flip / --no-test-flip`` of evaluate and predict: the run's training option ``--test-flip``
+    overridden for this command (default: as the run was trained)."""
+    return click.option(
+        "--test-flip/--no-test-flip",
+        default=None,
+        help="Test-time flip averaging: average the lifting of the input and of its mirror image, mirrored back "
+        "(VideoPose3D). Default: the run's own --test-flip setting (on for runs trained by this mvtools).",
+    )(fn)
+
+
 def renamed_option(old: str, new: str, param: str, **attrs):
     """The old spelling ``old`` of option ``new`` (parameter ``param``), kept hidden for one release.
 

@@ -12,10 +12,10 @@ from mvtools.cli.common import (
     overwrite_option,
     renamed_option,
     split_list,
+    test_flip_option,
 )
 from mvtools.dataset import INPUT_SOURCES, VIEWS
-from mvtools.evaluate.evaluation import evaluate_run
-from mvtools.io import claim_output, write_json_atomic
+from mvtools.evaluate.evaluation import evaluate_run, write_evaluation
 
 D = defaults_of(evaluate_run)
 
@@ -45,6 +45,7 @@ D = defaults_of(evaluate_run)
     help="best, last, or a path to a .pt checkpoint of the run.",
 )
 @device_option
+@test_flip_option
 @click.option(
     "--json",
     "json_out",
@@ -55,7 +56,7 @@ D = defaults_of(evaluate_run)
 )
 @overwrite_option
 @friendly_errors
-def evaluate(run, ds, subjects, source, views, checkpoint, device, json_out, overwrite):
+def evaluate(run, ds, subjects, source, views, checkpoint, device, test_flip, json_out, overwrite):
     """Lift the 2D poses of DS's test subjects with RUN's lifting branch and report errors per action.
 
     MPJPE (Protocol #1) and P-MPJPE (Protocol #2, similarity Procrustes) in mm on root-relative poses in each
@@ -66,16 +67,16 @@ def evaluate(run, ds, subjects, source, views, checkpoint, device, json_out, ove
     """
     from mvtools.evaluate.evaluation import format_table
 
-    # checked and locked before the work, written atomically after it; it may lie inside RUN (RUN/eval.json): only
-    # a new file or an earlier evaluation JSON is ever replaced there
-    claim = claim_output(json_out, "evaluation", (), overwrite, file=True) if json_out else None
-    try:
-        res = evaluate_run(
-            run, ds, subjects=split_list(subjects), source=source, cameras=views, checkpoint=checkpoint, device=device
-        )
-        click.echo(format_table(res))
-        if json_out:
-            write_json_atomic(json_out, res)
-    finally:
-        if claim is not None:
-            claim.release()
+    opts = dict(
+        subjects=split_list(subjects),
+        source=source,
+        cameras=views,
+        checkpoint=checkpoint,
+        device=device,
+        test_flip=test_flip,
+    )
+    if json_out:  # checked and locked before the work, written atomically after it
+        res = write_evaluation(run, ds, json_out, overwrite=overwrite, **opts)
+    else:
+        res = evaluate_run(run, ds, **opts)
+    click.echo(format_table(res))

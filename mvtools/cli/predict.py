@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import click
 
-from mvtools.cli.common import defaults_of, device_option, friendly_errors, overwrite_option, renamed_option
+from mvtools.cli.common import (
+    defaults_of,
+    device_option,
+    friendly_errors,
+    overwrite_option,
+    renamed_option,
+    test_flip_option,
+)
 from mvtools.evaluate.predict import predict as run_predict
 from mvtools.ingest.keypoints.formats import FORMATS
 from mvtools.ingest.keypoints.layouts import LAYOUTS
@@ -70,10 +77,24 @@ D = defaults_of(run_predict)
 )
 @click.option("--checkpoint", default=D["checkpoint"], show_default=True, help="best, last, or a path to a .pt file.")
 @device_option
+@test_flip_option
 @overwrite_option
 @friendly_errors
 def predict(
-    run, input_path, out, calibration, camera, fmt, layout, focal_px, fov_deg, image_size, checkpoint, device, overwrite
+    run,
+    input_path,
+    out,
+    calibration,
+    camera,
+    fmt,
+    layout,
+    focal_px,
+    fov_deg,
+    image_size,
+    checkpoint,
+    device,
+    test_flip,
+    overwrite,
 ):
     """Lift 17-joint 2D poses (px) in INPUT to root-relative 3D in each camera's frame (mm).
 
@@ -82,7 +103,6 @@ def predict(
     OpenCV k1, k2, p1, p2, k3 (other columns are copied to the output), or one view's detector keypoints:
     an OpenPose JSON folder, a COCO keypoint results JSON, mmpose predictions, or a frames x keypoints x 3
     .npz/.npy/.csv array (mapped to the 17 H36M joints as in `mvtools ingest keypoints`).
-    OpenCV k1, k2, p1, p2, k3; other columns are copied to the output.
 
     Temporal runs (--backbone temporal) lift whole sequences, one padded pass each: every npz array is one; table
     rows group by their subject, action, subaction, camera and sequence columns, in frame-column order.
@@ -101,5 +121,6 @@ def predict(
         fov_deg=fov_deg,
         image_size=image_size,
         overwrite=overwrite,
+        test_flip=test_flip,
     )
     click.echo(f"wrote {path}")

@@ -252,11 +252,13 @@ def evaluate_run(
     cameras: str = "real",
     checkpoint: str = "best",
     device: str = DEFAULT_DEVICE,
+    test_flip: bool | None = None,
 ) -> dict:
     """Protocol #1/#2 errors (mm), PCK@150 mm and AUC (percent) of ``run``'s lifting branch on ``ds``.
 
     ``subjects`` default to the manifest's test split, ``source`` ('detected' | 'gt') to the 2D source the run was
-    trained on (else detected when present), ``cameras`` 'real' | 'all'. Keys: ``mpjpe`` / ``p_mpjpe`` (mean over
+    trained on (else detected when present), ``cameras`` 'real' | 'all', ``test_flip`` flip averaging (None: the
+    run's ``--test-flip``; the JSON's ``test_flip`` is the setting used). Keys: ``mpjpe`` / ``p_mpjpe`` (mean over
     all poses), ``mpjpe_action_mean`` / ``p_mpjpe_action_mean`` (mean of the per-action errors, VideoPose3D's
     "Avg"), ``n_mpjpe``, ``n_poses``, ``mpjve`` (mean per-joint velocity error, mm per frame, over consecutive
     scored frames of a sequence, VideoPose3D's definition) and ``n_velocities``, ``per_action`` {action: {mpjpe,
@@ -269,7 +271,7 @@ def evaluate_run(
     from mvtools.train.inference import lift_2d, load_run
 
     device = resolve_device(device)
-    loaded = load_run(run, checkpoint, device)
+    loaded = load_run(run, checkpoint, device, test_flip)
     v = evaluation_views(ds, subjects, source, cameras, run_source=loaded.data.get("source2d"))
     if loaded.lift.receptive_field() > 1:  # temporal: one padded pass over every whole 2D sequence
         c = v["context"]
@@ -371,9 +373,24 @@ def format_table(res: dict) -> str:
     lines.append(
         f"PCK@150mm {res['pck150']:.1f} %, AUC {res['auc']:.1f} % ({nj} joints){other}, "
         f"N-MPJPE {res['n_mpjpe']:.1f} mm{mpjve} "
-        f"({res['source']} 2D, {res['cameras']} cameras, subjects {', '.join(res['subjects'])})"
+        f"({res['source']} 2D, {res['cameras']} cameras, subjects {', '.join(res['subjects'])}"
+        f"{', test-time flip averaging' if res.get('test_flip') else ''})"
     )
     lines.append(describe_checkpoint(res["checkpoint"]))
     if res.get("reference", "dataset 3D") != "dataset 3D":
         lines.append(f"reference: {res['reference']}, not measured 3D")
     return "\n".join(lines)
+
+
+def write_evaluation(run, ds, out, overwrite: bool = False, **options) -> dict:
+    """:func:`evaluate_run` (``options`` are its keywords) with the results written to the JSON file ``out``.
+
+    ``out`` is checked and locked before the work and written atomically after it. An existing ``out`` is
+    replaced only with ``overwrite``, and only if it is an earlier mvtools evaluation JSON; it may lie inside the
+    run directory (``RUN/eval.json``), where nothing else can be replaced. Returns the results."""
+    from mvtools.io import claim_output, write_json_atomic
+
+    with claim_output(out, "evaluation", (), overwrite, file=True):
+        res = evaluate_run(run, ds, **options)
+        write_json_atomic(out, res)
+    return res

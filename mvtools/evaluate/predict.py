@@ -345,6 +345,7 @@ def predict(
     fov_deg: float | None = None,
     image_size=None,
     overwrite: bool = False,
+    test_flip: bool | None = None,
 ) -> Path:
     """Lift the 2D joints in ``inp`` with ``run``'s lifting branch and write ``out`` (.npz, .parquet or .csv).
 
@@ -352,7 +353,8 @@ def predict(
     (``fmt`` auto | openpose | coco | mmpose | array, see :mod:`mvtools.ingest.keypoints.formats`) take their
     intrinsics from ``cameras`` (aniposelib TOML, OpenCV YAML/XML, JSON; ``camera`` names the camera in it) or a
     ``focal_px`` / ``fov_deg`` guess with ``image_size``. An existing ``out`` is replaced only with ``overwrite``,
-    never if it is (or lies inside) the input or the run. Returns ``out``.
+    never if it is (or lies inside) the input or the run. ``test_flip``: flip averaging (None: the run's
+    ``--test-flip``). Returns ``out``.
     """
     device = resolve_device(device)  # a clear error for cuda without CUDA, before anything is claimed
     cam_file = cameras if cameras is not None and str(cameras) != "h36m" else None
@@ -365,10 +367,11 @@ def predict(
             checkpoint,
             device,
             dict(fmt=fmt, layout=layout, camera=camera, focal_px=focal_px, fov_deg=fov_deg, image_size=image_size),
+            test_flip,
         )
 
 
-def _predict(run, inp, out, cameras, checkpoint, device, kp: dict) -> Path:
+def _predict(run, inp, out, cameras, checkpoint, device, kp: dict, test_flip: bool | None = None) -> Path:
     from mvtools.train.inference import load_lifter
 
     inp, out = Path(inp), Path(out)
@@ -377,7 +380,7 @@ def _predict(run, inp, out, cameras, checkpoint, device, kp: dict) -> Path:
     osuf = out.suffix.lower()
     if osuf not in (".npz", ".parquet", ".csv"):
         raise ValueError(f"{out}: output must end in .npz, .parquet or .csv")
-    lift, _ = load_lifter(run, checkpoint, device)
+    lift, _ = load_lifter(run, checkpoint, device, test_flip)
     if is_keypoints_input(inp, kp["fmt"]):
         table, arrays = _predict_keypoints(lift, inp, device, cameras, **kp)
         if osuf == ".npz":

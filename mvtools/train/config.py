@@ -113,7 +113,7 @@ class TrainConfig:
         "about their principal points, left/right swapped, pair transform conjugated).",
     )
     test_flip: bool = option(
-        False,
+        True,
         "Test-time flip averaging in evaluate / predict: average the lifting of the "
         "input and of its mirror image, mirrored back (VideoPose3D).",
     )

@@ -46,13 +46,17 @@ def checkpoint_path(run, which: str = "best") -> tuple[Path, str]:
     return Path(which), "file"
 
 
-def load_run(run, which: str = "best", device: str | torch.device = "cpu") -> LoadedRun:
+def load_run(run, which: str = "best", device: str | torch.device = "cpu", test_flip: bool | None = None) -> LoadedRun:
     """Load ``run``'s lifting branch from ``which`` (see :func:`checkpoint_path`); files are read with
-    ``weights_only=True`` (:func:`mvtools.train.checkpoint.load_checkpoint`)."""
+    ``weights_only=True`` (:func:`mvtools.train.checkpoint.load_checkpoint`). ``test_flip``: wrap it in
+    :class:`FlipAveraged` (None: as the run was trained to be used, ``--test-flip``; checkpoints written before
+    the option existed: off). ``config.test_flip`` is the setting in effect."""
     path, what = checkpoint_path(run, which)
     ckpt = load_checkpoint(path)
     stored = ckpt.get("config") or {}
     cfg = TrainConfig.from_dict(stored, str(path))
+    if test_flip is not None or "test_flip" not in stored:
+        cfg = cfg.replace(test_flip=bool(test_flip))
     data = ckpt.get("data") or {k: stored[k] for k in _LEGACY_DATA_KEYS if k in stored}
     try:
         model = build_model(cfg)
@@ -78,9 +82,9 @@ def load_run(run, which: str = "best", device: str | torch.device = "cpu") -> Lo
     return LoadedRun(lift.to(device).eval(), cfg, data, info)
 
 
-def load_lifter(run, which: str = "best", device: str | torch.device = "cpu"):
+def load_lifter(run, which: str = "best", device: str | torch.device = "cpu", test_flip: bool | None = None):
     """``(lift, dict)``: the lifting branch (eval mode) and the run's options plus data facts (flat dict)."""
-    r = load_run(run, which, device)
+    r = load_run(run, which, device, test_flip)
     return r.lift, {**r.config.to_dict(), **r.data}
 
 
