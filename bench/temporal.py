@@ -11,12 +11,14 @@ Data: by default ``synth_dataset(sequences_per_subject=4, frames=500)`` (realist
 run trains with the same budget (batch 256, 3 pre-training + 10 main epochs; ``--budget``) and the trainer's defaults
 otherwise (lr 1e-3, warm-up 300 steps, lambda 2, root weight 16, no root-branch dropout), one torch thread, then
 ``mvtools evaluate`` scores its ``best.pt`` (chosen by the trainer on held-out TRAINING sequences: label-free multi-view
-consistency for trans-reproj, held-out MPJPE for supervised) on the test subjects' real cameras. Runs (``--runs``,
-names ``BACKBONE-LOSS[-dDROPOUT][-sSEED]``):
+consistency for trans-reproj, held-out MPJPE for supervised) on the test subjects' real cameras, with test-time flip
+averaging (the default; ``--no-test-flip`` to score without). Runs (``--runs``, names
+``BACKBONE-LOSS[-dDROPOUT][-sSEED]``):
 
-- ``res-tr`` / ``res-sup``: ResLinear, 256 channels, 2 blocks, trans-reproj / supervised;
-- ``tmpR-tr`` / ``tmpR-sup``: temporal backbone, receptive field R (27, 81, 243) frames, 128 channels (about
-  ResLinear-256's FLOPs per window at R = 27), trans-reproj / supervised;
+- ``res-tr`` / ``res-sup``: ResLinear, 256 channels, 2 blocks, trans-reproj / supervised; ``resW-...``: W channels;
+- ``tmpR-tr`` / ``tmpR-sup``: temporal backbone, receptive field R (9, 27, 81, 243) frames, 128 channels (about
+  ResLinear-256's FLOPs per window at R = 27), trans-reproj / supervised; ``tmpRcW-...``: W channels
+  (``tmp27c256``: ResLinear's width);
 - ``-dNN``: lifting-branch dropout NN / 100 (``-d0``: none, ``-d25``: VideoPose3D's 0.25; default: the trainer's 0.1);
 - ``-s1``: seed 1 (weights, batch order, dropout, held-out split; default 0).
 
@@ -39,27 +41,27 @@ from pathlib import Path
 
 #: the budget every docs/benchmarks.md row ran with (everything else: the trainer's defaults)
 BUDGET = "--batch-size 256 --pretrain-epochs 3 --epochs 10"
-DEFAULT_RUNS = "res-tr,tmp27-tr,res-sup,tmp27-sup"
-RUN_NAME = re.compile(r"(res|tmp(\d+))-(tr|sup)(?:-d(\d+))?(?:-s(\d+))?")
+DEFAULT_RUNS = "res-tr,tmp27c256-tr,res-sup,tmp27c256-sup"
+RUN_NAME = re.compile(r"(res(\d+)?|tmp(\d+)(?:c(\d+))?)-(tr|sup)(?:-d(\d+))?(?:-s(\d+))?")
 
 
 def run_options(name: str) -> list[str]:
     """Backbone, loss, dropout and seed options of a run name (see the module doc)."""
     m = RUN_NAME.fullmatch(name)
     if not m:
-        raise SystemExit(f"unknown run {name!r} (res-tr, res-sup-d25, tmp27-tr-d25, tmp81-sup-d0-s1, ...)")
-    opts = ["--loss", "trans-reproj" if m.group(3) == "tr" else "supervised"]
-    if m.group(4) is not None:
-        opts += ["--dropout", str(int(m.group(4)) / 100)]
-    if m.group(5) is not None:
-        opts += ["--seed", m.group(5)]
-    if m.group(1) == "res":
-        return opts + ["--channels", "256", "--blocks", "2"]
-    return opts + ["--channels", "128", "--backbone", "temporal", "--receptive-field", m.group(2)]
+        raise SystemExit(f"unknown run {name!r} (res-tr, res512-sup-d25, tmp27c256-tr, tmp81-sup-d0-s1, ...)")
+    opts = ["--loss", "trans-reproj" if m.group(5) == "tr" else "supervised"]
+    if m.group(6) is not None:
+        opts += ["--dropout", str(int(m.group(6)) / 100)]
+    if m.group(7) is not None:
+        opts += ["--seed", m.group(7)]
+    if m.group(1).startswith("res"):
+        return opts + ["--channels", m.group(2) or "256", "--blocks", "2"]
+    return opts + ["--channels", m.group(4) or "128", "--backbone", "temporal", "--receptive-field", m.group(3)]
 
 
 def reference_run(name: str) -> str:
-    """The ResLinear run a run's MPJVE ratio is taken against: same loss, dropout and seed."""
+    """The ResLinear run (256 x 2) a run's MPJVE ratio is taken against: same loss, dropout and seed."""
     m = RUN_NAME.fullmatch(name)
     return "res" + name[len(m.group(1)) :]
 
@@ -76,7 +78,7 @@ def build(work: Path, sequences: int = 4) -> Path:
     return ds
 
 
-def one(ds: Path, work: Path, name: str, budget: str, threads: int) -> dict:
+def one(ds: Path, work: Path, name: str, budget: str, threads: int, test_flip: bool = True) -> dict:
     out = work / name
     env = {**os.environ, "MVTOOLS_QUIET": "1", "OMP_NUM_THREADS": str(threads)}
     mv = [sys.executable, "-m", "mvtools"]
@@ -92,7 +94,9 @@ def one(ds: Path, work: Path, name: str, budget: str, threads: int) -> dict:
     )
     wall = time.perf_counter() - t
     subprocess.run(
-        mv + ["evaluate", str(out), str(ds), "--json", str(out) + ".eval.json", "--overwrite"],
+        mv
+        + ["evaluate", str(out), str(ds), "--json", str(out) + ".eval.json", "--overwrite"]
+        + ["--test-flip" if test_flip else "--no-test-flip"],
         check=True,
         env=env,
         capture_output=True,
@@ -103,6 +107,7 @@ def one(ds: Path, work: Path, name: str, budget: str, threads: int) -> dict:
     return {
         "run": name,
         "backbone": cfg["backbone"],
+        "channels": cfg["channels"],
         "receptive_field": cfg["receptive_field"] if cfg["backbone"] == "temporal" else 1,
         "loss": cfg["loss"],
         "dropout": cfg["dropout"],
@@ -110,6 +115,7 @@ def one(ds: Path, work: Path, name: str, budget: str, threads: int) -> dict:
         "mpjpe": r["mpjpe"],
         "p_mpjpe": r["p_mpjpe"],
         "mpjve": r["mpjve"],
+        "test_flip": r["test_flip"],
         "n_poses": r["n_poses"],
         "best_epoch": r["checkpoint"]["epoch"],
         "train_wall_s": wall,
@@ -127,24 +133,27 @@ def main() -> None:
     )
     ap.add_argument("--budget", default=BUDGET, help="training options shared by every run (quoted)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    ap.add_argument(
+        "--no-test-flip", dest="test_flip", action="store_false", help="score without test-time flip averaging"
+    )
     ap.add_argument("--work", type=Path, default=None, help="work directory (default: a temporary one)")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="mvtools-bench-temporal-"))
     work.mkdir(parents=True, exist_ok=True)
     ds = a.ds or build(work, a.sequences)
-    rows = [one(ds, work, name, a.budget, a.threads) for name in a.runs.split(",")]
+    rows = [one(ds, work, name, a.budget, a.threads, a.test_flip) for name in a.runs.split(",")]
     by_name = {r["run"]: r for r in rows}
-    print(f"data: {ds}; budget: {a.budget}; {a.threads} thread(s)")
+    print(f"data: {ds}; budget: {a.budget}; {a.threads} thread(s); test-time flip averaging {a.test_flip}")
     print(
-        "| run | backbone | frames | loss | dropout | MPJPE (mm) | P-MPJPE (mm) | MPJVE (mm/frame) | ResLinear MPJVE / "
-        "this | best epoch | train (s) | pairs/s |"
+        "| run | backbone | channels | frames | loss | dropout | MPJPE (mm) | P-MPJPE (mm) | MPJVE (mm/frame) | "
+        "ResLinear MPJVE / this | best epoch | train (s) | pairs/s |"
     )
-    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ref = by_name.get(reference_run(r["run"]))
         ratio = f"{ref['mpjve'] / r['mpjve']:.2f}x" if ref and r["backbone"] == "temporal" else "-"
         print(
-            f"| {r['run']} | {r['backbone']} | {r['receptive_field']} | {r['loss']} | {r['dropout']} | "
+            f"| {r['run']} | {r['backbone']} | {r['channels']} | {r['receptive_field']} | {r['loss']} | {r['dropout']} | "
             f"{r['mpjpe']:.1f} | {r['p_mpjpe']:.1f} | {r['mpjve']:.2f} | {ratio} | {r['best_epoch']} | "
             f"{r['train_s']:.0f} | {r['pairs_per_s']:.0f} |"
         )
