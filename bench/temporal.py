@@ -153,7 +153,8 @@ def main() -> None:
         ref = by_name.get(reference_run(r["run"]))
         ratio = f"{ref['mpjve'] / r['mpjve']:.2f}x" if ref and r["backbone"] == "temporal" else "-"
         print(
-            f"| {r['run']} | {r['backbone']} | {r['channels']} | {r['receptive_field']} | {r['loss']} | {r['dropout']} | "
+            f"| {r['run']} | {r['backbone']} | {r['channels']} | {r['receptive_field']} | {r['loss']} | "
+            f"{r['dropout']} | "
             f"{r['mpjpe']:.1f} | {r['p_mpjpe']:.1f} | {r['mpjve']:.2f} | {ratio} | {r['best_epoch']} | "
             f"{r['train_s']:.0f} | {r['pairs_per_s']:.0f} |"
         )
