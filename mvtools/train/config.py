@@ -124,10 +124,10 @@ class TrainConfig:
         registry="backbone",
     )
     receptive_field: int = option(
-        243,
-        "Frames of 2D the temporal backbone sees per output frame: 27, 81 or 243 "
-        "(3, 4 or 5 convolution layers; the paper's Table 2 uses 243). Ignored by "
-        "reslinear.",
+        27,
+        "Frames of 2D the temporal backbone sees per output frame: a power of 3 (9, 27, 81, 243: "
+        "2-5 convolution layers; 27 is VideoPose3D's default, the paper's Table 2 uses 243, "
+        "which overfits small training sets: docs/benchmarks.md). Ignored by reslinear.",
         unit="frames",
         min=9,
     )
