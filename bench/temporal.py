@@ -41,7 +41,7 @@ from pathlib import Path
 
 #: the budget every docs/benchmarks.md row ran with (everything else: the trainer's defaults)
 BUDGET = "--batch-size 256 --pretrain-epochs 3 --epochs 10"
-DEFAULT_RUNS = "res-tr,tmp27c256-tr,res-sup,tmp27c256-sup"
+DEFAULT_RUNS = "res-tr,tmp81c256-tr-d25,res-sup,tmp81c256-sup-d25"
 RUN_NAME = re.compile(r"(res(\d+)?|tmp(\d+)(?:c(\d+))?)-(tr|sup)(?:-d(\d+))?(?:-s(\d+))?")
 
 
