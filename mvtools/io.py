@@ -209,29 +209,27 @@ OUTPUT_KINDS = {
 }
 
 
-def _is_evaluation_json(path: Path) -> bool:
+#: File outputs whose existing file must be an mvtools output of that kind to be replaced (with --overwrite):
+#: kind -> test of the file's JSON content.
+FILE_KINDS = {
+    "evaluation": lambda m: m.get("mvtools_output") == "evaluation" or {"run", "dataset", "mpjpe", "units"} <= set(m),
+}
+
+
+def _json_object(path) -> dict | None:
+    """The JSON object in ``path``, or None when it is unreadable, not JSON or not an object."""
     try:
         m = json.loads(Path(path).read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(m, dict) and (
-        m.get("mvtools_output") == "evaluation" or {"run", "dataset", "mpjpe", "units"} <= set(m)
-    )
-
-
-#: file outputs whose existing file must be an mvtools output of the same kind to be replaced (with --overwrite)
-FILE_KINDS = {"evaluation": _is_evaluation_json}
+        return None
+    return m if isinstance(m, dict) else None
 
 
 def output_kind(path) -> str | None:
     """The kind of mvtools output directory ``path`` is (a key of :data:`OUTPUT_KINDS`), or None."""
     for kind, (name, test) in OUTPUT_KINDS.items():
-        f = Path(path) / name
-        try:
-            m = json.loads(f.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(m, dict) and test(m):
+        m = _json_object(Path(path) / name)
+        if m is not None and test(m):
             return kind
     return None
 
@@ -347,7 +345,7 @@ def _check_existing(out: Path, kind: str, overwrite: bool, in_place: bool, file:
             raise OutputError(f"{out}: is a directory; the output must be a file path")
         if os.path.lexists(out) and not overwrite:
             raise OutputError(f"{out}: exists; pass --overwrite to replace it")
-        if os.path.lexists(out) and kind in FILE_KINDS and not FILE_KINDS[kind](out):
+        if os.path.lexists(out) and kind in FILE_KINDS and not FILE_KINDS[kind](_json_object(out) or {}):
             raise OutputError(
                 f"{out}: exists and is not an mvtools {kind} file; refusing to replace it. Choose another "
                 "output path, or remove it yourself."
