@@ -268,6 +268,7 @@ def _augment(
     )
 
     manifest = read_manifest(ds)
+    noise_info = noise.to_dict() if noise is not None else None  # recorded in both manifests
     present = subjects_in(ds)
     subjects = list(present) if subjects is None else list(subjects)
     missing = [s for s in subjects if s not in present]
@@ -378,7 +379,7 @@ def _augment(
             "sequences": sequences,
             "rows": rows,
             "layout": layout,
-            "virtual_noise": noise.to_dict() if noise is not None else None,
+            "virtual_noise": noise_info,
             "producer": producer(command),
         }
         write_json_atomic(pdir / "manifest.json", pm)
@@ -404,7 +405,7 @@ def _augment(
             "views": views,
             "virtual_views": virtual_views,
             "layout": layout,
-            "virtual_noise": noise.to_dict() if noise is not None else None,
+            "virtual_noise": noise_info,
             "pairs_per_frame": pairs_per_frame,
             "seed": seed,
             "splits": pm["splits"],
